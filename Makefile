@@ -1,0 +1,48 @@
+# photo3d: the two commands of the README, and the tools around them.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+SITE    = $(VENV)/lib/python3.11/site-packages
+STAMP   = $(VENV)/.installed
+
+.PHONY: demo test test-fast test-compat extension bench eval clean
+
+# A virtual environment with the pinned dependencies, and the repository root made
+# importable as the package `photo3d` (the root *is* the Blender extension package,
+# so it is linked in rather than copied: edits take effect at once).
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	mkdir -p $(VENV)/src
+	ln -sfn "$(CURDIR)" $(VENV)/src/photo3d
+	$(PY) -c "import site, pathlib; pathlib.Path(site.getsitepackages()[0], 'photo3d-src.pth').write_text(r'$(CURDIR)/$(VENV)/src' + '\n')"
+	$(PY) -c "import photo3d, bpy, cv2, scipy; print('photo3d', photo3d.__version__, 'with Blender', bpy.app.version_string)"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) tools/demo.py --out out/demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" tests
+
+# The Blender-facing tests on the other supported Blender releases (4.2 LTS, 5.0).
+test-compat: $(STAMP)
+	bash tools/test_compat.sh
+
+extension: $(STAMP)
+	$(PY) tools/build_extension.py --out build
+
+bench: $(STAMP)
+	$(PY) -m photo3d bench tests/data/portrait.jpg
+
+eval: $(STAMP)
+	bash ../shared/eval/nvs.sh
+
+clean:
+	rm -rf out build .pytest_cache

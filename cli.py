@@ -1,0 +1,290 @@
+"""The headless command line: ``python -m photo3d make|depth|bench|models``.
+
+Outputs appear in ``--out`` only when everything succeeded: they are written into a
+hidden staging folder inside it and moved into place at the end. Any failure prints
+one line on stderr and exits non-zero.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from .inference import camera_path, depth as depth_models
+from .inference.errors import InputError, Photo3DError
+from .inference.photo import DEFAULT_HFOV_DEG
+
+EFFECTS: tuple[str, ...] = ()      # fog, rain, particles arrive with their issue
+ENGINES = ("eevee", "cycles", "workbench")
+
+
+class CLIError(Photo3DError):
+    pass
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 1280x720, not {text!r}") from None
+    if not (2 <= w <= 16384 and 2 <= h <= 16384):
+        raise argparse.ArgumentTypeError(f"size {text} is out of range (2..16384)")
+    return w, h
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number, not {v}")
+    return v
+
+
+def _effects(text: str) -> list[str]:
+    names = [e.strip().lower() for e in text.split(",") if e.strip()]
+    if names in ([], ["none"]):
+        return []
+    unknown = [n for n in names if n not in EFFECTS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"effect(s) not available yet: {', '.join(unknown)} (this version supports: none)")
+    return names
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, like every other failure
+        sys.stderr.write(f"photo3d: error: {message}\n")
+        sys.exit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m photo3d", description="Turn one photo into a 3D photo with Blender.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    m = sub.add_parser("make", help="make a 3D photo: scene.blend, depth, mask, background, video")
+    m.add_argument("photo")
+    m.add_argument("--out", required=True, help="output folder (created if missing)")
+    m.add_argument("--depth", help=".npy z-depth (scene units), or an inverse-depth image (white = near)")
+    m.add_argument("--depth-model", default=None, help=f"depth estimator (default: {depth_models.DEFAULT_MODEL})")
+    m.add_argument("--fov", type=float, default=None,
+                   help=f"horizontal field of view in degrees (default: EXIF focal length, else {DEFAULT_HFOV_DEG:g})")
+    m.add_argument("--path", default="circle", choices=camera_path.PRESETS, help="camera path preset")
+    m.add_argument("--amplitude", type=float, default=1.0, help="camera travel relative to the preset (default 1)")
+    m.add_argument("--easing", default="ease-in-out", choices=camera_path.EASINGS)
+    m.add_argument("--frames", type=_positive_int, default=96)
+    m.add_argument("--fps", type=_positive_int, default=30)
+    m.add_argument("--size", type=_size, default=None, help="render size WxH (default: photo aspect, 1080 long side)")
+    m.add_argument("--effects", type=_effects, default=[], help="none | comma list")
+    m.add_argument("--engine", default="eevee", choices=ENGINES)
+    m.add_argument("--samples", type=_positive_int, default=16, help="render samples per pixel (default 16)")
+    m.add_argument("--no-render", action="store_true", help="write the scene only")
+
+    d = sub.add_parser("depth", help="estimate depth only")
+    d.add_argument("photo")
+    d.add_argument("--out", required=True, help="output .npy (float32 z-depth at the photo's resolution)")
+    d.add_argument("--depth-model", default=None)
+
+    b = sub.add_parser("bench", help="time each stage on a photo")
+    b.add_argument("photo")
+    b.add_argument("--depth-model", default=None)
+    b.add_argument("--depth", help="use this depth instead of a model")
+    b.add_argument("--mesh-long-side", type=_positive_int, default=1024)
+
+    sub.add_parser("models", help="list the depth models")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return {"make": cmd_make, "depth": cmd_depth, "bench": cmd_bench, "models": cmd_models}[args.command](args)
+    except Photo3DError as e:
+        sys.stderr.write(f"photo3d: error: {e}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("photo3d: error: interrupted\n")
+        return 130
+    except MemoryError:
+        sys.stderr.write("photo3d: error: out of memory (try a smaller photo)\n")
+        return 1
+    except Exception as e:  # noqa: BLE001 - one line for users, the traceback on request
+        if os.environ.get("PHOTO3D_DEBUG"):
+            import traceback
+            traceback.print_exc()
+        sys.stderr.write(f"photo3d: error: unexpected {type(e).__name__}: {e}\n")
+        return 1
+
+
+# --- make ------------------------------------------------------------------------------
+
+def _prepare_out(out: str) -> tuple[str, str, bool]:
+    """Create ``out`` if needed and a staging folder inside it; (out, staging, created)."""
+    out = os.path.abspath(out)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise CLIError(f"--out {out} exists and is not a folder")
+    created = not os.path.exists(out)
+    try:
+        os.makedirs(out, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=".photo3d-partial-", dir=out)
+    except OSError as e:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise CLIError(f"cannot write to --out {out}: {e.strerror or e}") from None
+    return out, staging, created
+
+
+def _progress(stage: str, frac: float):
+    print(f"photo3d: {stage} done ({frac:.0%})" if stage != "start" else "photo3d: started", flush=True)
+
+
+def cmd_make(args) -> int:
+    from .inference import pipeline
+    photo = os.path.abspath(args.photo)
+    if not os.path.exists(photo):
+        raise InputError(f"photo not found: {args.photo}")
+    if args.fov is not None and not 1.0 <= args.fov <= 170.0:
+        raise InputError(f"--fov {args.fov:g} is out of range (1-170 degrees)")
+    out, staging, created = _prepare_out(args.out)
+    ok = False
+    try:
+        settings = pipeline.Settings(depth_model=args.depth_model, depth_file=args.depth,
+                                     hfov_deg=args.fov, amplitude=args.amplitude)
+        result = pipeline.run(photo, settings, progress=_progress)
+        write_arrays(result, staging)
+        _make_scene(result, args, staging)
+        for name in sorted(os.listdir(staging)):
+            os.replace(os.path.join(staging, name), os.path.join(out, name))
+        ok = True
+        print(f"photo3d: wrote {out}", flush=True)
+        return 0
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not ok and created:
+            shutil.rmtree(out, ignore_errors=True)
+
+
+def write_arrays(result, folder: str):
+    """depth.npy, depth.png, mask.png, background.png: the contract's image outputs."""
+    import cv2
+    from .inference import pipeline
+    from .inference.photo import resize
+    w, h = result.size
+    depth = pipeline.depth_at_photo_resolution(result)
+    np.save(os.path.join(folder, "depth.npy"), depth.astype(np.float32))
+    inv = 1.0 / depth
+    lo, hi = float(inv.min()), float(inv.max())
+    vis = np.zeros_like(inv) if hi - lo < 1e-12 else (inv - lo) / (hi - lo)
+    cv2.imwrite(os.path.join(folder, "depth.png"), np.round(vis * 65535).astype(np.uint16))
+    mask = resize(result.mask.astype(np.uint8) * 255, (w, h), nearest=True)
+    cv2.imwrite(os.path.join(folder, "mask.png"), mask)
+    bg = np.clip(np.round(result.background * 255), 0, 255).astype(np.uint8)[:, :, ::-1]
+    cv2.imwrite(os.path.join(folder, "background.png"), bg)
+
+
+def _make_scene(result, args, folder: str):
+    import bpy
+    from . import properties
+    from .scene import build, render
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    properties.register()
+    try:
+        scene = bpy.context.scene
+        scene.name = "3D Photo"
+        opts = build.BuildOptions(path=args.path, frames=args.frames, fps=args.fps, amplitude=args.amplitude,
+                                  easing=args.easing, engine=args.engine, size=args.size, samples=args.samples)
+        build.build_scene(scene, result, opts)
+        scene.photo3d.source_photo = result.photo_path
+        has_video = render.ffmpeg_available()
+        if has_video:
+            render.set_video_output(scene, "//video")
+        else:
+            render.set_png_output(scene, "//frames/frame_")
+        bpy.ops.wm.save_as_mainfile(filepath=os.path.join(folder, "scene.blend"), compress=True)
+        if not args.no_render:
+            if has_video:
+                render.set_video_output(scene, os.path.join(folder, "video"))
+            else:
+                print("photo3d: this Blender build has no FFmpeg: writing a PNG sequence into frames/",
+                      flush=True)
+                render.set_png_output(scene, os.path.join(folder, "frames", "frame_"))
+            t = time.perf_counter()
+            render.render_animation(scene)
+            n = scene.frame_end - scene.frame_start + 1
+            dt = time.perf_counter() - t
+            print(f"photo3d: rendered {n} frames in {dt:.1f} s ({dt / n:.2f} s/frame)", flush=True)
+            if has_video and not os.path.exists(os.path.join(folder, "video.mp4")):
+                raise CLIError("rendering produced no video")
+    finally:
+        properties.unregister()
+
+
+# --- depth, bench, models ------------------------------------------------------------
+
+def cmd_depth(args) -> int:
+    from .inference.photo import load_photo, resize, working_size
+    from .inference.pipeline import _resize_depth
+    model = depth_models.get_model(args.depth_model)
+    photo = load_photo(os.path.abspath(args.photo))
+    w, h = photo.size
+    out = os.path.abspath(args.out)
+    if os.path.isdir(out):
+        raise CLIError(f"--out {out} is a folder; give a file name ending in .npy")
+    if not os.path.isdir(os.path.dirname(out) or "."):
+        raise CLIError(f"the folder of --out {out} does not exist")
+    small = resize(photo.rgb, working_size(w, h, model.working_long_side))
+    d, _ = depth_models.estimate(model.name, small)
+    d = _resize_depth(d, (w, h))
+    tmp = out + ".partial.npy"
+    try:
+        np.save(tmp, d.astype(np.float32))
+        os.replace(tmp, out if out.endswith(".npy") else out)
+    except OSError as e:
+        raise CLIError(f"cannot write {out}: {e.strerror or e}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    print(f"photo3d: wrote {out} ({w}x{h}, model {model.name})")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .inference import pipeline
+    t0 = time.perf_counter()
+    settings = pipeline.Settings(depth_model=args.depth_model, depth_file=args.depth,
+                                 mesh_long_side=args.mesh_long_side)
+    result = pipeline.run(os.path.abspath(args.photo), settings)
+    rows = list(result.timings.items())
+    t = time.perf_counter()
+    import bpy
+    from .scene import build
+    rows.append(("import bpy", time.perf_counter() - t))
+    t = time.perf_counter()
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    build.build_scene(bpy.context.scene, result, build.BuildOptions(configure_render=True))
+    rows.append(("scene build", time.perf_counter() - t))
+    from .inference.pipeline import _rss_mb
+    peak = dict(result.peak_rss_mb)
+    peak["import bpy"] = peak["scene build"] = _rss_mb()
+    w, h = result.size
+    print(f"# {os.path.basename(args.photo)} {w}x{h}, depth {result.depth_model}, "
+          f"mesh {result.depth.shape[1]}x{result.depth.shape[0]}, "
+          f"vertices fg {result.foreground_mesh.n_vertices} bg {result.background_mesh.n_vertices}")
+    for name, sec in rows:
+        print(f"{name:<12} {sec:8.3f} s   peak {peak.get(name, 0):7.0f} MB")
+    print(f"total {time.perf_counter() - t0:.3f} s")
+    return 0
+
+
+def cmd_models(args) -> int:
+    for m in depth_models.MODELS.values():
+        default = " (default)" if m.name == depth_models.DEFAULT_MODEL else ""
+        cached = "built in" if m.cached() else "not downloaded"
+        print(f"{m.name}{default}\t{cached}\t{m.licence}\t{m.summary}")
+    return 0

@@ -1,0 +1,162 @@
+"""Filling what the subject hides: colour from background context only, depth by Poisson.
+
+Colour: a push-pull (normalised-convolution pyramid) fill that reads *only* the pixels
+marked as background context, so the subject's colours can never bleed into the hole.
+Depth: the Laplace equation over the hidden region with the background's depth as
+Dirichlet boundary and no-flux boundaries elsewhere, one sparse solve (SciPy).
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from scipy import ndimage
+from scipy.sparse import coo_matrix
+from scipy.sparse.linalg import spsolve
+
+
+def push_pull(img: np.ndarray, known: np.ndarray, min_size: int = 2) -> np.ndarray:
+    """Fill the unknown pixels of ``img`` (H, W, C) from the known ones only.
+
+    ``known``: bool, or float weights in [0, 1] (confidence of each pixel as a source).
+    Each pyramid level averages known pixels (weights carried along); coarse levels fill
+    what finer levels lack. Pixels of weight 1 are returned unchanged.
+    """
+    img = img.astype(np.float32)
+    if img.ndim == 2:
+        return push_pull(img[:, :, None], known, min_size)[:, :, 0]
+    w = known.astype(np.float32)
+    if not known.any():
+        return np.broadcast_to(img.reshape(-1, img.shape[2]).mean(0), img.shape).astype(np.float32).copy()
+    levels = [(img * w[:, :, None], w)]
+    while min(levels[-1][1].shape) > min_size:
+        c, wt = levels[-1]
+        h, ww = wt.shape
+        # Pad to even sizes so that 2x2 blocks cover the level exactly.
+        ph, pw = h % 2, ww % 2
+        if ph or pw:
+            c = np.pad(c, ((0, ph), (0, pw), (0, 0)), mode="edge")
+            wt = np.pad(wt, ((0, ph), (0, pw)), mode="edge")
+        c2 = c.reshape(c.shape[0] // 2, 2, c.shape[1] // 2, 2, -1).sum((1, 3))
+        w2 = wt.reshape(wt.shape[0] // 2, 2, wt.shape[1] // 2, 2).sum((1, 3))
+        # Saturate weights so a fully known block counts as fully known, not as 4.
+        s = np.minimum(w2, 1.0) / np.maximum(w2, 1e-12)
+        levels.append((c2 * s[:, :, None], w2 * s))
+    # Pull: from the coarsest level down, fill each level's weak pixels from the coarser one.
+    c, wt = levels[-1]
+    col = c / np.maximum(wt, 1e-12)[:, :, None]
+    for c, wt in reversed(levels[:-1]):
+        h, ww = wt.shape
+        up = cv2.resize(col, (col.shape[1] * 2, col.shape[0] * 2), interpolation=cv2.INTER_LINEAR)
+        if up.ndim == 2:
+            up = up[:, :, None]
+        up = up[:h, :ww]
+        a = np.clip(wt, 0.0, 1.0)[:, :, None]
+        col = c / np.maximum(wt, 1e-12)[:, :, None] * a + up * (1 - a)
+        col = np.where(wt[:, :, None] > 0, col, up)
+    out = np.where((w >= 1.0)[:, :, None], img, col)
+    return out.astype(np.float32)
+
+
+def inpaint_colour(rgb: np.ndarray, hole: np.ndarray, context: np.ndarray,
+                   depth: np.ndarray | None = None, hole_depth: np.ndarray | None = None,
+                   bins: int = 4) -> np.ndarray:
+    """Colour of the background behind ``hole``, from ``context`` pixels only.
+
+    ``context``: bool, or float weights in [0, 1] (trust in each pixel as background).
+    With ``depth`` (the photo's) and ``hole_depth`` (the filled background depth), each
+    part of the hole reads only context at least as far as itself: what lies behind an
+    object is never coloured from another object standing in front of that background.
+    Masks and depths may come at a lower resolution than ``rgb``; the result keeps
+    ``rgb``'s full sharpness outside the hole.
+    """
+    h, w = rgb.shape[:2]
+    hole_lo = hole
+    if not hole.any():
+        return rgb.astype(np.float32)
+    ctx = context.astype(np.float32)
+    # Keep a one-pixel moat between hole and context: mixed edge pixels belong to neither.
+    ctx = np.where(ndimage.binary_dilation(hole, iterations=1), 0.0, ctx)
+    groups = [(hole_lo, ctx)]
+    if depth is not None and hole_depth is not None and bins > 1:
+        zh = hole_depth[hole_lo]
+        edges = np.quantile(zh, np.linspace(0, 1, bins + 1))
+        groups = []
+        for i in range(bins):
+            lo, hi = edges[i], edges[i + 1]
+            part = hole_lo & (hole_depth >= lo) & ((hole_depth <= hi) if i == bins - 1 else (hole_depth < hi))
+            if not part.any():
+                continue
+            far_enough = depth >= 0.95 * lo
+            c = np.where(far_enough, ctx, 0.0)
+            groups.append((part, c if c.max() > 0 else ctx))
+    out = rgb.astype(np.float32).copy()
+    for part, c in groups:
+        if part.shape != (h, w):
+            part = cv2.resize(part.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+            c = cv2.resize(c.astype(np.float32), (w, h), interpolation=cv2.INTER_NEAREST)
+        filled = push_pull(rgb, c)
+        out[part] = filled[part]
+    return out
+
+
+def poisson_fill(depth: np.ndarray, hole: np.ndarray, context: np.ndarray) -> np.ndarray:
+    """Depth behind ``hole``: harmonic interpolation from adjacent ``context`` depths.
+
+    Disparity (1/z) is interpolated rather than depth, so a background plane continues
+    as a plane. Hole pixels next to context take it as a Dirichlet value; next to other
+    pixels (the near side) the boundary is no-flux. Pieces of the hole touching no
+    context get the farthest depth nearby.
+    """
+    depth = depth.astype(np.float64)
+    h, w = depth.shape
+    out = depth.copy()
+    if not hole.any():
+        return out.astype(np.float32)
+    disp = 1.0 / np.maximum(depth, 1e-9)
+    idx = -np.ones((h, w), np.int64)
+    n = int(hole.sum())
+    idx[hole] = np.arange(n)
+
+    rows, cols, vals = [], [], []
+    diag = np.zeros(n)
+    rhs = np.zeros(n)
+    hv, hu = np.nonzero(hole)
+    me = idx[hv, hu]
+    for dv, du in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+        nv, nu = hv + dv, hu + du
+        inside = (nv >= 0) & (nv < h) & (nu >= 0) & (nu < w)
+        m_all, nv, nu = me[inside], nv[inside], nu[inside]
+        nb_hole = hole[nv, nu]
+        nb_ctx = context[nv, nu] & ~nb_hole
+        # hole-hole coupling
+        rows.append(m_all[nb_hole]); cols.append(idx[nv[nb_hole], nu[nb_hole]])
+        vals.append(-np.ones(int(nb_hole.sum())))
+        diag[m_all[nb_hole]] += 1
+        # Dirichlet from context
+        diag[m_all[nb_ctx]] += 1
+        np.add.at(rhs, m_all[nb_ctx], disp[nv[nb_ctx], nu[nb_ctx]])
+    dirichlet = np.zeros(n, bool)
+    dirichlet[np.nonzero(rhs)[0]] = True
+    # Components of the hole without any context neighbour: pin them to the farthest
+    # depth around them (no information: assume it continues the far background).
+    comp, ncomp = ndimage.label(hole)
+    comp_h = comp[hole]
+    has_ctx = np.bincount(comp_h, weights=dirichlet.astype(float), minlength=ncomp + 1) > 0
+    orphan = ~has_ctx[comp_h]
+    if orphan.any():
+        far = ndimage.grey_dilation(np.where(hole, 0, depth), size=5)
+        far_d = np.where(far > 0, 1.0 / np.maximum(far, 1e-9), disp.min())
+        pin = orphan
+        diag[pin] += 1e-3
+        rhs[pin] += 1e-3 * np.minimum(far_d[hole][pin], disp[hole][pin])
+    # Diagonal: degree (Neumann for near-side neighbours simply adds nothing).
+    diag = np.maximum(diag, 1e-6)
+    A = coo_matrix((np.concatenate(vals + [diag]),
+                    (np.concatenate(rows + [np.arange(n)]), np.concatenate(cols + [np.arange(n)]))),
+                   shape=(n, n)).tocsr()
+    sol = spsolve(A, rhs)
+    sol = np.clip(sol, disp.min() * 0.5, None)
+    filled = 1.0 / sol
+    # The background must stay behind what hid it.
+    out[hole] = np.maximum(filled, depth[hole] * 1.01)
+    return out.astype(np.float32)

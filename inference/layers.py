@@ -1,0 +1,143 @@
+"""Occlusion edges and the split into a photo layer and the hidden background layer.
+
+Depth is handled as disparity (1/z): a plane is affine in disparity over the image, so
+its neighbour-to-neighbour disparity steps are constant, while an occlusion edge is a
+step far larger than its neighbours' steps. That separates slanted floors and walls
+(never cut) from the outline of an object standing in front of something (always cut).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+# A step is an occlusion edge when it changes disparity by more than this fraction...
+REL_JUMP = 0.04
+# ...and is this many times larger than the smaller of the steps just before and after it.
+STEP_RATIO = 2.5
+# Pieces of the photo layer smaller than this (in pixels) are flying fragments of a
+# blurred edge, not objects: they are left to the background layer.
+MIN_PIECE = 12
+
+
+@dataclass
+class Layers:
+    depth: np.ndarray      # (H, W) z-depth of the photo layer
+    cut_h: np.ndarray      # (H, W-1) bool: edge between (v, u) and (v, u+1) is an occlusion edge
+    cut_v: np.ndarray      # (H-1, W) bool: edge between (v, u) and (v+1, u)
+    near: np.ndarray       # (H, W) bool: in front of what lies across a nearby occlusion edge
+    hidden: np.ndarray     # (H, W) bool: near pixels the camera can see behind (to be inpainted)
+    context: np.ndarray    # (H, W) bool: background pixels usable as inpainting context
+    context_weight: np.ndarray  # (H, W) float32: trust in each context pixel as background
+
+
+def _steps(d: np.ndarray, axis: int) -> np.ndarray:
+    return np.diff(d, axis=axis)
+
+
+def _edge_cuts(disp: np.ndarray, axis: int) -> np.ndarray:
+    """Occlusion cuts between neighbours along ``axis``."""
+    step = np.abs(_steps(disp, axis))
+    hi = np.maximum(disp[:-1] if axis == 0 else disp[:, :-1], disp[1:] if axis == 0 else disp[:, 1:])
+    rel = step / np.maximum(hi, 1e-12)
+    # Neighbouring steps along the same line (edge-replicated at the borders).
+    pad = [(0, 0), (0, 0)]
+    pad[axis] = (1, 1)
+    sp = np.pad(step, pad, mode="edge")
+    if axis == 0:
+        before, after = sp[:-2], sp[2:]
+    else:
+        before, after = sp[:, :-2], sp[:, 2:]
+    local = np.minimum(before, after)
+    return (rel > REL_JUMP) & (step > STEP_RATIO * local)
+
+
+def occlusion_edges(depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    disp = 1.0 / np.maximum(depth.astype(np.float64), 1e-9)
+    return _edge_cuts(disp, 1), _edge_cuts(disp, 0)
+
+
+def pieces(cut_h: np.ndarray, cut_v: np.ndarray) -> tuple[int, np.ndarray]:
+    """Connected pieces of the pixel grid with the occlusion edges removed."""
+    h, w = cut_h.shape[0], cut_v.shape[1]
+    idx = np.arange(h * w).reshape(h, w)
+    a = np.concatenate([idx[:, :-1][~cut_h], idx[:-1, :][~cut_v]])
+    b = np.concatenate([idx[:, 1:][~cut_h], idx[1:, :][~cut_v]])
+    g = coo_matrix((np.ones(a.size, np.int8), (a, b)), shape=(h * w, h * w))
+    n, lab = connected_components(g, directed=False)
+    return n, lab.reshape(h, w)
+
+
+def _edge_pairs(depth, cut_h, cut_v):
+    """For every cut: (near pixel flat index, far pixel flat index)."""
+    h, w = depth.shape
+    idx = np.arange(h * w).reshape(h, w)
+    p = np.concatenate([idx[:, :-1][cut_h], idx[:-1, :][cut_v]])
+    q = np.concatenate([idx[:, 1:][cut_h], idx[1:, :][cut_v]])
+    z = depth.ravel()
+    p_near = z[p] < z[q]
+    near = np.where(p_near, p, q)
+    far = np.where(p_near, q, p)
+    return near, far
+
+
+def split_layers(depth: np.ndarray, band: int, subject: np.ndarray | None = None) -> Layers:
+    """Find occlusion edges and the regions a moving camera can see behind.
+
+    ``band``: how far (in pixels at this resolution) the camera path can look behind an
+    edge; the hidden region is at most this deep into the near side.
+    ``subject``: optional subject mask; a subject counts as near as a whole, so that a
+    person is one foreground layer even where the depth blurs part of their outline.
+    """
+    depth = depth.astype(np.float32)
+    h, w = depth.shape
+    cut_h, cut_v = occlusion_edges(depth)
+    n, lab = pieces(cut_h, cut_v)
+
+    # Tiny pieces are fragments of a smeared edge: merge them with the far side so that
+    # they do not float as confetti in front of the background.
+    sizes = np.bincount(lab.ravel(), minlength=n)
+    tiny = sizes[lab] < MIN_PIECE
+    if tiny.any():
+        grown = ndimage.grey_dilation(np.where(tiny, 0, depth), size=3)
+        depth = np.where(tiny, np.maximum(depth, grown), depth).astype(np.float32)
+        cut_h, cut_v = occlusion_edges(depth)
+        n, lab = pieces(cut_h, cut_v)
+
+    near_px, far_px = _edge_pairs(depth, cut_h, cut_v)
+    # A piece is "near" when most of its occlusion boundary has it on the near side.
+    lab_f = lab.ravel()
+    votes = np.bincount(lab_f[near_px], minlength=n) - np.bincount(lab_f[far_px], minlength=n)
+    piece_near = votes > 0
+    # A piece covering most of the frame is the scene itself, not an object in front of it.
+    sizes = np.bincount(lab_f, minlength=n)
+    piece_near &= sizes < 0.6 * h * w
+    near = piece_near[lab]
+    if subject is not None:
+        near |= subject > 0.5
+
+    # The near region is its own layer: cut the mesh all along its outline (a subject
+    # mask may add outline where the depth itself is smooth).
+    cut_h |= near[:, :-1] != near[:, 1:]
+    cut_v |= near[:-1, :] != near[1:, :]
+
+    # Hidden band: pixels within ``band`` of the near side of an occlusion edge (or of the
+    # near region's outline), on that same side.
+    seeds = np.zeros(h * w, bool)
+    seeds[near_px] = True
+    seeds = seeds.reshape(h, w) | (near & ~ndimage.binary_erosion(near, border_value=1))
+    if seeds.any() and band > 0:
+        dist, (iv, iu) = ndimage.distance_transform_edt(~seeds, return_indices=True)
+        same_side = (lab[iv, iu] == lab) | (near & near[iv, iu])
+        hidden = (dist <= band) & same_side
+    else:
+        hidden = np.zeros((h, w), bool)
+    context = ~near & ~hidden
+    # Pieces that stand in front of something themselves (an object partly hiding
+    # another) are weak context: they fill a hole only where nothing farther is around.
+    occluder = np.bincount(lab_f[near_px], minlength=n) > 0
+    context_weight = np.where(context, np.where(occluder[lab], 0.05, 1.0), 0.0).astype(np.float32)
+    return Layers(depth, cut_h, cut_v, near, hidden, context, context_weight)

@@ -1,0 +1,166 @@
+"""The whole inference pipeline, photo in, arrays out: no bpy, safe to run off the main thread.
+
+photo -> depth (+ subject) -> occlusion edges and layers -> background colour and depth
+inpainting -> mesh arrays -> scene extent for the camera path.
+"""
+from __future__ import annotations
+
+import math
+import resource
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from . import camera_path, depth as depth_models, inpaint, layers as layering, mesh as meshing
+from .errors import Cancelled, InputError
+from .photo import (DEFAULT_HFOV_DEG, MAX_TEXTURE_SIDE, Photo, load_depth_file, load_photo,
+                    resize, working_size)
+
+STAGES = ("load", "depth", "layers", "inpaint", "mesh")
+
+
+@dataclass
+class Settings:
+    depth_model: str | None = None       # None: the default model
+    depth_file: str | None = None        # overrides the model
+    hfov_deg: float | None = None        # None: EXIF, else DEFAULT_HFOV_DEG
+    mesh_long_side: int = 1024           # mesh grid resolution cap
+    texture_long_side: int = MAX_TEXTURE_SIDE
+    amplitude: float = 1.0               # the camera path's amplitude, to size the hidden band
+
+
+@dataclass
+class Result:
+    photo_path: str
+    size: tuple[int, int]                # photo (w, h)
+    hfov_deg: float
+    metric: bool                         # depth in metres (vs relative units)
+    texture: np.ndarray                  # float32 (h, w, 3) sRGB-encoded photo, texture resolution
+    background: np.ndarray               # same, with the hidden region inpainted
+    alpha: np.ndarray | None
+    depth: np.ndarray                    # (hm, wm) z-depth of the photo layer at mesh resolution
+    background_depth: np.ndarray         # (hm, wm) with the hidden region filled
+    mask: np.ndarray                     # (hm, wm) bool subject / foreground
+    hidden: np.ndarray                   # (hm, wm) bool inpainted region
+    foreground_mesh: meshing.MeshArrays
+    background_mesh: meshing.MeshArrays
+    extent: camera_path.SceneExtent
+    band_px: float
+    depth_model: str
+    timings: dict[str, float] = field(default_factory=dict)
+    peak_rss_mb: dict[str, float] = field(default_factory=dict)
+
+
+ProgressFn = Callable[[str, float], None]
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def scene_extent(depth: np.ndarray, mask: np.ndarray | None) -> camera_path.SceneExtent:
+    near, far = np.percentile(depth, [2, 98])
+    if mask is not None and mask.sum() > 0.01 * mask.size:
+        subject = float(np.median(depth[mask]))
+    else:
+        subject = float(np.percentile(depth, 30))
+    subject = float(np.clip(subject, near, far))
+    return camera_path.SceneExtent(subject, float(near), float(max(far, near * 1.001)))
+
+
+def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn | None = None,
+        cancelled: Callable[[], bool] | None = None) -> Result:
+    """Run every inference stage. Raises InputError for bad input, Cancelled on request."""
+    s = settings or Settings()
+    timings: dict[str, float] = {}
+    rss: dict[str, float] = {}
+    t_stage = [time.perf_counter()]
+
+    def stage_done(name: str, frac: float):
+        now = time.perf_counter()
+        timings[name] = now - t_stage[0]
+        rss[name] = _rss_mb()
+        t_stage[0] = now
+        if progress:
+            progress(name, frac)
+        if cancelled and cancelled():
+            raise Cancelled()
+
+    if progress:
+        progress("start", 0.0)
+    photo: Photo = load_photo(photo_path)
+    w, h = photo.size
+    hfov = float(s.hfov_deg or photo.hfov_from_exif or DEFAULT_HFOV_DEG)
+    if not 1.0 <= hfov <= 170.0:
+        raise InputError(f"field of view {hfov:g} degrees is out of range (1-170)")
+    tex_size = working_size(w, h, s.texture_long_side)
+    texture = resize(photo.rgb, tex_size)
+    mesh_size = working_size(w, h, s.mesh_long_side)
+    model = depth_models.get_model(s.depth_model)
+    stage_done("load", 0.1)
+
+    # Depth (and the subject, when the estimator finds one) at mesh resolution.
+    subject = None
+    if s.depth_file:
+        full, metric = load_depth_file(s.depth_file, (w, h))
+        model_name = "file"
+        depth_m = _resize_depth(full, mesh_size)
+    else:
+        metric = False
+        model_name = model.name
+        small = resize(photo.rgb, working_size(w, h, model.working_long_side))
+        d_small, subj_small = depth_models.estimate(model.name, small)
+        depth_m = _resize_depth(d_small, mesh_size)
+        if subj_small is not None:
+            subject = resize(subj_small.astype(np.float32), mesh_size) > 0.5
+    stage_done("depth", 0.45)
+
+    # Layers: how far behind an edge the camera can look decides the hidden band.
+    extent = scene_extent(depth_m, subject)
+    travel = camera_path.BASE_TRAVEL * max(s.amplitude, 1.5) * 1.6 * extent.subject_depth
+    band = camera_path.parallax_band_px(mesh_size[0], hfov, extent, travel)
+    band = float(np.clip(band + 2, 0.02 * max(mesh_size), 0.25 * max(mesh_size)))
+    lay = layering.split_layers(depth_m, int(math.ceil(band)), subject)
+    mask = lay.near if subject is None else (subject | lay.near)
+    extent = scene_extent(lay.depth, mask if mask.any() else None)
+    stage_done("layers", 0.6)
+
+    bg_depth = inpaint.poisson_fill(lay.depth, lay.hidden, lay.context)
+    background = inpaint.inpaint_colour(texture, lay.hidden, lay.context_weight, lay.depth, bg_depth)
+    stage_done("inpaint", 0.8)
+
+    fg = meshing.grid_mesh(lay.depth, hfov, None, lay.cut_h, lay.cut_v)
+    # The background mesh covers the hidden region and a thin ring of the far side (no
+    # crack between the layers); never the near side's own pixels.
+    from scipy import ndimage
+    ring = ndimage.binary_dilation(lay.hidden, iterations=2)
+    keep = ring & (lay.hidden | lay.context)
+    # Not cut: where two hidden regions meet at different depths, a stretched sheet in
+    # the far layer reads better than a crack onto nothing.
+    bg = meshing.grid_mesh(bg_depth, hfov, keep)
+    stage_done("mesh", 1.0)
+
+    return Result(photo_path, (w, h), hfov, metric, texture, background, photo.alpha,
+                  lay.depth, bg_depth, mask, lay.hidden, fg, bg, extent, band, model_name,
+                  timings, rss)
+
+
+def _resize_depth(depth: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize depth in disparity (what edges and planes are linear in)."""
+    if (depth.shape[1], depth.shape[0]) == size:
+        return depth.astype(np.float32)
+    disp = 1.0 / np.maximum(depth.astype(np.float32), 1e-9)
+    return (1.0 / np.maximum(resize(disp, size), 1e-9)).astype(np.float32)
+
+
+def depth_at_photo_resolution(result: Result) -> np.ndarray:
+    w, h = result.size
+    return _resize_depth(result.depth, (w, h))
+
+
+def path_params(result: Result, preset: str, frames: int, amplitude: float, easing: str,
+                aspect: float) -> camera_path.PathParams:
+    return camera_path.PathParams(preset=preset, frames=frames, amplitude=amplitude, easing=easing,
+                                  hfov_deg=result.hfov_deg, aspect=aspect)

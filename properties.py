@@ -1,0 +1,82 @@
+"""Per-scene settings of the 3D Photo (``scene.photo3d``); changing the path re-animates the camera."""
+from __future__ import annotations
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+
+from .inference import camera_path
+from .inference.depth import MODELS, DEFAULT_MODEL
+
+_PATH_LABELS = {
+    "dolly-zoom": ("Dolly Zoom", "Dolly back while zooming in: the subject keeps its size, the background swells"),
+    "zoom-in": ("Zoom In", "Move towards the subject"),
+    "circle": ("Circle", "Circle around the view axis, looking at the subject (seamless loop)"),
+    "swing": ("Swing", "Swing from side to side, looking at the subject (seamless loop)"),
+    "ken-burns": ("Ken Burns", "Pan across while moving in"),
+    "vertical": ("Vertical", "Move up and down, looking at the subject (seamless loop)"),
+    "orbit": ("Orbit", "Turn around the subject (seamless loop)"),
+    "sway": ("Sway", "Gentle hand-held wobble (seamless loop)"),
+    "auto": ("Automatic", "Let photo3d choose (currently: Circle)"),
+}
+PATH_ITEMS = [(k, *_PATH_LABELS[k]) for k in camera_path.PRESETS]
+EASING_ITEMS = [(e, e.replace("-", " ").title(), f"{e} timing (paths that do not loop)") for e in camera_path.EASINGS]
+
+
+def _model_items(self, context):
+    return [(m.name, m.name.title(), m.summary) for m in MODELS.values()]
+
+
+def _reanimate(self, context):
+    if self.is_updating:
+        return
+    from .scene import camera
+    scene = self.id_data
+    if isinstance(scene, bpy.types.Scene):
+        camera.reanimate(scene)
+
+
+class Photo3DSettings(bpy.types.PropertyGroup):
+    # What the user picks before making a 3D photo.
+    depth_model: EnumProperty(name="Depth", description="How depth is estimated",  # type: ignore
+                              items=_model_items)
+    # The camera path: each change re-keys the camera at once.
+    path: EnumProperty(name="Camera Path", items=PATH_ITEMS, default="circle", update=_reanimate)  # type: ignore
+    amplitude: FloatProperty(name="Amplitude", description="How far the camera travels, relative to the preset",  # type: ignore
+                             default=1.0, min=0.0, soft_max=3.0, max=10.0, update=_reanimate)
+    frames: IntProperty(name="Duration", description="Length of the animation in frames",  # type: ignore
+                        default=96, min=2, max=100000, update=_reanimate)
+    easing: EnumProperty(name="Easing", items=EASING_ITEMS, default="ease-in-out", update=_reanimate)  # type: ignore
+    crop_to_photo: BoolProperty(name="Stay Inside Photo", default=True, update=_reanimate,  # type: ignore
+                                description="Zoom in just enough that no frame shows past the photo's edges")
+    # Stored by the build so the path can be recomputed; not for editing.
+    hfov: FloatProperty(name="Field of View", default=65.0, options={"HIDDEN"})  # type: ignore
+    subject_depth: FloatProperty(default=0.0, options={"HIDDEN"})  # type: ignore
+    near_depth: FloatProperty(default=0.0, options={"HIDDEN"})  # type: ignore
+    far_depth: FloatProperty(default=0.0, options={"HIDDEN"})  # type: ignore
+    source_photo: StringProperty(name="Photo", subtype="FILE_PATH", options={"HIDDEN"})  # type: ignore
+    is_updating: BoolProperty(default=False, options={"HIDDEN", "SKIP_SAVE"})  # type: ignore
+
+
+class Photo3DJobState(bpy.types.PropertyGroup):
+    """What the panel shows of a running job (window-manager level: never saved)."""
+    running: BoolProperty(default=False)  # type: ignore
+    progress: FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR")  # type: ignore
+    status: StringProperty(default="")  # type: ignore
+    cancel_requested: BoolProperty(default=False)  # type: ignore
+
+
+_classes = (Photo3DSettings, Photo3DJobState)
+
+
+def register():
+    for c in _classes:
+        bpy.utils.register_class(c)
+    bpy.types.Scene.photo3d = PointerProperty(type=Photo3DSettings)
+    bpy.types.WindowManager.photo3d_job = PointerProperty(type=Photo3DJobState)
+
+
+def unregister():
+    del bpy.types.WindowManager.photo3d_job
+    del bpy.types.Scene.photo3d
+    for c in reversed(_classes):
+        bpy.utils.unregister_class(c)

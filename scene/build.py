@@ -1,0 +1,175 @@
+"""Building (and replacing) the 3D Photo collection from the pipeline's arrays. Main thread only."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import bpy
+
+from ..inference import camera_path
+from ..inference.pipeline import Result
+from . import camera as camera_mod, render
+from .materials import projection_material
+from .objects import MARK, image_from_array, mark, mesh_from_arrays
+
+COLLECTION = "3D Photo"
+ROLE = "photo3d_role"
+
+
+@dataclass
+class BuildOptions:
+    path: str = "circle"
+    frames: int = 96
+    fps: int = 30
+    amplitude: float = 1.0
+    easing: str = "ease-in-out"
+    engine: str = "eevee"
+    size: tuple[int, int] | None = None      # render size; None: photo aspect, long side 1080
+    samples: int = 16
+    configure_render: bool = True
+
+
+def default_render_size(photo_size: tuple[int, int], long_side: int = 1080) -> tuple[int, int]:
+    w, h = photo_size
+    s = min(1.0, long_side / max(w, h))
+    # even sizes: H.264 requires them
+    return max(2, int(round(w * s / 2)) * 2), max(2, int(round(h * s / 2)) * 2)
+
+
+def find_collection(scene: bpy.types.Scene) -> bpy.types.Collection | None:
+    for coll in scene.collection.children_recursive:
+        if coll.get(MARK) and coll.name.startswith(COLLECTION):
+            return coll
+    return None
+
+
+def find_role(scene: bpy.types.Scene, role: str) -> bpy.types.Object | None:
+    coll = find_collection(scene)
+    if coll is None:
+        return None
+    for ob in coll.all_objects:
+        if ob.get(ROLE) == role:
+            return ob
+    return None
+
+
+def remove_photo(scene: bpy.types.Scene) -> bool:
+    """Delete what photo3d created in ``scene`` (its collection and the data only it used)."""
+    coll = find_collection(scene)
+    if coll is None:
+        return False
+    data = set()
+    for ob in list(coll.all_objects):
+        if not ob.get(MARK):
+            continue  # something the user put in our collection: leave it alone, just unlink it below
+        if ob.data is not None:
+            data.add(ob.data)
+        if ob.type == "MESH":
+            for slot in ob.material_slots:
+                if slot.material is not None:
+                    data.add(slot.material)
+        if scene.camera == ob:
+            scene.camera = None
+        bpy.data.objects.remove(ob)
+    for ob in list(coll.all_objects):   # user objects: keep them, in the scene's own collection
+        if ob.name not in scene.collection.objects:
+            scene.collection.objects.link(ob)
+    for child in list(coll.children_recursive):
+        if child.get(MARK):
+            bpy.data.collections.remove(child)
+    bpy.data.collections.remove(coll)
+    # Materials first: their images are freed with them.
+    images = set()
+    for d in list(data):
+        if isinstance(d, bpy.types.Material) and d.node_tree:
+            for n in d.node_tree.nodes:
+                if n.type == "TEX_IMAGE" and n.image is not None:
+                    images.add(n.image)
+    for d in list(data) + list(images):
+        if d.get(MARK) and d.users == 0:
+            _remove_id(d)
+    return True
+
+
+def _remove_id(d):
+    if isinstance(d, bpy.types.Mesh):
+        bpy.data.meshes.remove(d)
+    elif isinstance(d, bpy.types.Material):
+        bpy.data.materials.remove(d)
+    elif isinstance(d, bpy.types.Image):
+        bpy.data.images.remove(d)
+    elif isinstance(d, bpy.types.Camera):
+        bpy.data.cameras.remove(d)
+
+
+def _object(name, data, coll, parent, role):
+    ob = mark(bpy.data.objects.new(name, data))
+    ob[ROLE] = role
+    coll.objects.link(ob)
+    if parent is not None:
+        ob.parent = parent
+    return ob
+
+
+def build_scene(scene: bpy.types.Scene, result: Result, opts: BuildOptions | None = None) -> bpy.types.Collection:
+    """Replace the scene's 3D Photo with one built from ``result``; returns the collection."""
+    opts = opts or BuildOptions()
+    remove_photo(scene)
+    coll = mark(bpy.data.collections.new(COLLECTION))
+    scene.collection.children.link(coll)
+
+    root = _object(COLLECTION, None, coll, None, "root")
+    root.empty_display_type = "PLAIN_AXES"
+    root.empty_display_size = 0.1 * result.extent.subject_depth
+
+    th, tw = result.texture.shape[:2]
+    photo_img = image_from_array("3D Photo Image", result.texture)
+    bg_img = image_from_array("3D Photo Background Image", result.background)
+    fg_mat = projection_material("3D Photo Foreground", photo_img, result.hfov_deg, tw, th)
+    bg_mat = projection_material("3D Photo Background", bg_img, result.hfov_deg, tw, th)
+
+    for name, arrays, mat, role in (("3D Photo Foreground", result.foreground_mesh, fg_mat, "foreground"),
+                                    ("3D Photo Background", result.background_mesh, bg_mat, "background")):
+        me = mesh_from_arrays(name, arrays.positions, arrays.triangles)
+        me.materials.append(mat)
+        _object(name, me, coll, root, role)
+
+    cam_data = mark(bpy.data.cameras.new("3D Photo Camera"))
+    camera_mod.setup_camera_data(cam_data, result.hfov_deg, result.extent)
+    cam = _object("3D Photo Camera", cam_data, coll, root, "camera")
+    scene.camera = cam
+
+    if scene.world is None:
+        world = mark(bpy.data.worlds.new("3D Photo World"))
+        world.color = (0.0, 0.0, 0.0)
+        scene.world = world
+
+    size = opts.size or default_render_size(result.size)
+    if opts.configure_render:
+        render.configure(scene, opts.engine, size, opts.fps, opts.samples)
+    scene.frame_start = 1
+    scene.frame_end = opts.frames
+
+    settings = getattr(scene, "photo3d", None)
+    if settings is not None:
+        # Registered (Blender, or the CLI): store what re-animating needs, then animate
+        # through the same path users take when they change a setting.
+        settings.is_updating = True
+        try:
+            settings.hfov = result.hfov_deg
+            settings.subject_depth = result.extent.subject_depth
+            settings.near_depth = result.extent.near_depth
+            settings.far_depth = result.extent.far_depth
+            settings.path = opts.path
+            settings.frames = opts.frames
+            settings.amplitude = opts.amplitude
+            settings.easing = opts.easing
+        finally:
+            settings.is_updating = False
+        camera_mod.reanimate(scene)
+    else:
+        aspect = scene.render.resolution_x / max(1, scene.render.resolution_y)
+        params = camera_path.PathParams(opts.path, opts.frames, opts.amplitude, opts.easing,
+                                        result.hfov_deg, aspect)
+        camera_mod.animate(cam, camera_path.make_path(params, result.extent), scene.frame_start)
+    scene.frame_set(scene.frame_start)
+    return coll

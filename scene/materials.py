@@ -1,0 +1,61 @@
+"""Materials that show the photo exactly from the source viewpoint.
+
+The image is projected from the source camera in the shader (object coordinates ->
+pixel coordinates with the camera's intrinsics) rather than through per-vertex UVs,
+which would warp the photo across large or slanted triangles. Emission only: the
+photo already contains its lighting.
+"""
+from __future__ import annotations
+
+import math
+
+import bpy
+
+from .objects import mark
+
+
+def projection_material(name: str, image: bpy.types.Image, hfov_deg: float, width: int, height: int,
+                        strength: float = 1.0) -> bpy.types.Material:
+    mat = mark(bpy.data.materials.new(name))
+    mat.use_nodes = True
+    nt = mat.node_tree
+    nt.nodes.clear()
+    new = nt.nodes.new
+    link = nt.links.new
+
+    kx = 0.5 / math.tan(math.radians(hfov_deg) / 2)   # f / W
+    ky = kx * width / height                          # f / H
+
+    coord = new("ShaderNodeTexCoord")
+    sep = new("ShaderNodeSeparateXYZ")
+    link(coord.outputs["Object"], sep.inputs[0])
+    # depth along the view axis: -Z (kept away from 0 for points behind the camera)
+    negz = new("ShaderNodeMath"); negz.operation = "MULTIPLY"; negz.inputs[1].default_value = -1.0
+    link(sep.outputs["Z"], negz.inputs[0])
+    safe = new("ShaderNodeMath"); safe.operation = "MAXIMUM"; safe.inputs[1].default_value = 1e-6
+    link(negz.outputs[0], safe.inputs[0])
+
+    def axis(out_name, k):
+        div = new("ShaderNodeMath"); div.operation = "DIVIDE"
+        link(sep.outputs[out_name], div.inputs[0]); link(safe.outputs[0], div.inputs[1])
+        mad = new("ShaderNodeMath"); mad.operation = "MULTIPLY_ADD"
+        link(div.outputs[0], mad.inputs[0]); mad.inputs[1].default_value = k; mad.inputs[2].default_value = 0.5
+        return mad
+
+    u, v = axis("X", kx), axis("Y", ky)
+    comb = new("ShaderNodeCombineXYZ")
+    link(u.outputs[0], comb.inputs[0]); link(v.outputs[0], comb.inputs[1])
+    tex = new("ShaderNodeTexImage")
+    tex.image = image
+    tex.interpolation = "Linear"
+    tex.extension = "EXTEND"
+    link(comb.outputs[0], tex.inputs["Vector"])
+    emit = new("ShaderNodeEmission")
+    emit.inputs["Strength"].default_value = strength
+    link(tex.outputs["Color"], emit.inputs["Color"])
+    out = new("ShaderNodeOutputMaterial")
+    link(emit.outputs[0], out.inputs["Surface"])
+    # Tidy layout so the tree reads left to right when users open it.
+    for i, node in enumerate([coord, sep, negz, safe, u.inputs[0].links[0].from_node, u, v, comb, tex, emit, out]):
+        node.location = (i * 180 - 900, 0)
+    return mat

@@ -1,0 +1,54 @@
+"""Blender meshes and images from NumPy arrays, fast (attribute ``foreach_set``)."""
+from __future__ import annotations
+
+import os
+import tempfile
+
+import bpy
+import numpy as np
+
+MARK = "photo3d"  # custom property on every datablock photo3d creates
+
+
+def mark(id_data):
+    id_data[MARK] = True
+    return id_data
+
+
+def mesh_from_arrays(name: str, positions: np.ndarray, triangles: np.ndarray) -> bpy.types.Mesh:
+    """A triangle mesh written straight into its attribute arrays (about 0.25 s per 1 M vertices)."""
+    me = mark(bpy.data.meshes.new(name))
+    n, m = len(positions), len(triangles)
+    me.vertices.add(n)
+    me.loops.add(3 * m)
+    me.polygons.add(m)
+    if n:
+        me.attributes["position"].data.foreach_set("vector", np.ascontiguousarray(positions, np.float32).ravel())
+    if m:
+        me.attributes[".corner_vert"].data.foreach_set("value", np.ascontiguousarray(triangles, np.int32).ravel())
+        me.polygons.foreach_set("loop_start", np.arange(0, 3 * m, 3, dtype=np.int32))
+    me.update()
+    return me
+
+
+def image_from_array(name: str, rgb: np.ndarray, alpha: np.ndarray | None = None) -> bpy.types.Image:
+    """An sRGB image from float RGB in [0, 1] (top row first), packed into the .blend.
+
+    Written as a PNG and loaded, because only file-backed images can be packed: a
+    generated image would be saved as a blank canvas.
+    """
+    import cv2
+    h, w = rgb.shape[:2]
+    px = np.clip(np.round(rgb[:, :, ::-1] * 255), 0, 255).astype(np.uint8)
+    if alpha is not None:
+        px = np.concatenate([px, np.clip(np.round(alpha * 255), 0, 255).astype(np.uint8)[:, :, None]], -1)
+    with tempfile.TemporaryDirectory(prefix="photo3d-") as tmp:
+        path = os.path.join(tmp, "image.png")
+        if not cv2.imwrite(path, px, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
+            raise OSError(f"cannot write a temporary image in {tmp}")
+        img = mark(bpy.data.images.load(path, check_existing=False))
+        img.pack()
+    img.name = name
+    img.filepath = f"//textures/{bpy.path.clean_name(name)}.png"
+    img.colorspace_settings.name = "sRGB"
+    return img

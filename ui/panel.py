@@ -1,0 +1,59 @@
+"""Sidebar panels: make a 3D photo, watch its progress, shape its camera path."""
+import bpy
+
+from ..scene import build
+
+
+class PHOTO3D_PT_main(bpy.types.Panel):
+    bl_label = "3D Photo"
+    bl_idname = "PHOTO3D_PT_main"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "3D Photo"
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.photo3d
+        job = context.window_manager.photo3d_job
+        if job.running:
+            if hasattr(layout, "progress"):
+                layout.progress(factor=job.progress, text=job.status or "Working...")
+            else:  # Blender before 4.0 has no progress widget
+                layout.label(text=job.status or "Working...")
+            layout.operator("photo3d.cancel", icon="CANCEL")
+            return
+        layout.prop(settings, "depth_model")
+        layout.operator("photo3d.make_photo", icon="IMAGE_DATA")
+        if build.find_collection(context.scene) is not None:
+            layout.operator("photo3d.remove_photo", icon="TRASH")
+
+
+class PHOTO3D_PT_camera(bpy.types.Panel):
+    bl_label = "Camera Path"
+    bl_idname = "PHOTO3D_PT_camera"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "3D Photo"
+    bl_parent_id = "PHOTO3D_PT_main"
+
+    @classmethod
+    def poll(cls, context):
+        return build.find_role(context.scene, "camera") is not None
+
+    def draw(self, context):
+        layout = self.layout
+        s = context.scene.photo3d
+        layout.use_property_split = True
+        layout.prop(s, "path")
+        layout.prop(s, "amplitude")
+        layout.prop(s, "frames")
+        layout.prop(s, "easing")
+        layout.prop(s, "crop_to_photo")
+        layout.operator("photo3d.reset_path", icon="FILE_REFRESH")
+
+
+def add_menu_entry(self, context):
+    self.layout.operator("photo3d.make_photo", text="3D Photo", icon="IMAGE_DATA")
+
+
+classes = (PHOTO3D_PT_main, PHOTO3D_PT_camera)
