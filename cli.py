@@ -101,8 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt  # unwinds through the clean-up of partial outputs
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import signal
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         return {"make": cmd_make, "depth": cmd_depth, "bench": cmd_bench, "models": cmd_models}[args.command](args)
     except Photo3DError as e:

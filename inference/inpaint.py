@@ -14,7 +14,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.linalg import spsolve
 
 
-def push_pull(img: np.ndarray, known: np.ndarray, min_size: int = 2) -> np.ndarray:
+def push_pull(img: np.ndarray, known: np.ndarray) -> np.ndarray:
     """Fill the unknown pixels of ``img`` (H, W, C) from the known ones only.
 
     ``known``: bool, or float weights in [0, 1] (confidence of each pixel as a source).
@@ -23,12 +23,12 @@ def push_pull(img: np.ndarray, known: np.ndarray, min_size: int = 2) -> np.ndarr
     """
     img = img.astype(np.float32)
     if img.ndim == 2:
-        return push_pull(img[:, :, None], known, min_size)[:, :, 0]
+        return push_pull(img[:, :, None], known)[:, :, 0]
     w = known.astype(np.float32)
     if not known.any():
         return np.broadcast_to(img.reshape(-1, img.shape[2]).mean(0), img.shape).astype(np.float32).copy()
     levels = [(img * w[:, :, None], w)]
-    while min(levels[-1][1].shape) > min_size:
+    while max(levels[-1][1].shape) > 1:
         c, wt = levels[-1]
         h, ww = wt.shape
         # Pad to even sizes so that 2x2 blocks cover the level exactly.
@@ -43,7 +43,8 @@ def push_pull(img: np.ndarray, known: np.ndarray, min_size: int = 2) -> np.ndarr
         levels.append((c2 * s[:, :, None], w2 * s))
     # Pull: from the coarsest level down, fill each level's weak pixels from the coarser one.
     c, wt = levels[-1]
-    col = c / np.maximum(wt, 1e-12)[:, :, None]
+    mean = (img * w[:, :, None]).reshape(-1, img.shape[2]).sum(0) / w.sum()
+    col = np.where(wt[:, :, None] > 0, c / np.maximum(wt, 1e-12)[:, :, None], mean)
     for c, wt in reversed(levels[:-1]):
         h, ww = wt.shape
         up = cv2.resize(col, (col.shape[1] * 2, col.shape[0] * 2), interpolation=cv2.INTER_LINEAR)

@@ -38,13 +38,20 @@ def unproject(depth: np.ndarray, hfov_deg: float) -> np.ndarray:
 
 
 def grid_mesh(depth: np.ndarray, hfov_deg: float, keep: np.ndarray | None = None,
-              cut_h: np.ndarray | None = None, cut_v: np.ndarray | None = None) -> MeshArrays:
+              cut_h: np.ndarray | None = None, cut_v: np.ndarray | None = None,
+              margin: bool = False) -> MeshArrays:
     """Triangulated pixel grid: two triangles per 2x2 block of pixel centres.
 
     ``keep``: pixels that may be used (default all). ``cut_h``/``cut_v``: neighbour pairs
     no triangle may span (occlusion edges). Each 2x2 block is split along the diagonal
     with the smaller depth difference; a triangle is kept only if none of its three
     edges is cut (the diagonal counts as cut when either path around it is).
+
+    ``margin``: each triangle that would span a cut is kept *flattened to its near side*
+    (its far corners pulled forward to the nearest corner's depth, unshared). Seen from
+    the source camera this closes the sub-pixel crack along every occlusion edge with
+    the photo's own colours; from elsewhere it is a hairline margin that moves with the
+    foreground, never a sheet stretched back to the background.
     """
     h, w = depth.shape
     if keep is None:
@@ -65,21 +72,29 @@ def grid_mesh(depth: np.ndarray, hfov_deg: float, keep: np.ndarray | None = None
     cut_ad = (top | right) & (left | bot)   # a-d blocked when both ways round are cut
     cut_bc = (top | left) & (right | bot)
 
-    tris = []
-    # "\" split: triangles (a, c, d) and (a, d, b): counter-clockwise seen from the camera.
-    t1 = diag_ad & ka & kc & kd & ~left & ~bot & ~cut_ad
-    t2 = diag_ad & ka & kd & kb & ~top & ~right & ~cut_ad
-    tris += [np.stack([a[t1], c[t1], d[t1]], -1), np.stack([a[t2], d[t2], b[t2]], -1)]
-    # "/" split: triangles (a, c, b) and (b, c, d).
-    t3 = ~diag_ad & ka & kc & kb & ~left & ~top & ~cut_bc
-    t4 = ~diag_ad & kb & kc & kd & ~right & ~bot & ~cut_bc
-    tris += [np.stack([a[t3], c[t3], b[t3]], -1), np.stack([b[t4], c[t4], d[t4]], -1)]
-    tri = np.concatenate(tris).astype(np.int64) if tris else np.zeros((0, 3), np.int64)
-
-    # Keep only the vertices that triangles use, renumbered compactly.
+    # (corners, usable, not cut) for the four possible triangles of a block; the
+    # corner order is counter-clockwise seen from the camera.
+    cand = [
+        ((a, c, d), diag_ad & ka & kc & kd, ~left & ~bot & ~cut_ad),     # "\" lower
+        ((a, d, b), diag_ad & ka & kd & kb, ~top & ~right & ~cut_ad),    # "\" upper
+        ((a, c, b), ~diag_ad & ka & kc & kb, ~left & ~top & ~cut_bc),    # "/" upper
+        ((b, c, d), ~diag_ad & kb & kc & kd, ~right & ~bot & ~cut_bc),   # "/" lower
+    ]
+    tri = np.concatenate([np.stack([v[ok & whole] for v in corners], -1) for corners, ok, whole in cand])
     used = np.zeros(h * w, bool)
     used[tri.ravel()] = True
     remap = np.cumsum(used) - 1
-    pts = unproject(depth, hfov_deg).reshape(-1, 3)[used]
-    return MeshArrays(np.ascontiguousarray(pts, np.float32),
-                      np.ascontiguousarray(remap[tri], np.int32))
+    pts_all = unproject(depth, hfov_deg).reshape(-1, 3)
+    pts = pts_all[used]
+    tri = remap[tri]
+    if margin:
+        flaps = np.concatenate([np.stack([v[ok & ~whole] for v in corners], -1) for corners, ok, whole in cand])
+        if len(flaps):
+            zf = depth.ravel()[flaps]                              # (K, 3)
+            znear = zf.min(1, keepdims=True)
+            zf = np.where(zf > znear * 1.02, znear, zf)
+            scale = (zf / depth.ravel()[flaps])[..., None]         # along each pixel's ray
+            extra = (pts_all[flaps] * scale).reshape(-1, 3)
+            tri = np.concatenate([tri, len(pts) + np.arange(extra.shape[0]).reshape(-1, 3)])
+            pts = np.concatenate([pts, extra])
+    return MeshArrays(np.ascontiguousarray(pts, np.float32), np.ascontiguousarray(tri, np.int32))

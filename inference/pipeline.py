@@ -131,7 +131,7 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
     background = inpaint.inpaint_colour(texture, lay.hidden, lay.context_weight, lay.depth, bg_depth)
     stage_done("inpaint", 0.8)
 
-    fg = meshing.grid_mesh(lay.depth, hfov, None, lay.cut_h, lay.cut_v)
+    fg = meshing.grid_mesh(lay.depth, hfov, None, lay.cut_h, lay.cut_v, margin=True)
     # The background mesh covers the hidden region and a thin ring of the far side (no
     # crack between the layers); never the near side's own pixels.
     from scipy import ndimage

@@ -125,8 +125,8 @@ class PHOTO3D_OT_make_photo(bpy.types.Operator):
             self.report({"ERROR"}, f"photo not found: {self.filepath or '(none chosen)'}")
             return {"CANCELLED"}
         settings = _settings_from_scene(context)
-        if context.window is None:
-            # No event loop (headless): run to the end here.
+        if bpy.app.background or context.window is None:
+            # No event loop (the bpy module, blender -b): timers never fire, so run to the end here.
             try:
                 result = pipeline.run(path, settings)
             except Photo3DError as e:

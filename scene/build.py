@@ -77,6 +77,9 @@ def remove_photo(scene: bpy.types.Scene) -> bool:
         if child.get(MARK):
             bpy.data.collections.remove(child)
     bpy.data.collections.remove(coll)
+    if scene.world is not None and scene.world.get(MARK):
+        data.add(scene.world)
+        scene.world = None
     # Materials first: their images are freed with them.
     images = set()
     for d in list(data):
@@ -84,9 +87,12 @@ def remove_photo(scene: bpy.types.Scene) -> bool:
             for n in d.node_tree.nodes:
                 if n.type == "TEX_IMAGE" and n.image is not None:
                     images.add(n.image)
-    for d in list(data) + list(images):
-        if d.get(MARK) and d.users == 0:
-            _remove_id(d)
+    # Users first (meshes, cameras), then what they used (materials, then images).
+    order = (bpy.types.Mesh, bpy.types.Camera, bpy.types.World, bpy.types.Material, bpy.types.Image)
+    for kind in order:
+        for d in list(data) + list(images):
+            if isinstance(d, kind) and d.get(MARK) and d.users == 0:
+                _remove_id(d)
     return True
 
 
@@ -99,6 +105,8 @@ def _remove_id(d):
         bpy.data.images.remove(d)
     elif isinstance(d, bpy.types.Camera):
         bpy.data.cameras.remove(d)
+    elif isinstance(d, bpy.types.World):
+        bpy.data.worlds.remove(d)
 
 
 def _object(name, data, coll, parent, role):

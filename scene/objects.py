@@ -49,6 +49,7 @@ def image_from_array(name: str, rgb: np.ndarray, alpha: np.ndarray | None = None
         img = mark(bpy.data.images.load(path, check_existing=False))
         img.pack()
     img.name = name
-    img.filepath = f"//textures/{bpy.path.clean_name(name)}.png"
+    # filepath_raw: renaming the (now deleted) source without asking Blender to reload it
+    img.filepath_raw = f"//textures/{bpy.path.clean_name(name)}.png"
     img.colorspace_settings.name = "sRGB"
     return img

@@ -44,6 +44,7 @@ def configure(scene: bpy.types.Scene, engine: str = "eevee", size: tuple[int, in
         scene.cycles.samples = samples
         scene.cycles.max_bounces = 0      # emission only: no light transport to compute
         scene.cycles.use_denoising = False
+        r.use_persistent_data = True      # static geometry: build the BVH once, not per frame
     elif r.engine.startswith("BLENDER_EEVEE"):
         scene.eevee.taa_render_samples = samples
         for attr in ("use_shadows", "use_raytracing"):

@@ -1,21 +1,8 @@
 """The classical depth fallback: shapes, robustness, and the subject standing out."""
-import os
-import sys
-
 import numpy as np
 import pytest
 
-try:
-    from photo3d.inference import depth_classical
-except ImportError:  # the venv has not linked the package yet: use a local link to the root
-    _root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    _shim = os.path.join("/tmp", "p3d_shim_depth_classical")
-    os.makedirs(_shim, exist_ok=True)
-    _link = os.path.join(_shim, "photo3d")
-    if not os.path.islink(_link):
-        os.symlink(_root, _link)
-    sys.path.insert(0, _shim)
-    from photo3d.inference import depth_classical
+from photo3d.inference import depth_classical
 
 skimage_data = pytest.importorskip("skimage.data")
 

@@ -1,0 +1,225 @@
+"""photo3d inside Blender (the real bpy module): registration, the scene contract, re-runs,
+the operator headless, the background job stepped like the modal timer does, cancelling."""
+import types
+
+import numpy as np
+import pytest
+
+from photo3d.inference import pipeline
+from photo3d.operators import make_photo
+from photo3d.operators.job import CANCELLED, DONE, PipelineJob
+from photo3d.scene import build, render
+
+pytestmark = pytest.mark.blender
+
+
+@pytest.fixture(scope="module")
+def box_result(box_files):
+    photo, depth = box_files
+    return pipeline.run(photo, pipeline.Settings(depth_file=depth, hfov_deg=50))
+
+
+def _fcurve_keys(id_data):
+    from photo3d.scene.camera import _fcurves
+    return {(fc.data_path, fc.array_index): len(fc.keyframe_points) for fc in _fcurves(id_data)}
+
+
+def _snapshot(bpy):
+    """Everything a user could see change: objects with transforms, datablock names."""
+    objs = {o.name: tuple(round(v, 6) for v in o.matrix_world.col[3]) for o in bpy.data.objects}
+    data = {k: sorted(x.name for x in getattr(bpy.data, k))
+            for k in ("meshes", "materials", "images", "cameras", "collections", "worlds")}
+    sc = bpy.context.scene
+    return objs, data, sc.camera.name if sc.camera else None, sc.frame_end, sc.render.engine
+
+
+def test_registration_adds_ui(blender):
+    bpy = blender
+    assert hasattr(bpy.types, "PHOTO3D_OT_make_photo") and hasattr(bpy.types, "PHOTO3D_PT_main")
+    assert hasattr(bpy.types.Scene, "photo3d")
+    assert make_photo.PHOTO3D_OT_make_photo.bl_options >= {"REGISTER", "UNDO"}
+
+
+def test_unregister_leaves_nothing_behind(blender):
+    import photo3d
+    bpy = blender
+    handlers = {k: len(getattr(bpy.app.handlers, k)) for k in dir(bpy.app.handlers)
+                if isinstance(getattr(bpy.app.handlers, k), list)}
+    menu_draws = len(bpy.types.VIEW3D_MT_add._dyn_ui_initialize())
+    photo3d.unregister()
+    try:
+        assert not hasattr(bpy.types, "PHOTO3D_OT_make_photo")
+        assert not hasattr(bpy.types, "PHOTO3D_PT_main")
+        assert not hasattr(bpy.types.Scene, "photo3d")
+        assert len(bpy.types.VIEW3D_MT_add._dyn_ui_initialize()) == menu_draws - 1
+    finally:
+        photo3d.register()
+    assert handlers == {k: len(getattr(bpy.app.handlers, k)) for k in handlers}
+
+
+def test_scene_contract(empty_scene, box_result, blender):
+    bpy = blender
+    sc = empty_scene
+    coll = build.build_scene(sc, box_result, build.BuildOptions(frames=24, size=(80, 60)))
+    assert coll.name == "3D Photo" and coll.name in sc.collection.children
+    roles = {o.get(build.ROLE): o for o in coll.all_objects}
+    assert set(roles) == {"root", "foreground", "background", "camera"}
+    root, fg, bg, cam = roles["root"], roles["foreground"], roles["background"], roles["camera"]
+    assert root.matrix_world == root.matrix_world.Identity(4)
+    assert fg.parent == root and bg.parent == root and cam.parent == root
+    assert sc.camera == cam
+    # meshes are exactly the pipeline's arrays
+    for ob, arrays in ((fg, box_result.foreground_mesh), (bg, box_result.background_mesh)):
+        me = ob.data
+        assert len(me.vertices) == arrays.n_vertices and len(me.polygons) == len(arrays.triangles)
+        co = np.empty(3 * len(me.vertices), np.float32)
+        me.vertices.foreach_get("co", co)
+        assert np.allclose(co.reshape(-1, 3), arrays.positions)
+        # emission material projecting the photo
+        nodes = {n.type for n in me.materials[0].node_tree.nodes}
+        assert {"EMISSION", "TEX_IMAGE", "TEX_COORD"} <= nodes
+        img = next(n.image for n in me.materials[0].node_tree.nodes if n.type == "TEX_IMAGE")
+        assert img.packed_file is not None and tuple(img.size) == (80, 60)
+    # animated camera over the whole frame range, Eevee settings
+    assert (sc.frame_start, sc.frame_end) == (1, 24)
+    keys = _fcurve_keys(cam)
+    assert keys[("location", 0)] == 24 and keys[("rotation_euler", 2)] == 24
+    assert sc.render.engine == render.eevee_id()
+    assert sc.view_settings.view_transform == "Standard"
+    assert sc.photo3d.hfov == pytest.approx(50)
+    assert 40 < np.degrees(cam.data.angle_x) <= 50 + 1e-3       # narrowed just enough to stay inside the photo
+
+
+def test_rerun_replaces_only_what_photo3d_made(empty_scene, box_result, blender):
+    bpy = blender
+    sc = empty_scene
+    bpy.ops.mesh.primitive_cube_add()
+    cube = bpy.context.active_object
+    cube.location = (5, 0, 0)
+    user_mat = bpy.data.materials.new("UserMaterial")
+    cube.data.materials.append(user_mat)
+    build.build_scene(sc, box_result)
+    coll = build.find_collection(sc)
+    # a user object dropped into our collection survives a re-run
+    guest = bpy.data.objects.new("Guest", None)
+    coll.objects.link(guest)
+    first = _snapshot(bpy)
+    build.build_scene(sc, box_result)
+    again = _snapshot(bpy)
+    assert first[1] == again[1]                        # same datablocks: nothing orphaned, nothing doubled
+    assert cube.name in bpy.data.objects and cube.location.x == 5 and cube.data.materials[0] == user_mat
+    assert "Guest" in bpy.data.objects and "Guest" in sc.collection.objects
+    assert len([c for c in bpy.data.collections if c.name.startswith("3D Photo")]) == 1
+    assert build.remove_photo(sc)
+    left = {k: v for k, v in _snapshot(bpy)[1].items()}
+    assert not any(n.startswith("3D Photo") for names in left.values() for n in names)
+    assert "UserMaterial" in left["materials"] and cube.name in bpy.data.objects
+
+
+def test_changing_path_settings_reanimates(empty_scene, box_result, blender):
+    sc = empty_scene
+    build.build_scene(sc, box_result, build.BuildOptions(path="swing", frames=40))
+    cam = sc.camera
+
+    def pose_at(frame):
+        sc.frame_set(frame)
+        return np.array(cam.matrix_world)
+
+    a = pose_at(11)
+    sc.photo3d.amplitude = 2.0
+    b = pose_at(11)
+    assert not np.allclose(a, b)
+    assert np.linalg.norm(b[:3, 3]) == pytest.approx(2 * np.linalg.norm(a[:3, 3]), rel=1e-3)
+    sc.photo3d.frames = 30
+    assert sc.frame_end == 30 and _fcurve_keys(cam)[("location", 0)] == 30
+    sc.photo3d.path = "dolly-zoom"
+    assert cam.data.animation_data is not None            # the lens is keyed now
+    lens_start = (sc.frame_set(1), cam.data.lens)[1]
+    lens_end = (sc.frame_set(30), cam.data.lens)[1]
+    assert lens_end > lens_start                          # zooming in while dollying back
+
+
+def test_operator_headless_end_to_end(empty_scene, small_portrait, blender):
+    bpy = blender
+    assert bpy.ops.photo3d.make_photo(filepath=small_portrait) == {"FINISHED"}
+    sc = bpy.context.scene
+    assert build.find_collection(sc) is not None and sc.camera is not None
+    assert sc.photo3d.source_photo == small_portrait
+
+
+def test_operator_bad_file_leaves_scene_alone(empty_scene, tmp_path, blender):
+    bpy = blender
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    before = _snapshot(bpy)
+    with pytest.raises(RuntimeError, match="not an image|corrupt|truncated"):
+        bpy.ops.photo3d.make_photo(filepath=str(bad))
+    with pytest.raises(RuntimeError, match="not found"):
+        bpy.ops.photo3d.make_photo(filepath=str(tmp_path / "missing.png"))
+    assert _snapshot(bpy) == before
+
+
+def _fake_operator(job):
+    reports = []
+    return types.SimpleNamespace(_job=job, _timer=None, report=lambda kind, msg: reports.append((kind, msg))), reports
+
+
+def test_background_job_stepped_by_the_modal_timer(empty_scene, small_portrait, blender):
+    """What Blender's modal TIMER events do, done by hand: the job runs in a thread, the
+    main thread steps it, and the scene is built only at the end."""
+    bpy = blender
+    job = PipelineJob(small_portrait).start()
+    op, reports = _fake_operator(job)
+    timer = types.SimpleNamespace(type="TIMER", value="NOTHING")
+    states = []
+    for _ in range(3000):
+        ret = make_photo.PHOTO3D_OT_make_photo.modal(op, bpy.context, timer)
+        states.append(ret)
+        if ret != {"RUNNING_MODAL"}:
+            break
+        assert build.find_collection(bpy.context.scene) is None      # nothing built while running
+        job._thread.join(0.01)
+    assert states[-1] == {"FINISHED"} and job.state == DONE
+    assert build.find_collection(bpy.context.scene) is not None
+    assert bpy.context.window_manager.photo3d_job.running is False
+    assert any(kind == {"INFO"} for kind, _ in reports)
+
+
+def test_cancel_leaves_the_scene_exactly_as_it_was(empty_scene, small_portrait, box_result, blender):
+    bpy = blender
+    build.build_scene(bpy.context.scene, box_result)      # an earlier 3D photo must survive too
+    before = _snapshot(bpy)
+    job = PipelineJob(small_portrait).start()
+    op, reports = _fake_operator(job)
+    bpy.context.window_manager.photo3d_job.cancel_requested = True    # the panel's Cancel button
+    ret = make_photo._tick(op, bpy.context)
+    assert ret == {"CANCELLED"} and job.cancel_requested
+    job.wait(60)
+    assert job.state in (CANCELLED, DONE)
+    for _ in range(3):                                                # late messages change nothing
+        make_photo._tick(op, bpy.context) if job.state != DONE else None
+    assert _snapshot(bpy) == before
+    assert reports and reports[-1][0] == {"WARNING"}
+    assert bpy.context.window_manager.photo3d_job.cancel_requested is False
+
+    # Esc in the modal handler does the same.
+    job = PipelineJob(small_portrait).start()
+    op, reports = _fake_operator(job)
+    esc = types.SimpleNamespace(type="ESC", value="PRESS")
+    assert make_photo.PHOTO3D_OT_make_photo.modal(op, bpy.context, esc) == {"CANCELLED"}
+    job.wait(60)
+    assert _snapshot(bpy) == before
+
+
+def test_failed_job_reports_and_changes_nothing(empty_scene, tmp_path, blender):
+    bpy = blender
+    p = tmp_path / "tiny.png"
+    import cv2
+    cv2.imwrite(str(p), np.zeros((4, 4, 3), np.uint8))
+    before = _snapshot(bpy)
+    job = PipelineJob(str(p)).start()
+    job.wait(60)
+    op, reports = _fake_operator(job)
+    assert make_photo._tick(op, bpy.context) == {"CANCELLED"}
+    assert reports[-1][0] == {"ERROR"} and "too small" in reports[-1][1]
+    assert _snapshot(bpy) == before

@@ -1,0 +1,121 @@
+"""`python -m photo3d` as users and scripts run it: outputs, and one clear line for bad input."""
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from helpers import run_cli
+
+OUTPUTS = {"scene.blend", "depth.npy", "depth.png", "mask.png", "background.png"}
+
+
+def _one_error_line(err):
+    lines = [l for l in err.strip().splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("photo3d: error:"), err
+    return lines[0]
+
+
+def test_make_no_render_writes_the_contract_files(tmp_path, box_files):
+    photo, depth = box_files
+    out = tmp_path / "out"
+    rc, so, se = run_cli("make", photo, "--out", out, "--depth", depth, "--fov", 50, "--no-render",
+                         "--path", "swing", "--frames", 12)
+    assert rc == 0, se
+    assert set(os.listdir(out)) == OUTPUTS                         # nothing else, no staging left
+    d = np.load(out / "depth.npy")
+    assert d.dtype == np.float32 and np.array_equal(d, np.load(depth))
+    dp = cv2.imread(str(out / "depth.png"), cv2.IMREAD_UNCHANGED)
+    assert dp.dtype == np.uint16 and dp.shape == d.shape
+    assert dp[d < 5].min() > dp[d >= 5].max()                      # white = near
+    mask = cv2.imread(str(out / "mask.png"), cv2.IMREAD_GRAYSCALE)
+    assert np.array_equal(mask > 127, d < 5)
+    bg = cv2.imread(str(out / "background.png"))
+    photo_px = cv2.imread(photo)
+    assert bg.shape == photo_px.shape
+    hole = mask > 127
+    # the subject's colour (green) does not reach the background layer
+    assert np.abs(bg[hole].astype(int) - photo_px[~hole][0]).max() < 40
+
+
+def test_depth_and_models(tmp_path, small_portrait):
+    rc, so, se = run_cli("depth", small_portrait, "--out", tmp_path / "d.npy")
+    assert rc == 0, se
+    d = np.load(tmp_path / "d.npy")
+    assert d.shape == (256, 256) and np.isfinite(d).all() and (d > 0).all()
+    rc, so, se = run_cli("models")
+    assert rc == 0 and "classical" in so
+
+
+def test_bench_prints_stages(small_portrait):
+    rc, so, se = run_cli("bench", small_portrait)
+    assert rc == 0, se
+    lines = so.strip().splitlines()
+    names = [l.split()[0] for l in lines if not l.startswith("#")]
+    for stage in ("load", "depth", "layers", "inpaint", "mesh", "scene"):
+        assert stage in names
+    assert lines[-1].startswith("total ") and lines[-1].endswith(" s")
+
+
+def _bad_inputs(tmp_path, portrait_path, box_files):
+    text = tmp_path / "notes.jpg"
+    text.write_text("not a photo")
+    cut = tmp_path / "cut.jpg"
+    data = open(portrait_path, "rb").read()
+    cut.write_bytes(data[: len(data) // 3])
+    one = tmp_path / "one.png"
+    cv2.imwrite(str(one), np.zeros((1, 1, 3), np.uint8))
+    wrong = tmp_path / "wrong.npy"
+    np.save(wrong, np.ones((7, 9), np.float32))
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    photo, _ = box_files
+    return {
+        "missing": ([str(tmp_path / "nope.jpg")], "not found"),
+        "not an image": ([str(text)], "not an image"),
+        "truncated": ([str(cut)], "truncated"),
+        "1x1": ([str(one)], "too small"),
+        "depth size": ([photo, "--depth", str(wrong)], "9x7"),
+        "unwritable out": ([photo, "--out-override", str(blocker / "sub")], "cannot write"),
+        "bad path": ([photo, "--path", "spiral"], "invalid choice"),
+        "bad effect": ([photo, "--effects", "lasers"], "not available"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing", "not an image", "truncated", "1x1", "depth size",
+                                  "unwritable out", "bad path", "bad effect"])
+def test_bad_input_one_line_and_nothing_written(tmp_path, portrait_path, box_files, case):
+    args, expected = _bad_inputs(tmp_path, portrait_path, box_files)[case]
+    out = tmp_path / "out"
+    if "--out-override" in args:
+        i = args.index("--out-override")
+        out = args[i + 1]
+        args = args[:i]
+    rc, so, se = run_cli("make", *args, "--out", out, "--no-render")
+    assert rc != 0
+    assert expected in _one_error_line(se)
+    assert not os.path.exists(out) or os.listdir(out) == []
+
+
+def test_existing_outputs_survive_a_failed_run(tmp_path, box_files):
+    photo, depth = box_files
+    out = tmp_path / "out"
+    assert run_cli("make", photo, "--out", out, "--depth", depth, "--no-render")[0] == 0
+    before = {f: os.path.getmtime(out / f) for f in os.listdir(out)}
+    rc, _, se = run_cli("make", photo, "--out", out, "--depth", str(tmp_path / "gone.npy"), "--no-render")
+    assert rc != 0 and "not found" in _one_error_line(se)
+    assert {f: os.path.getmtime(out / f) for f in os.listdir(out)} == before
+
+
+@pytest.mark.slow
+def test_make_renders_a_video(tmp_path, small_portrait):
+    out = tmp_path / "out"
+    rc, so, se = run_cli("make", small_portrait, "--out", out, "--frames", 4, "--size", "64x64",
+                         "--engine", "cycles", "--samples", 2)
+    assert rc == 0, se
+    assert set(os.listdir(out)) == OUTPUTS | {"video.mp4"}
+    cap = cv2.VideoCapture(str(out / "video.mp4"))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    assert n == 4

@@ -1,0 +1,104 @@
+"""Layering at occlusion edges, inpainting from background only, Poisson depth, cut meshes."""
+import numpy as np
+import pytest
+
+from photo3d.inference import inpaint, layers, mesh
+from helpers import box_scene
+
+
+def test_box_in_front_of_wall_is_cut_and_near():
+    depth, _ = box_scene()
+    lay = layers.split_layers(depth, band=6)
+    box = depth < 5
+    assert np.array_equal(lay.near, box)
+    # Cuts exactly along the box outline, nowhere else.
+    assert np.array_equal(lay.cut_h, box[:, :-1] != box[:, 1:])
+    assert np.array_equal(lay.cut_v, box[:-1, :] != box[1:, :])
+    # The hidden band lies inside the box, along its outline, at most `band` deep.
+    assert lay.hidden.any() and not (lay.hidden & ~box).any()
+    assert lay.hidden[30, 20] and lay.hidden[30, 25] and not lay.hidden[30, 30]
+    assert not (lay.context & box).any()
+
+
+def test_slanted_plane_is_never_cut():
+    h, w = 80, 100
+    v = np.arange(h, dtype=np.float32)[:, None]
+    disparity = 0.02 + 0.01 * v + np.zeros((1, w), np.float32)    # a floor: affine in disparity
+    lay = layers.split_layers(1.0 / disparity, band=5)
+    assert not lay.cut_h.any() and not lay.cut_v.any()
+    assert not lay.near.any() and not lay.hidden.any()
+
+
+def test_colour_inpainting_reads_background_only():
+    depth, _ = box_scene()
+    lay = layers.split_layers(depth, band=8)
+    rgb = np.zeros(depth.shape + (3,), np.float32)
+    rgb[...] = (0.0, 0.0, 1.0)                    # background blue
+    rgb[depth < 5] = (1.0, 0.0, 0.0)              # subject red
+    bg_depth = inpaint.poisson_fill(lay.depth, lay.hidden, lay.context)
+    out = inpaint.inpaint_colour(rgb, lay.hidden, lay.context_weight, lay.depth, bg_depth)
+    assert np.allclose(out[lay.hidden], (0.0, 0.0, 1.0), atol=1e-4)   # no red in the hole
+    assert np.array_equal(out[~lay.hidden], rgb[~lay.hidden])
+
+
+def test_inpainting_at_texture_resolution():
+    depth, _ = box_scene()
+    lay = layers.split_layers(depth, band=8)
+    big = np.random.default_rng(0).random((depth.shape[0] * 2, depth.shape[1] * 2, 3)).astype(np.float32)
+    out = inpaint.inpaint_colour(big, lay.hidden, lay.context_weight)
+    assert out.shape == big.shape
+    hole_big = np.repeat(np.repeat(lay.hidden, 2, 0), 2, 1)
+    assert np.array_equal(out[~hole_big], big[~hole_big])
+
+
+def test_push_pull_fills_everything_from_known():
+    img = np.zeros((33, 47, 3), np.float32)
+    known = np.zeros((33, 47), bool)
+    known[:, :5] = True
+    img[known] = 0.25
+    out = inpaint.push_pull(img, known)
+    assert np.allclose(out, 0.25, atol=1e-5)
+
+
+def test_poisson_continues_the_background_plane():
+    """A hole in a tilted wall is filled with the same plane (exact in disparity)."""
+    h, w = 50, 70
+    u = np.arange(w, dtype=np.float32)[None, :]
+    disp = 0.1 + 0.002 * u + np.zeros((h, 1), np.float32)
+    depth = 1.0 / disp
+    hole = np.zeros((h, w), bool)
+    hole[10:40, 20:50] = True
+    filled = inpaint.poisson_fill(np.where(hole, 1.0, depth), hole, ~hole)
+    assert np.allclose(filled[hole], depth[hole], rtol=1e-3)
+
+
+def test_poisson_hole_without_context_stays_behind():
+    depth = np.full((20, 20), 2.0, np.float32)
+    hole = np.zeros((20, 20), bool)
+    hole[5:15, 5:15] = True
+    filled = inpaint.poisson_fill(depth, hole, np.zeros_like(hole))
+    assert np.isfinite(filled).all() and (filled[hole] >= 2.0).all()
+
+
+def test_grid_mesh_counts_positions_and_winding():
+    h, w, hfov = 6, 8, 60.0
+    depth = np.full((h, w), 3.0, np.float32)
+    m = mesh.grid_mesh(depth, hfov)
+    assert m.n_vertices == h * w and len(m.triangles) == 2 * (h - 1) * (w - 1)
+    p = m.positions
+    assert np.allclose(p[:, 2], -3.0)
+    f = mesh.focal_px(w, hfov)
+    assert p[0, 0] == pytest.approx((0.5 - w / 2) / f * 3.0) and p[0, 1] > 0   # top-left: left, up
+    # Every triangle faces the camera (normal towards +Z).
+    a, b, c = (p[m.triangles[:, i]] for i in range(3))
+    assert (np.cross(b - a, c - a)[:, 2] > 0).all()
+
+
+def test_grid_mesh_never_spans_a_cut():
+    depth, _ = box_scene()
+    lay = layers.split_layers(depth, band=4)
+    m = mesh.grid_mesh(lay.depth, 60.0, None, lay.cut_h, lay.cut_v)
+    z = -m.positions[:, 2][m.triangles]
+    assert (z.max(1) / z.min(1) < 1.01).all()         # no triangle joins box and wall
+    # ... and the box's own pixels are all still there.
+    assert m.n_vertices == depth.size
