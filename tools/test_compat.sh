@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The Blender-facing tests on the other supported releases: bpy 4.2 LTS and 5.0.
+# Each gets its own venv (.venv-4.2, .venv-5.0) with the same pins but bpy.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+status=0
+for ver in 4.2.23 5.0.1; do
+  venv=.venv-${ver%.*}
+  if [ ! -f "$venv/.installed" ]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --upgrade pip
+    grep -v '^bpy' requirements.txt > "$venv/requirements.txt"
+    "$venv/bin/pip" install -q "bpy==$ver" -r "$venv/requirements.txt" || { echo "bpy $ver: install failed"; status=1; continue; }
+    mkdir -p "$venv/src" && ln -sfn "$PWD" "$venv/src/photo3d"
+    "$venv/bin/python" -c "import site, pathlib; pathlib.Path(site.getsitepackages()[0], 'photo3d-src.pth').write_text('$PWD/$venv/src\n')"
+    touch "$venv/.installed"
+  fi
+  echo "== bpy $ver"
+  "$venv/bin/python" -m pytest -q -p no:randomly tests/test_blender.py tests/test_render.py tests/test_cli.py \
+    || status=1
+done
+exit $status
