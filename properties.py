@@ -50,6 +50,7 @@ class Photo3DSettings(bpy.types.PropertyGroup):
                                 description="Zoom in just enough that no frame shows past the photo's edges")
     # Stored by the build so the path can be recomputed; not for editing.
     hfov: FloatProperty(name="Field of View", default=65.0, options={"HIDDEN"})  # type: ignore
+    photo_aspect: FloatProperty(default=1.0, options={"HIDDEN"})  # type: ignore
     subject_depth: FloatProperty(default=0.0, options={"HIDDEN"})  # type: ignore
     near_depth: FloatProperty(default=0.0, options={"HIDDEN"})  # type: ignore
     far_depth: FloatProperty(default=0.0, options={"HIDDEN"})  # type: ignore

@@ -37,6 +37,7 @@ class PathParams:
     easing: str = "ease-in-out"
     hfov_deg: float = 65.0
     aspect: float = 1.0      # width / height of the render
+    photo_aspect: float | None = None   # width / height of the photo (default: the render's)
     crop_to_photo: bool = True   # narrow the FOV just enough that no frame shows past the photo's edges
     extra: dict = field(default_factory=dict)
 
@@ -152,11 +153,12 @@ def _crop_factor(m: np.ndarray, hfov: np.ndarray, params: PathParams, extent: Sc
     """
     tan0 = math.tan(math.radians(params.hfov_deg) / 2)
     asp = params.aspect
+    photo_asp = params.photo_aspect or asp
     worst = 1.0
     for z in (extent.near_depth, extent.subject_depth, extent.far_depth):
         # corners of the photo at depth z, plus edge midpoints
         xs = np.array([-1, 0, 1, 1, 1, 0, -1, -1]) * tan0 * z
-        ys = np.array([1, 1, 1, 0, -1, -1, -1, 0]) * tan0 / asp * z
+        ys = np.array([1, 1, 1, 0, -1, -1, -1, 0]) * tan0 / photo_asp * z
         pts = np.stack([xs, ys, np.full(8, -z), np.ones(8)], -1)      # (8, 4)
         inv = np.linalg.inv(m)                                          # (F, 4, 4)
         pc = np.einsum("fij,kj->fki", inv, pts)                          # (F, 8, 4)

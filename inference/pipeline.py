@@ -158,9 +158,3 @@ def _resize_depth(depth: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def depth_at_photo_resolution(result: Result) -> np.ndarray:
     w, h = result.size
     return _resize_depth(result.depth, (w, h))
-
-
-def path_params(result: Result, preset: str, frames: int, amplitude: float, easing: str,
-                aspect: float) -> camera_path.PathParams:
-    return camera_path.PathParams(preset=preset, frames=frames, amplitude=amplitude, easing=easing,
-                                  hfov_deg=result.hfov_deg, aspect=aspect)

@@ -164,6 +164,7 @@ def build_scene(scene: bpy.types.Scene, result: Result, opts: BuildOptions | Non
         settings.is_updating = True
         try:
             settings.hfov = result.hfov_deg
+            settings.photo_aspect = result.size[0] / result.size[1]
             settings.subject_depth = result.extent.subject_depth
             settings.near_depth = result.extent.near_depth
             settings.far_depth = result.extent.far_depth
@@ -177,7 +178,7 @@ def build_scene(scene: bpy.types.Scene, result: Result, opts: BuildOptions | Non
     else:
         aspect = scene.render.resolution_x / max(1, scene.render.resolution_y)
         params = camera_path.PathParams(opts.path, opts.frames, opts.amplitude, opts.easing,
-                                        result.hfov_deg, aspect)
+                                        result.hfov_deg, aspect, result.size[0] / result.size[1])
         camera_mod.animate(cam, camera_path.make_path(params, result.extent), scene.frame_start)
     scene.frame_set(scene.frame_start)
     return coll
