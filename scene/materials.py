@@ -17,7 +17,8 @@ from .objects import mark
 def projection_material(name: str, image: bpy.types.Image, hfov_deg: float, width: int, height: int,
                         strength: float = 1.0) -> bpy.types.Material:
     mat = mark(bpy.data.materials.new(name))
-    mat.use_nodes = True
+    if bpy.app.version < (5, 0, 0):   # 5.0 materials always have nodes (use_nodes is deprecated)
+        mat.use_nodes = True
     nt = mat.node_tree
     nt.nodes.clear()
     new = nt.nodes.new
