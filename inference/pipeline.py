@@ -127,19 +127,25 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
     extent = scene_extent(lay.depth, mask if mask.any() else None)
     stage_done("layers", 0.6)
 
+    from scipy import ndimage
     bg_depth = inpaint.poisson_fill(lay.depth, lay.hidden, lay.context)
-    background = inpaint.inpaint_colour(texture, lay.hidden, lay.context_weight, lay.depth, bg_depth)
+    # Colour is also re-made for a 2-pixel rim on the far side: those pixels mix the
+    # subject's edge (hair) with the background, and would trace its outline behind it.
+    rim = ndimage.binary_dilation(lay.hidden, iterations=2) & ~lay.near
+    background = inpaint.inpaint_colour(texture, lay.hidden | rim, lay.context_weight, lay.depth,
+                                        np.where(rim, lay.depth, bg_depth))
     stage_done("inpaint", 0.8)
 
     fg = meshing.grid_mesh(lay.depth, hfov, None, lay.cut_h, lay.cut_v, margin=True)
     # The background mesh covers the hidden region and a thin ring of the far side (no
     # crack between the layers); never the near side's own pixels.
-    from scipy import ndimage
     ring = ndimage.binary_dilation(lay.hidden, iterations=2)
     keep = ring & (lay.hidden | lay.context)
     # Not cut: where two hidden regions meet at different depths, a stretched sheet in
     # the far layer reads better than a crack onto nothing.
-    bg = meshing.grid_mesh(bg_depth, hfov, keep)
+    # Pushed back 0.3 % along the pixel rays: where the rim coincides with the photo
+    # layer, the photo must win (no z-fighting); the source view is unchanged.
+    bg = meshing.grid_mesh(bg_depth * np.float32(1.003), hfov, keep)
     stage_done("mesh", 1.0)
 
     return Result(photo_path, (w, h), hfov, metric, texture, background, photo.alpha,

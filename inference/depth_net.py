@@ -1,0 +1,208 @@
+"""photo3d's learned monocular depth network at inference time: ONNX through OpenCV DNN.
+
+No torch and no bpy: the network (trained and exported by ``tools/train_depth``) is an
+ONNX file read with ``cv2.dnn.readNetFromONNX``.
+
+The network's contract (see ``tools/train_depth/model.py``):
+
+* input ``rgb``: float32 NCHW RGB in [0, 1], H and W multiples of 32 (the ImageNet
+  normalisation is inside the network);
+* output ``inv_depth`` (N,1,H,W): positive *relative* inverse depth, known only up to an
+  unknown scale and shift (affine-invariant, MiDaS-style);
+* optional outputs ``normals`` (N,3,H,W, unit camera-space normals) and ``mask``
+  (N,1,H,W, subject logits). A model whose outputs carry other names is read by
+  order: the first output is the inverse depth, then a 3-channel one is the normals
+  and another 1-channel one the subject logits.
+
+:func:`run` resizes the photo so that its long side is ``long_side`` (384) keeping the
+aspect, pads it (edge-reflected) to multiples of 32, runs the network, crops the padding
+off and resizes the results back to the photo's resolution.
+
+From relative inverse depth to z-depth (nominal metres), :func:`inverse_depth_to_z`:
+the inverse depth is normalised robustly, its ``lo_pct`` percentile (2 %) mapped to
+``1/far`` and its ``hi_pct`` percentile (98 %) to ``1/near``, values beyond those clipped;
+then z = 1 / that. With the defaults ``near = 1`` and ``far = 20``: the nearest things
+in the photo sit about 1 m from the camera, the farthest (sky included) about 20 m, and
+ratios of inverse depth in between are kept. A flat prediction (no depth contrast)
+gives a constant depth of sqrt(near * far).
+
+Loaded networks are cached per file (path, modification time, size), and each one's
+forward pass runs under a lock: a ``cv2.dnn.Net`` is not safe for concurrent use.
+"""
+from __future__ import annotations
+
+import os
+import re
+import threading
+
+import cv2
+import numpy as np
+
+from .errors import InputError
+
+__all__ = ["run", "load", "inverse_depth_to_z", "model_input_size", "clear_cache",
+           "DEFAULT_LONG_SIDE", "NEAR", "FAR"]
+
+DEFAULT_LONG_SIDE = 384
+NEAR, FAR = 1.0, 20.0
+LO_PCT, HI_PCT = 2.0, 98.0
+_MULTIPLE = 32
+_KNOWN = ("inv_depth", "normals", "mask")
+
+
+class _LoadedNet:
+    def __init__(self, net, out_names):
+        self.net = net
+        self.out_names = list(out_names)
+        self.lock = threading.Lock()
+
+    def forward(self, blob: np.ndarray) -> dict:
+        """{'inv_depth': (1,1,H,W), 'normals': (1,3,H,W) or absent, 'mask': ... or absent}."""
+        with self.lock:
+            self.net.setInput(blob)
+            outs = self.net.forward(self.out_names)
+        outs = [np.asarray(o, np.float32) for o in outs]
+        named = dict(zip(self.out_names, outs))
+        if "inv_depth" in named:
+            return {k: v for k, v in named.items() if k in _KNOWN}
+        # unnamed outputs: the first is the inverse depth, then by channel count
+        result = {"inv_depth": outs[0]}
+        for o in outs[1:]:
+            if o.ndim == 4 and o.shape[1] == 3 and "normals" not in result:
+                result["normals"] = o
+            elif o.ndim == 4 and o.shape[1] == 1 and "mask" not in result:
+                result["mask"] = o
+        return result
+
+
+_cache: dict[tuple, _LoadedNet] = {}
+_cache_lock = threading.Lock()
+
+
+def _cv_error_text(e: Exception) -> str:
+    """The innermost message of an OpenCV error, without file/line/function noise."""
+    text = str(e)
+    parts = re.split(r"OpenCV\([^)]*\) \S+: error: \(([^)]*)\) ", text)
+    # parts: [prefix, code, message, code, message, ...]; the last message is innermost
+    for i in range(len(parts) - 1, 1, -2):
+        part = re.sub(r" in function '[^']*'", "", parts[i])
+        part = " ".join(part.replace(">", " ").split())
+        if part:
+            if "Assertion failed" in parts[i - 1]:
+                return f"not a valid ONNX model for OpenCV (check failed: {part})"
+            return part
+    return type(e).__name__ if not text.strip() else " ".join(text.split())
+
+
+def _output_names(net) -> list[str]:
+    names = list(net.getUnconnectedOutLayersNames())
+    if not names:
+        raise ValueError("the network has no outputs")
+    known = [n for n in _KNOWN if n in names]
+    return known if "inv_depth" in known else names
+
+
+def load(path: str) -> _LoadedNet:
+    """The network in ``path`` (cached). InputError when it is missing or unreadable."""
+    path = os.path.abspath(os.fspath(path))
+    try:
+        st = os.stat(path)
+    except OSError:
+        raise InputError(f"depth model weights not found: {path}") from None
+    if not os.path.isfile(path):
+        raise InputError(f"depth model weights not found: {path} is not a file")
+    key = (path, st.st_mtime_ns, st.st_size)
+    with _cache_lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            return hit
+        try:
+            net = cv2.dnn.readNetFromONNX(path)
+            if net.empty():
+                raise ValueError("OpenCV read an empty network")
+            out_names = _output_names(net)
+        except (cv2.error, ValueError, SystemError) as e:
+            raise InputError(f"cannot load depth model {path}: {_cv_error_text(e)}") from None
+        for k in [k for k in _cache if k[0] == path]:         # an older version of the file
+            del _cache[k]
+        loaded = _cache[key] = _LoadedNet(net, out_names)
+        return loaded
+
+
+def clear_cache() -> None:
+    with _cache_lock:
+        _cache.clear()
+
+
+def model_input_size(w: int, h: int, long_side: int = DEFAULT_LONG_SIDE) -> tuple[tuple[int, int], tuple[int, int]]:
+    """((rw, rh) the photo is resized to, (pw, ph) padded to multiples of 32)."""
+    s = long_side / max(w, h)
+    rw, rh = max(1, int(round(w * s))), max(1, int(round(h * s)))
+    pad = lambda v: max(_MULTIPLE, -(-v // _MULTIPLE) * _MULTIPLE)
+    return (rw, rh), (pad(rw), pad(rh))
+
+
+def inverse_depth_to_z(inv: np.ndarray, near: float = NEAR, far: float = FAR,
+                       lo_pct: float = LO_PCT, hi_pct: float = HI_PCT) -> np.ndarray:
+    """Relative inverse depth -> positive z-depth in [near, far] (see the module doc)."""
+    if not (0 < near < far):
+        raise ValueError(f"need 0 < near < far, got near={near}, far={far}")
+    inv = np.asarray(inv, np.float32)
+    finite = np.isfinite(inv)
+    vals = inv[finite]
+    if vals.size == 0:
+        return np.full(inv.shape, np.sqrt(near * far), np.float32)
+    lo, hi = np.percentile(vals, [lo_pct, hi_pct])
+    if not hi - lo > 1e-6 * max(1.0, abs(hi)):
+        return np.full(inv.shape, np.sqrt(near * far), np.float32)
+    t = np.clip((np.where(finite, inv, lo) - lo) / (hi - lo), 0.0, 1.0)
+    disparity = 1.0 / far + t * (1.0 / near - 1.0 / far)
+    return (1.0 / disparity).astype(np.float32)
+
+
+def run(rgb: np.ndarray, weights: str, *, long_side: int = DEFAULT_LONG_SIDE,
+        near: float = NEAR, far: float = FAR):
+    """Depth of a photo with the network in ``weights``.
+
+    rgb: float32 (H, W, 3) RGB in [0, 1]. Returns (z-depth float32 (H, W) in [near, far],
+    subject probability float32 (H, W) in [0, 1] or None, unit normals float32 (H, W, 3)
+    or None), all at the photo's resolution.
+    """
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] < 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
+        raise InputError(f"depth model input must be an RGB image (H, W, 3), got shape {rgb.shape}")
+    net = load(weights)
+    h, w = rgb.shape[:2]
+    img = np.clip(np.nan_to_num(rgb[..., :3].astype(np.float32)), 0.0, 1.0)
+    (rw, rh), (pw, ph) = model_input_size(w, h, long_side)
+    interp = cv2.INTER_AREA if rw < w else cv2.INTER_LINEAR
+    small = cv2.resize(img, (rw, rh), interpolation=interp) if (rw, rh) != (w, h) else img
+    border = cv2.BORDER_REFLECT_101 if min(rw, rh) > 1 else cv2.BORDER_REPLICATE
+    small = cv2.copyMakeBorder(small, 0, ph - rh, 0, pw - rw, border)
+    blob = np.ascontiguousarray(small.transpose(2, 0, 1)[None], np.float32)
+    try:
+        outs = net.forward(blob)
+    except cv2.error as e:
+        raise InputError(f"depth model {os.path.abspath(weights)} failed to run: {_cv_error_text(e)}") from None
+
+    def back(a):                       # (1,C,ph,pw) -> (h,w,C) at the photo's resolution
+        a = a[0, :, :rh, :rw].transpose(1, 2, 0)
+        a = cv2.resize(np.ascontiguousarray(a), (w, h), interpolation=cv2.INTER_LINEAR)
+        return a.reshape(h, w, -1)
+
+    inv = outs["inv_depth"]
+    if inv.ndim != 4 or inv.shape[0] != 1 or inv.shape[2:] != (ph, pw):
+        raise InputError(f"depth model {weights}: unexpected output shape {inv.shape} for input {blob.shape}")
+    depth = inverse_depth_to_z(back(inv[:, :1])[..., 0], near, far)
+
+    subject = None
+    if "mask" in outs:
+        logits = np.clip(back(outs["mask"][:, :1])[..., 0], -60, 60)
+        subject = (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+
+    normals = None
+    if "normals" in outs:
+        n = back(outs["normals"][:, :3])
+        norm = np.linalg.norm(n, axis=2, keepdims=True)
+        normals = np.where(norm > 1e-6, n / np.maximum(norm, 1e-6), np.float32([0, 0, 0])).astype(np.float32)
+    return depth, subject, normals

@@ -1,0 +1,379 @@
+"""Train photo3d's depth network on a folder of ``.npz`` samples.
+
+Each sample (as written by ``tools/depthdata/generate.py``) holds
+``rgb`` uint8 (H,W,3), ``depth`` float32 metres, ``valid`` bool, ``normal`` float16
+(H,W,3) camera-space unit normals, ``mask`` uint8 subject mask, ``hfov`` float.
+``normal`` and ``mask`` may be missing: their losses then skip that sample.
+
+Losses (weights on the command line):
+* scale-and-shift-invariant loss on inverse depth (MiDaS): per image the target
+  disparity over the valid pixels is normalised (median / mean absolute deviation),
+  the prediction is aligned to it by least squares (scale + shift), loss = mean |residual|;
+* multi-scale gradient matching on that residual (4 scales);
+* normals: 1 - cos(pred, gt) over the valid pixels;
+* subject mask: BCE + Dice on the logits.
+
+AdamW, linear warm-up then cosine decay; checkpoints ``last.pt`` (and ``step_N.pt``)
+in ``--out``, resumable with ``--resume`` (``--resume`` alone: ``OUT/last.pt``).
+
+    python tools/train_depth/train.py --data data/depth --out runs/depth \\
+        --steps 40000 --batch 16 --device auto
+    python tools/train_depth/train.py --data data/depth --out runs/depth --resume
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import math
+import os
+import random
+import sys
+import time
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from model import build, count_parameters  # noqa: E402
+
+
+# --------------------------------------------------------------------------- data
+def _photometric(rgb: np.ndarray, rng: random.Random) -> np.ndarray:
+    """Heavy photometric augmentation of a uint8 RGB image; returns float32 [0,1]."""
+    img = rgb.astype(np.float32) / 255.0
+    # colour jitter: brightness, contrast, saturation, hue, gamma, per-channel gain
+    if rng.random() < 0.9:
+        img = img * rng.uniform(0.6, 1.4)
+        mean = img.mean()
+        img = (img - mean) * rng.uniform(0.6, 1.4) + mean
+        img = np.clip(img, 0, 1)
+        hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)                  # H in [0, 360)
+        hsv[..., 0] = (hsv[..., 0] + rng.uniform(-15, 15)) % 360.0
+        hsv[..., 1] = np.clip(hsv[..., 1] * rng.uniform(0.5, 1.5), 0, 1)
+        img = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+        img = np.clip(img, 0, 1) ** rng.uniform(0.7, 1.5)
+        img = img * np.array([rng.uniform(0.9, 1.1) for _ in range(3)], np.float32)
+    if rng.random() < 0.05:
+        img = np.repeat(img.mean(2, keepdims=True), 3, 2)
+    # vignetting: darken towards the corners
+    if rng.random() < 0.4:
+        h, w = img.shape[:2]
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        cx, cy = w * rng.uniform(0.4, 0.6), h * rng.uniform(0.4, 0.6)
+        r2 = ((xx - cx) ** 2 + (yy - cy) ** 2) / (0.25 * (w * w + h * h))
+        img = img * (1.0 - rng.uniform(0.1, 0.6) * np.clip(r2, 0, 1.5))[..., None]
+    # blur
+    if rng.random() < 0.3:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 2.0))
+    # sensor noise (luma + chroma)
+    if rng.random() < 0.5:
+        sigma = rng.uniform(0.0, 0.04)
+        nrng = np.random.default_rng(rng.getrandbits(32))
+        noise = nrng.normal(0, sigma, img.shape[:2] + (1,)) + nrng.normal(0, sigma * 0.5, img.shape)
+        img = img + noise.astype(np.float32)
+    img = np.clip(img, 0, 1)
+    # JPEG re-encoding
+    if rng.random() < 0.5:
+        u8 = (img * 255 + 0.5).astype(np.uint8)
+        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(u8, cv2.COLOR_RGB2BGR),
+                               [cv2.IMWRITE_JPEG_QUALITY, rng.randint(30, 95)])
+        if ok:
+            img = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB).astype(np.float32) / 255
+    return img.astype(np.float32)
+
+
+class NpzDepthDataset(Dataset):
+    """Random-scale crops, horizontal flips and photometric augmentation of npz samples."""
+
+    def __init__(self, root: str, crop=(288, 384), augment=True, scale=(1.0, 1.6), seed=0):
+        self.files = sorted(glob.glob(os.path.join(root, "**", "*.npz"), recursive=True))
+        if not self.files:
+            raise SystemExit(f"no .npz files under {root}")
+        self.crop, self.augment, self.scale, self.seed = tuple(crop), augment, scale, seed
+        self.epoch = 0
+
+    def __len__(self):
+        return len(self.files)
+
+    def load(self, path):
+        with np.load(path) as z:
+            rgb = z["rgb"]
+            depth = z["depth"].astype(np.float32)
+            valid = z["valid"].astype(bool) if "valid" in z else np.ones(depth.shape, bool)
+            normal = z["normal"].astype(np.float32) if "normal" in z else None
+            mask = z["mask"] if "mask" in z else None
+        valid &= np.isfinite(depth) & (depth > 0)
+        if rgb.ndim == 2:
+            rgb = np.repeat(rgb[..., None], 3, 2)
+        return rgb[..., :3], depth, valid, normal, mask
+
+    def __getitem__(self, i):
+        rng = random.Random(hash((self.seed, self.epoch, i, os.getpid(), time.time_ns())))
+        rgb, depth, valid, normal, mask = self.load(self.files[i])
+        h, w = depth.shape
+        ch, cw = self.crop
+        s = max(ch / h, cw / w)
+        if self.augment:
+            s *= rng.uniform(*self.scale)
+        nh, nw = max(ch, int(math.ceil(h * s))), max(cw, int(math.ceil(w * s)))
+        if (nh, nw) != (h, w):
+            rgb = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+            near = lambda a: cv2.resize(a, (nw, nh), interpolation=cv2.INTER_NEAREST)
+            depth = near(depth)
+            valid = near(valid.astype(np.uint8)).astype(bool)
+            normal = near(normal) if normal is not None else None
+            mask = near(mask) if mask is not None else None
+        y0 = rng.randint(0, nh - ch) if self.augment else (nh - ch) // 2
+        x0 = rng.randint(0, nw - cw) if self.augment else (nw - cw) // 2
+        sl = (slice(y0, y0 + ch), slice(x0, x0 + cw))
+        rgb, depth, valid = rgb[sl], depth[sl], valid[sl]
+        normal = normal[sl] if normal is not None else None
+        mask = mask[sl] if mask is not None else None
+        if self.augment and rng.random() < 0.5:                     # horizontal flip
+            rgb, depth, valid = rgb[:, ::-1], depth[:, ::-1], valid[:, ::-1]
+            if normal is not None:
+                normal = normal[:, ::-1] * np.array([-1, 1, 1], np.float32)   # x points right
+            if mask is not None:
+                mask = mask[:, ::-1]
+        img = _photometric(np.ascontiguousarray(rgb), rng) if self.augment else rgb.astype(np.float32) / 255
+        inv = np.where(valid, 1.0 / np.where(valid, depth, 1.0), 0.0).astype(np.float32)
+        if normal is not None:
+            nrm = np.linalg.norm(normal, axis=2)
+            nvalid = valid & np.isfinite(nrm) & (nrm > 0.5)
+            normal = np.where(nvalid[..., None], normal / np.maximum(nrm, 1e-6)[..., None], 0)
+        else:
+            normal, nvalid = np.zeros(depth.shape + (3,), np.float32), np.zeros(depth.shape, bool)
+        has_mask = mask is not None
+        mask = (mask > 0).astype(np.float32) if has_mask else np.zeros(depth.shape, np.float32)
+        t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+        return {
+            "rgb": t(img).permute(2, 0, 1), "inv": t(inv)[None], "valid": t(valid)[None],
+            "normal": t(normal).permute(2, 0, 1), "nvalid": t(nvalid)[None],
+            "mask": t(mask)[None], "has_mask": torch.tensor(float(has_mask)),
+        }
+
+
+# --------------------------------------------------------------------------- losses
+def ssi_loss(pred, target, valid, scales=4, min_pixels=16):
+    """MiDaS scale-and-shift-invariant loss + multi-scale gradient matching.
+
+    pred, target: (B,1,H,W) inverse depth; valid: (B,1,H,W) {0,1}. Returns (ssi, grad).
+    """
+    ssi, grad, n = pred.new_zeros(()), pred.new_zeros(()), 0
+    for b in range(pred.shape[0]):
+        m = valid[b, 0] > 0.5
+        if int(m.sum()) < min_pixels:
+            continue
+        d = target[b, 0]
+        dv = d[m]
+        med = dv.median()
+        dn = (d - med) / (dv - med).abs().mean().clamp_min(1e-6)      # normalised target
+        p = pred[b, 0]
+        mf = m.float()
+        # least squares s, t minimising sum m (s p + t - dn)^2
+        a00, a01, a11 = (mf * p * p).sum(), (mf * p).sum(), mf.sum()
+        b0, b1 = (mf * p * dn).sum(), (mf * dn).sum()
+        det = (a00 * a11 - a01 * a01).clamp_min(1e-6)
+        s = (a11 * b0 - a01 * b1) / det
+        t = (-a01 * b0 + a00 * b1) / det
+        res = (s * p + t - dn) * mf
+        ssi = ssi + res.abs().sum() / a11
+        g = pred.new_zeros(())
+        for k in range(scales):
+            step = 2 ** k
+            r, mk = res[::step, ::step], mf[::step, ::step]
+            gx = (r[:, 1:] - r[:, :-1]).abs() * mk[:, 1:] * mk[:, :-1]
+            gy = (r[1:] - r[:-1]).abs() * mk[1:] * mk[:-1]
+            g = g + (gx.sum() + gy.sum()) / mk.sum().clamp_min(1.0)
+        grad = grad + g
+        n += 1
+    n = max(n, 1)
+    return ssi / n, grad / n
+
+
+def normal_loss(pred, gt, nvalid):
+    cos = (pred * gt).sum(1, keepdim=True).clamp(-1, 1)
+    return ((1 - cos) * nvalid).sum() / nvalid.sum().clamp_min(1.0)
+
+
+def mask_loss(logits, target, has_mask):
+    w = has_mask.view(-1, 1, 1, 1)
+    if float(w.sum()) == 0:
+        return logits.new_zeros(())
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    bce = (bce * w).sum() / (w.sum() * logits[0].numel())
+    p = torch.sigmoid(logits)
+    inter = (p * target).sum((1, 2, 3))
+    dice = 1 - (2 * inter + 1) / (p.sum((1, 2, 3)) + target.sum((1, 2, 3)) + 1)
+    dice = (dice * w.view(-1)).sum() / w.sum()
+    return bce + dice
+
+
+def compute_losses(outputs, batch, weights):
+    inv_depth, normals, mask = (o.float() for o in outputs)
+    ssi, grad = ssi_loss(inv_depth, batch["inv"], batch["valid"])
+    parts = {
+        "ssi": ssi, "grad": grad,
+        "normal": normal_loss(normals, batch["normal"], batch["nvalid"]),
+        "mask": mask_loss(mask, batch["mask"], batch["has_mask"]),
+    }
+    total = sum(weights[k] * v for k, v in parts.items())
+    return total, parts
+
+
+# --------------------------------------------------------------------------- training
+def lr_lambda(warmup, total, floor=0.02):
+    def f(step):
+        if step < warmup:
+            return (step + 1) / warmup
+        q = min(1.0, (step - warmup) / max(1, total - warmup))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * q))
+    return f
+
+
+def save_checkpoint(path, **state):
+    tmp = path + ".tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def pick_device(name):
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", required=True, help="folder of .npz samples (searched recursively)")
+    ap.add_argument("--out", default="runs/depth", help="checkpoint / log folder")
+    ap.add_argument("--steps", type=int, default=40000)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--crop", type=int, nargs=2, default=(288, 384), metavar=("H", "W"),
+                    help="training crop (multiples of 32)")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--wd", type=float, default=1e-4)
+    ap.add_argument("--warmup", type=int, default=500)
+    ap.add_argument("--width", type=float, default=1.0, help="channel width multiplier")
+    ap.add_argument("--w-ssi", type=float, default=1.0)
+    ap.add_argument("--w-grad", type=float, default=0.5)
+    ap.add_argument("--w-normal", type=float, default=0.5)
+    ap.add_argument("--w-mask", type=float, default=0.25)
+    ap.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1 ...")
+    ap.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
+                    help="bfloat16 autocast on CUDA (ignored on CPU)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    ap.add_argument("--log-every", type=int, default=20)
+    ap.add_argument("--save-every", type=int, default=1000)
+    ap.add_argument("--keep-every", type=int, default=0, help="also keep step_N.pt every N steps")
+    ap.add_argument("--resume", nargs="?", const="auto", default=None,
+                    help="checkpoint to resume from (alone: OUT/last.pt, if it exists)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    if args.crop[0] % 32 or args.crop[1] % 32:
+        ap.error("--crop must be multiples of 32")
+    return args
+
+
+def _worker_init(_):
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cv2.setNumThreads(1)
+    torch.manual_seed(args.seed)
+    device = pick_device(args.device)
+    os.makedirs(args.out, exist_ok=True)
+
+    start, state = 0, None
+    resume = args.resume
+    if resume == "auto":
+        resume = os.path.join(args.out, "last.pt")
+        resume = resume if os.path.exists(resume) else None
+    if resume:
+        state = torch.load(resume, map_location="cpu", weights_only=False)
+        config = state["config"]
+        print(f"resuming from {resume} at step {state['step']}")
+    else:
+        config = {"width": args.width}
+
+    model = build(config).to(device)
+    weights = {"ssi": args.w_ssi, "grad": args.w_grad, "normal": args.w_normal, "mask": args.w_mask}
+    decay, no_decay = [], []
+    for n, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.wd},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(args.warmup, args.steps))
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optim"])
+        sched.load_state_dict(state["sched"])
+        start = state["step"]
+    print(f"model: {count_parameters(model) / 1e6:.3f} M parameters, device {device}")
+
+    ds = NpzDepthDataset(args.data, crop=args.crop, seed=args.seed)
+    print(f"data: {len(ds)} samples from {args.data}")
+    loader = DataLoader(ds, batch_size=args.batch, shuffle=True, drop_last=len(ds) >= args.batch,
+                        num_workers=args.workers, pin_memory=device.type == "cuda",
+                        worker_init_fn=_worker_init, persistent_workers=args.workers > 0)
+    use_amp = args.amp and device.type == "cuda"
+
+    def batches():
+        epoch = start
+        while True:
+            ds.epoch = epoch
+            yield from loader
+            epoch += 1
+
+    log_path = os.path.join(args.out, "log.jsonl")
+    meta = {"config": config, "args": vars(args)}
+
+    def checkpoint(step):
+        save_checkpoint(os.path.join(args.out, "last.pt"), model=model.state_dict(), optim=opt.state_dict(),
+                        sched=sched.state_dict(), step=step, **meta)
+        if args.keep_every and step % args.keep_every == 0:
+            save_checkpoint(os.path.join(args.out, f"step_{step}.pt"), model=model.state_dict(), step=step, **meta)
+
+    model.train()
+    step, t0 = start, time.time()
+    acc, nacc = {}, 0
+    it = batches()
+    while step < args.steps:
+        batch = {k: v.to(device, non_blocking=True) for k, v in next(it).items()}
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            outputs = model(batch["rgb"])
+        total, parts = compute_losses(outputs, batch, weights)
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        step += 1
+        for k, v in {"total": total, **parts}.items():
+            acc[k] = acc.get(k, 0.0) + float(v.detach())
+        nacc += 1
+        if step % args.log_every == 0 or step == args.steps:
+            rec = {"step": step, "lr": sched.get_last_lr()[0], **{k: v / nacc for k, v in acc.items()},
+                   "s_per_step": (time.time() - t0) / nacc}
+            print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in rec.items()),
+                  flush=True)
+            with open(log_path, "a") as f:
+                f.write(json.dumps(rec) + "\n")
+            acc, nacc, t0 = {}, 0, time.time()
+        if step % args.save_every == 0:
+            checkpoint(step)
+    checkpoint(step)
+    print(f"saved {os.path.join(args.out, 'last.pt')} at step {step}")
+
+
+if __name__ == "__main__":
+    main()
