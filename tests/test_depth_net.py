@@ -7,7 +7,6 @@ installed, the bytes are also checked with its checker."""
 from __future__ import annotations
 
 import os
-import struct
 import threading
 
 import numpy as np
