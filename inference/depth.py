@@ -5,6 +5,7 @@ segmented subject placed in front. Learned models register here as they arrive.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Callable
 
@@ -31,12 +32,28 @@ def _classical(rgb):
     return depth_classical.estimate(rgb)
 
 
+# The network the project trains itself (tools/train_depth), shipped in models/.
+NET_WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models",
+                           "photo3d_depth.onnx")
+
+
+def _net(rgb):
+    from . import depth_net
+    depth, subject, _normals = depth_net.run(rgb, NET_WEIGHTS)
+    return depth, subject
+
+
 MODELS: dict[str, DepthModel] = {
     "classical": DepthModel(
         "classical",
         "classical fallback: scene-layout prior + face-guided subject segmentation (no learned model)",
         "GPL-3.0-or-later (photo3d)", 512, _classical),
 }
+if os.path.exists(NET_WEIGHTS):
+    MODELS["photo3d-net"] = DepthModel(
+        "photo3d-net",
+        "photo3d's own small U-Net (depth, normals, subject), trained on rendered scenes; see models/README.md",
+        "GPL-3.0-or-later (photo3d)", 512, _net, os.path.getsize(NET_WEIGHTS) / 1e6)
 DEFAULT_MODEL = "classical"
 
 

@@ -50,7 +50,12 @@ def _set_status(context, text: str | None, progress: float = 0.0, running: bool 
 
 
 def _finish_build(op, context, result) -> set[str]:
-    build.build_scene(context.scene, result, _build_options(context))
+    try:
+        build.build_scene(context.scene, result, _build_options(context))
+    except Exception as e:  # noqa: BLE001 - never leave half a 3D Photo behind
+        build.remove_photo(context.scene)
+        op.report({"ERROR"}, f"3D Photo: building the scene failed: {type(e).__name__}: {e}")
+        return {"CANCELLED"}
     context.scene.photo3d.source_photo = result.photo_path
     op.report({"INFO"}, f"3D Photo made from {os.path.basename(result.photo_path)}")
     return {"FINISHED"}
