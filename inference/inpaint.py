@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 from scipy.sparse import coo_matrix
-from scipy.sparse.linalg import cg, spsolve
+from scipy.sparse.linalg import spsolve
 
 
 def push_pull(img: np.ndarray, known: np.ndarray) -> np.ndarray:
@@ -104,19 +104,15 @@ def inpaint_colour(rgb: np.ndarray, hole: np.ndarray, context: np.ndarray,
     return np.where(hole_big[:, :, None], up, rgb).astype(np.float32)
 
 
-# Above this many unknowns the solve is started from a half-resolution solution and
-# finished with conjugate gradients (the system is symmetric positive definite).
-DIRECT_SOLVE_MAX = 40_000
-
-
 def poisson_fill(depth: np.ndarray, hole: np.ndarray, context: np.ndarray) -> np.ndarray:
     """Depth behind ``hole``: harmonic interpolation from adjacent ``context`` depths.
 
     Disparity (1/z) is interpolated rather than depth, so a background plane continues
     as a plane. Hole pixels next to context take it as a Dirichlet value; next to other
     pixels (the near side) the boundary is no-flux. Pieces of the hole touching no
-    context get the farthest depth nearby. Large holes: coarse-to-fine (a half-resolution
-    solve, upsampled, refined by CG at full resolution).
+    context get the farthest depth nearby. One direct sparse solve (SuperLU): about 2 s
+    for the 270 k unknowns of a 1 MP portrait's hidden band; conjugate gradients need
+    hundreds of iterations on this Laplacian for 1 % accuracy, so multigrid is the next step.
     """
     depth = depth.astype(np.float64)
     h, w = depth.shape
@@ -165,27 +161,10 @@ def poisson_fill(depth: np.ndarray, hole: np.ndarray, context: np.ndarray) -> np
     A = coo_matrix((np.concatenate(vals + [diag]),
                     (np.concatenate(rows + [np.arange(n)]), np.concatenate(cols + [np.arange(n)]))),
                    shape=(n, n)).tocsr()
-    if n <= DIRECT_SOLVE_MAX or min(h, w) < 16:
-        sol = spsolve(A, rhs)
-    else:
-        x0 = _coarse_guess(depth, hole, context)[hole]
-        sol, _ = cg(A, rhs, x0=1.0 / x0, rtol=1e-6, maxiter=200)
+    sol = spsolve(A, rhs)
     sol = np.clip(sol, disp.min() * 0.5, None)
     filled = 1.0 / sol
     # The background must stay behind what hid it.
     out[hole] = np.maximum(filled, depth[hole] * 1.01)
     return out.astype(np.float32)
 
-
-def _coarse_guess(depth: np.ndarray, hole: np.ndarray, context: np.ndarray) -> np.ndarray:
-    """The Poisson fill solved at half resolution, brought back to full resolution."""
-    h, w = depth.shape
-    hh, ww = (h + 1) // 2, (w + 1) // 2
-    pad = ((0, 2 * hh - h), (0, 2 * ww - w))
-    blocks = lambda a: np.pad(a, pad, mode="edge").reshape(hh, 2, ww, 2)
-    hole_s = blocks(hole).any((1, 3))
-    ctx_s = blocks(context).all((1, 3)) & ~hole_s
-    disp_s = (1.0 / np.maximum(blocks(depth), 1e-9)).mean((1, 3))
-    small = poisson_fill(1.0 / disp_s, hole_s, ctx_s)
-    up = cv2.resize(1.0 / small.astype(np.float64), (w, h), interpolation=cv2.INTER_LINEAR)
-    return 1.0 / np.maximum(up, 1e-12)
