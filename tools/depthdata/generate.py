@@ -945,9 +945,9 @@ def build_studio(b, hfov, vfov, want_subject):
         kind = kinds[int(rng.integers(len(kinds)))]
         idx = b.next_index
         g, fp = b.thing(kind, idx)
-        x, y = rng.uniform(-3, 3), rng.uniform(0.8, wd - fp)
+        x, y = rng.uniform(-3, 3), rng.uniform(0.8, max(0.9, wd - fp))
         if not b.free_spot(x, y, fp):
-            x, y = rng.uniform(-6, 6), rng.uniform(0.8, wd - fp)
+            x, y = rng.uniform(-6, 6), rng.uniform(0.8, max(0.9, wd - fp))
         b.place(g, x, y, 0, rng.uniform(0, 6.3))
         b.footprints.append((x, y, fp))
         b.salient.append(idx)
@@ -1324,7 +1324,11 @@ def main(argv=None):
             if os.path.exists(path):
                 continue
             t0 = time.time()
-            arrays = render_sample(args.seed, index, args.size, args.samples, args.max_depth, photos, hdris, work)
+            try:
+                arrays = render_sample(args.seed, index, args.size, args.samples, args.max_depth, photos, hdris, work)
+            except Exception as e:  # noqa: BLE001 - one bad random scene must not stop a long run
+                print("[depthdata] %06d skipped: %s: %s" % (index, type(e).__name__, e), flush=True)
+                continue
             save_npz(path, arrays)
             dt = time.time() - t0
             done, t_all = done + 1, t_all + dt
