@@ -129,9 +129,9 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
 
     from scipy import ndimage
     bg_depth = inpaint.poisson_fill(lay.depth, lay.hidden, lay.context)
-    # Colour is also re-made for a 2-pixel rim on the far side: those pixels mix the
+    # Colour is also re-made for a 1-pixel rim on the far side: those pixels mix the
     # subject's edge (hair) with the background, and would trace its outline behind it.
-    rim = ndimage.binary_dilation(lay.hidden, iterations=2) & ~lay.near
+    rim = ndimage.binary_dilation(lay.hidden, iterations=1) & ~lay.near
     background = inpaint.inpaint_colour(texture, lay.hidden | rim, lay.context_weight, lay.depth,
                                         np.where(rim, lay.depth, bg_depth))
     stage_done("inpaint", 0.8)
