@@ -5,7 +5,7 @@ PY      = $(VENV)/bin/python
 SITE    = $(VENV)/lib/python3.11/site-packages
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test test-fast test-compat extension bench eval clean
+.PHONY: demo test test-fast test-compat extension bench eval depth-model clean
 
 # A virtual environment with the pinned dependencies, and the repository root made
 # importable as the package `photo3d` (the root *is* the Blender extension package,
@@ -43,6 +43,12 @@ bench: $(STAMP)
 
 eval: $(STAMP)
 	bash ../shared/eval/nvs.sh
+
+# Render training data, train and export photo3d's own depth model (hours; GPU advised).
+IMAGES ?= 4000
+STEPS  ?= 20000
+depth-model: $(STAMP)
+	bash tools/build_depth_model.sh $(IMAGES) $(STEPS)
 
 clean:
 	rm -rf out build .pytest_cache
