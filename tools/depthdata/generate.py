@@ -387,6 +387,20 @@ class SceneBuilder:
         grp.matrix_basis = (Matrix.Translation((x, y, z)) @ Matrix.Rotation(yaw, 4, "Z")
                             @ Matrix.Scale(scale, 4))
 
+    def settle(self, grp, idx, x, y, z, yaw, fp, salient):
+        """Keep a placed thing: its footprint, and whether it may be the mask's subject."""
+        self.place(grp, x, y, z, yaw)
+        self.footprints.append((x, y, fp))
+        if salient:
+            self.salient.append(idx)
+        self.next_index += 1
+
+    def discard(self, grp, idx):
+        """Delete a thing that found no free spot."""
+        for ob in [o for o in self.scene.objects if o.pass_index == idx]:
+            bpy.data.objects.remove(ob)
+        bpy.data.objects.remove(grp)
+
     def free_spot(self, x, y, r):
         cx, cy = self.cam_xy
         if math.hypot(x - cx, y - cy) < r + 0.6:
@@ -1005,16 +1019,10 @@ def scatter(b, hf, kinds, count, rmin, rmax, fov_bias, yaw):
             a = yaw + (rng.uniform(-0.8, 0.8) if rng.random() < fov_bias else rng.uniform(-math.pi, math.pi))
             x, y = -math.sin(a) * r, math.cos(a) * r
             if b.free_spot(x, y, fp):
-                b.place(g, x, y, float(hf(x, y)) - 0.05, rng.uniform(0, 6.3))
-                b.footprints.append((x, y, fp))
-                if r < 25:
-                    b.salient.append(idx)
-                b.next_index += 1
+                b.settle(g, idx, x, y, float(hf(x, y)) - 0.05, rng.uniform(0, 6.3), fp, r < 25)
                 break
         else:
-            for ob in [o for o in b.scene.objects if o.pass_index == idx]:
-                bpy.data.objects.remove(ob)
-            bpy.data.objects.remove(g)
+            b.discard(g, idx)
 
 
 def outdoor_subject(b, hf, hfov, vfov, cz_rel, yaw):
@@ -1090,16 +1098,10 @@ def build_street(b, hfov, vfov, want_subject):
             y = math.exp(rng.uniform(math.log(1.5), math.log(80)))
             if b.free_spot(x, y, fp):
                 yw = 0.0 if kind == "car" else rng.uniform(0, 6.3)
-                b.place(g, x, y, 0, yw + (math.pi if rng.random() < 0.5 else 0))
-                b.footprints.append((x, y, fp))
-                if y < 25:
-                    b.salient.append(idx)
-                b.next_index += 1
+                b.settle(g, idx, x, y, 0, yw + (math.pi if rng.random() < 0.5 else 0), fp, y < 25)
                 break
         else:
-            for ob in [o for o in b.scene.objects if o.pass_index == idx]:
-                bpy.data.objects.remove(ob)
-            bpy.data.objects.remove(g)
+            b.discard(g, idx)
     return (cx, 0.0, cz), yaw, pitch, subj
 
 
