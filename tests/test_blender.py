@@ -223,3 +223,73 @@ def test_failed_job_reports_and_changes_nothing(empty_scene, tmp_path, blender):
     assert make_photo._tick(op, bpy.context) == {"CANCELLED"}
     assert reports[-1][0] == {"ERROR"} and "too small" in reports[-1][1]
     assert _snapshot(bpy) == before
+
+
+class _Layout:
+    """Stands in for UILayout: checks each property and operator the panels draw exists."""
+
+    def __init__(self, bpy):
+        self.bpy, self.drawn = bpy, []
+        self.use_property_split = False
+
+    def prop(self, data, name, **kw):
+        assert name in data.bl_rna.properties, name
+        self.drawn.append(name)
+
+    def operator(self, idname, **kw):
+        mod, op = idname.split(".")
+        assert hasattr(getattr(self.bpy.ops, mod), op), idname
+        self.drawn.append(idname)
+
+    def progress(self, **kw):
+        self.drawn.append("progress")
+
+    def label(self, **kw):
+        self.drawn.append("label")
+
+
+def test_panels_draw(empty_scene, box_result, blender):
+    from photo3d.ui import panel
+    bpy = blender
+    ctx = bpy.context
+    main = types.SimpleNamespace(layout=_Layout(bpy))
+    panel.PHOTO3D_PT_main.draw(main, ctx)
+    assert "photo3d.make_photo" in main.layout.drawn and "depth_model" in main.layout.drawn
+    assert not panel.PHOTO3D_PT_camera.poll(ctx)
+    build.build_scene(ctx.scene, box_result)
+    assert panel.PHOTO3D_PT_camera.poll(ctx)
+    cam = types.SimpleNamespace(layout=_Layout(bpy))
+    panel.PHOTO3D_PT_camera.draw(cam, ctx)
+    assert {"path", "amplitude", "frames", "easing", "photo3d.reset_path"} <= set(cam.layout.drawn)
+    # while a job runs: the progress bar and Cancel instead
+    ctx.window_manager.photo3d_job.running = True
+    try:
+        busy = types.SimpleNamespace(layout=_Layout(bpy))
+        panel.PHOTO3D_PT_main.draw(busy, ctx)
+        assert busy.layout.drawn == ["progress", "photo3d.cancel"]
+    finally:
+        ctx.window_manager.photo3d_job.running = False
+    menu = types.SimpleNamespace(layout=_Layout(bpy))
+    panel.add_menu_entry(menu, ctx)
+    assert menu.layout.drawn == ["photo3d.make_photo"]
+
+
+def test_reset_and_remove_operators(empty_scene, box_result, blender):
+    bpy = blender
+    sc = bpy.context.scene
+    build.build_scene(sc, box_result, build.BuildOptions(path="circle", frames=20))
+    cam = sc.camera
+    sc.frame_set(5)
+    before = np.array(cam.matrix_world)
+    from photo3d.scene.camera import _fcurves
+    loc_x = next(fc for fc in _fcurves(cam) if fc.data_path == "location" and fc.array_index == 0)
+    loc_x.keyframe_points[4].co.y += 1.0                     # a hand edit in the Graph Editor
+    loc_x.update()
+    sc.frame_set(5)
+    assert not np.allclose(np.array(cam.matrix_world), before)
+    assert bpy.ops.photo3d.reset_path() == {"FINISHED"}
+    sc.frame_set(5)
+    assert np.allclose(np.array(cam.matrix_world), before, atol=1e-5)
+    assert bpy.ops.photo3d.remove_photo() == {"FINISHED"}
+    assert build.find_collection(sc) is None and sc.camera is None
+    assert not bpy.ops.photo3d.remove_photo.poll()
