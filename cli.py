@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--path", default="circle", choices=camera_path.PRESETS, help="camera path preset")
     m.add_argument("--amplitude", type=float, default=1.0, help="camera travel relative to the preset (default 1)")
     m.add_argument("--easing", default="ease-in-out", choices=camera_path.EASINGS)
+    m.add_argument("--loop", default="once", choices=camera_path.LOOPS,
+                   help="pingpong: there and back, a seamless loop (circle-like paths always loop)")
     m.add_argument("--frames", type=_positive_int, default=96)
     m.add_argument("--fps", type=_positive_int, default=30)
     m.add_argument("--size", type=_size, default=None, help="render size WxH (default: photo aspect, 1080 long side)")
@@ -204,7 +206,7 @@ def _make_scene(result, args, folder: str):
         scene = bpy.context.scene
         scene.name = "3D Photo"
         opts = build.BuildOptions(path=args.path, frames=args.frames, fps=args.fps, amplitude=args.amplitude,
-                                  easing=args.easing, engine=args.engine, size=args.size, samples=args.samples)
+                                  easing=args.easing, loop=args.loop, engine=args.engine, size=args.size, samples=args.samples)
         build.build_scene(scene, result, opts)
         scene.photo3d.source_photo = result.photo_path
         has_video = render.ffmpeg_available()

@@ -19,6 +19,8 @@ _PATH_LABELS = {
     "auto": ("Automatic", "Let photo3d choose (currently: Circle)"),
 }
 PATH_ITEMS = [(k, *_PATH_LABELS[k]) for k in camera_path.PRESETS]
+LOOP_ITEMS = [("once", "Once", "Play the move one way"),
+              ("pingpong", "Ping-Pong", "There and back again: the clip loops seamlessly")]
 EASING_ITEMS = [(e, e.replace("-", " ").title(), f"{e} timing (paths that do not loop)") for e in camera_path.EASINGS]
 
 
@@ -46,6 +48,8 @@ class Photo3DSettings(bpy.types.PropertyGroup):
     frames: IntProperty(name="Duration", description="Length of the animation in frames",  # type: ignore
                         default=96, min=2, max=100000, update=_reanimate)
     easing: EnumProperty(name="Easing", items=EASING_ITEMS, default="ease-in-out", update=_reanimate)  # type: ignore
+    loop: EnumProperty(name="Loop", items=LOOP_ITEMS, default="once", update=_reanimate,  # type: ignore
+                       description="For moves that do not circle back by themselves")
     crop_to_photo: BoolProperty(name="Stay Inside Photo", default=True, update=_reanimate,  # type: ignore
                                 description="Zoom in just enough that no frame shows past the photo's edges")
     # Stored by the build so the path can be recomputed; not for editing.

@@ -14,6 +14,9 @@ import numpy as np
 
 PRESETS = ("dolly-zoom", "zoom-in", "circle", "swing", "ken-burns", "vertical", "orbit", "sway", "auto")
 EASINGS = ("linear", "ease-in-out", "ease-in", "ease-out")
+# once: play the move one way; pingpong: there and back, so the clip loops seamlessly.
+# (Periodic presets always close their loop.)
+LOOPS = ("once", "pingpong")
 # Presets whose motion is periodic: they start and end on the same pose.
 LOOPING = {"circle", "swing", "vertical", "orbit", "sway"}
 
@@ -39,6 +42,7 @@ class PathParams:
     aspect: float = 1.0      # width / height of the render
     photo_aspect: float | None = None   # width / height of the photo (default: the render's)
     crop_to_photo: bool = True   # narrow the FOV just enough that no frame shows past the photo's edges
+    loop: str = "once"
     extra: dict = field(default_factory=dict)
 
 
@@ -97,7 +101,13 @@ def make_path(params: PathParams, extent: SceneExtent) -> CameraPath:
     target = np.array([0.0, 0.0, -zs])
     # Loops end one step before they start again, so that playback wraps seamlessly.
     phase = np.arange(n) / n
-    t = ease(np.linspace(0.0, 1.0, n), params.easing)
+    if params.loop not in LOOPS:
+        raise ValueError(f"unknown loop mode {params.loop!r}; choose one of {', '.join(LOOPS)}")
+    if params.loop == "pingpong":
+        # 0 -> 1 -> 0 over the clip; frame n would be frame 0 again.
+        t = ease(1.0 - np.abs(1.0 - 2.0 * np.arange(n) / n), params.easing)
+    else:
+        t = ease(np.linspace(0.0, 1.0, n), params.easing)
     hfov = np.full(n, float(params.hfov_deg))
     zero = np.zeros(n)
 

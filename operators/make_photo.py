@@ -34,7 +34,7 @@ def _settings_from_scene(context) -> pipeline.Settings:
 def _build_options(context) -> build.BuildOptions:
     s = context.scene.photo3d
     return build.BuildOptions(path=s.path, frames=s.frames, amplitude=s.amplitude, easing=s.easing,
-                              fps=context.scene.render.fps)
+                              loop=s.loop, fps=context.scene.render.fps)
 
 
 def _set_status(context, text: str | None, progress: float = 0.0, running: bool = False):

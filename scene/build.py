@@ -22,6 +22,7 @@ class BuildOptions:
     fps: int = 30
     amplitude: float = 1.0
     easing: str = "ease-in-out"
+    loop: str = "once"
     engine: str = "eevee"
     size: tuple[int, int] | None = None      # render size; None: photo aspect, long side 1080
     samples: int = 16
@@ -172,13 +173,15 @@ def build_scene(scene: bpy.types.Scene, result: Result, opts: BuildOptions | Non
             settings.frames = opts.frames
             settings.amplitude = opts.amplitude
             settings.easing = opts.easing
+            settings.loop = opts.loop
         finally:
             settings.is_updating = False
         camera_mod.reanimate(scene)
     else:
         aspect = scene.render.resolution_x / max(1, scene.render.resolution_y)
         params = camera_path.PathParams(opts.path, opts.frames, opts.amplitude, opts.easing,
-                                        result.hfov_deg, aspect, result.size[0] / result.size[1])
+                                        result.hfov_deg, aspect, result.size[0] / result.size[1],
+                                        loop=opts.loop)
         camera_mod.animate(cam, camera_path.make_path(params, result.extent), scene.frame_start)
     scene.frame_set(scene.frame_start)
     return coll

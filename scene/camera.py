@@ -93,7 +93,7 @@ def path_from_settings(settings, render) -> camera_path.CameraPath:
     params = camera_path.PathParams(preset=settings.path, frames=settings.frames,
                                     amplitude=settings.amplitude, easing=settings.easing,
                                     hfov_deg=settings.hfov, aspect=aspect, photo_aspect=settings.photo_aspect,
-                                    crop_to_photo=settings.crop_to_photo)
+                                    crop_to_photo=settings.crop_to_photo, loop=settings.loop)
     return camera_path.make_path(params, extent)
 
 

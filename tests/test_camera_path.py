@@ -82,3 +82,17 @@ def test_parallax_band():
     band = cp.parallax_band_px(1000, 60.0, EXTENT, 0.1)
     f = 500 / math.tan(math.radians(30))
     assert band == pytest.approx(f * 0.1 * (1 / 1.5 - 1 / 8.0))
+
+
+@pytest.mark.parametrize("preset", ["zoom-in", "dolly-zoom", "ken-burns"])
+def test_pingpong_makes_one_way_moves_loop(preset):
+    p = _path(preset, frames=40, loop="pingpong")
+    pos = p.matrices[:, :3, 3]
+    steps = np.linalg.norm(np.diff(np.concatenate([pos, pos[:1]]), axis=0), axis=1)
+    assert steps[-1] <= steps.max() + 1e-12                  # wrapping is just another step
+    far = np.linalg.norm(pos, axis=1).argmax()
+    assert 15 <= far <= 25                                   # the far end is mid-clip
+    once = _path(preset, frames=40)
+    assert np.linalg.norm(once.matrices[-1, :3, 3] - once.matrices[0, :3, 3]) > 10 * steps[-1]
+    with pytest.raises(ValueError):
+        _path(preset, loop="bounce")

@@ -20,7 +20,7 @@ def test_make_no_render_writes_the_contract_files(tmp_path, box_files):
     photo, depth = box_files
     out = tmp_path / "out"
     rc, so, se = run_cli("make", photo, "--out", out, "--depth", depth, "--fov", 50, "--no-render",
-                         "--path", "swing", "--frames", 12)
+                         "--path", "zoom-in", "--loop", "pingpong", "--frames", 12)
     assert rc == 0, se
     assert set(os.listdir(out)) == OUTPUTS                         # nothing else, no staging left
     d = np.load(out / "depth.npy")

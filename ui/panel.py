@@ -48,6 +48,7 @@ class PHOTO3D_PT_camera(bpy.types.Panel):
         layout.prop(s, "amplitude")
         layout.prop(s, "frames")
         layout.prop(s, "easing")
+        layout.prop(s, "loop")
         layout.prop(s, "crop_to_photo")
         layout.operator("photo3d.reset_path", icon="FILE_REFRESH")
 
