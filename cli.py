@@ -252,7 +252,7 @@ def cmd_depth(args) -> int:
     tmp = out + ".partial.npy"
     try:
         np.save(tmp, d.astype(np.float32))
-        os.replace(tmp, out if out.endswith(".npy") else out)
+        os.replace(tmp, out)
     except OSError as e:
         raise CLIError(f"cannot write {out}: {e.strerror or e}") from None
     finally:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+from scipy import ndimage
 
 from . import camera_path, depth as depth_models, inpaint, layers as layering, mesh as meshing
 from .errors import Cancelled, InputError
@@ -127,7 +128,6 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
     extent = scene_extent(lay.depth, mask if mask.any() else None)
     stage_done("layers", 0.6)
 
-    from scipy import ndimage
     bg_depth = inpaint.poisson_fill(lay.depth, lay.hidden, lay.context)
     # Colour is also re-made for a 1-pixel rim on the far side: those pixels mix the
     # subject's edge (hair) with the background, and would trace its outline behind it.

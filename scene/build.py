@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import bpy
 
-from ..inference import camera_path
 from ..inference.pipeline import Result
 from . import camera as camera_mod, render
 from .materials import projection_material
@@ -88,26 +88,13 @@ def remove_photo(scene: bpy.types.Scene) -> bool:
             for n in d.node_tree.nodes:
                 if n.type == "TEX_IMAGE" and n.image is not None:
                     images.add(n.image)
-    # Users first (meshes, cameras), then what they used (materials, then images).
-    order = (bpy.types.Mesh, bpy.types.Camera, bpy.types.World, bpy.types.Material, bpy.types.Image)
-    for kind in order:
+    # Users first (meshes, cameras, worlds), then what they used (materials, then images).
+    for kind, store in (("Mesh", "meshes"), ("Camera", "cameras"), ("World", "worlds"),
+                        ("Material", "materials"), ("Image", "images")):
         for d in list(data) + list(images):
-            if isinstance(d, kind) and d.get(MARK) and d.users == 0:
-                _remove_id(d)
+            if isinstance(d, getattr(bpy.types, kind)) and d.get(MARK) and d.users == 0:
+                getattr(bpy.data, store).remove(d)
     return True
-
-
-def _remove_id(d):
-    if isinstance(d, bpy.types.Mesh):
-        bpy.data.meshes.remove(d)
-    elif isinstance(d, bpy.types.Material):
-        bpy.data.materials.remove(d)
-    elif isinstance(d, bpy.types.Image):
-        bpy.data.images.remove(d)
-    elif isinstance(d, bpy.types.Camera):
-        bpy.data.cameras.remove(d)
-    elif isinstance(d, bpy.types.World):
-        bpy.data.worlds.remove(d)
 
 
 def _object(name, data, coll, parent, role):
@@ -158,30 +145,23 @@ def build_scene(scene: bpy.types.Scene, result: Result, opts: BuildOptions | Non
     scene.frame_start = 1
     scene.frame_end = opts.frames
 
+    values = dict(hfov=result.hfov_deg, photo_aspect=result.size[0] / result.size[1],
+                  subject_depth=result.extent.subject_depth, near_depth=result.extent.near_depth,
+                  far_depth=result.extent.far_depth, path=opts.path, frames=opts.frames,
+                  amplitude=opts.amplitude, easing=opts.easing, loop=opts.loop)
     settings = getattr(scene, "photo3d", None)
     if settings is not None:
-        # Registered (Blender, or the CLI): store what re-animating needs, then animate
+        # Registered (Blender, the CLI): store what re-animating needs, then animate
         # through the same path users take when they change a setting.
         settings.is_updating = True
         try:
-            settings.hfov = result.hfov_deg
-            settings.photo_aspect = result.size[0] / result.size[1]
-            settings.subject_depth = result.extent.subject_depth
-            settings.near_depth = result.extent.near_depth
-            settings.far_depth = result.extent.far_depth
-            settings.path = opts.path
-            settings.frames = opts.frames
-            settings.amplitude = opts.amplitude
-            settings.easing = opts.easing
-            settings.loop = opts.loop
+            for key, value in values.items():
+                setattr(settings, key, value)
         finally:
             settings.is_updating = False
         camera_mod.reanimate(scene)
-    else:
-        aspect = scene.render.resolution_x / max(1, scene.render.resolution_y)
-        params = camera_path.PathParams(opts.path, opts.frames, opts.amplitude, opts.easing,
-                                        result.hfov_deg, aspect, result.size[0] / result.size[1],
-                                        loop=opts.loop)
-        camera_mod.animate(cam, camera_path.make_path(params, result.extent), scene.frame_start)
+    else:  # not registered (the benchmark): the same path from plain values
+        path = camera_mod.path_from_settings(SimpleNamespace(crop_to_photo=True, **values), scene.render)
+        camera_mod.animate(cam, path, scene.frame_start)
     scene.frame_set(scene.frame_start)
     return coll
