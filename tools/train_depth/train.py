@@ -89,12 +89,17 @@ def _photometric(rgb: np.ndarray, rng: random.Random) -> np.ndarray:
 class NpzDepthDataset(Dataset):
     """Random-scale crops, horizontal flips and photometric augmentation of npz samples."""
 
-    def __init__(self, root: str, crop=(288, 384), augment=True, scale=(1.0, 1.6), seed=0):
-        self.files = sorted(glob.glob(os.path.join(root, "**", "*.npz"), recursive=True))
+    def __init__(self, root: str, crop=(288, 384), augment=True, scale=(1.0, 1.6), seed=0, sky_far=False):
+        self.root = root
+        self.files = self.scan()
         if not self.files:
             raise SystemExit(f"no .npz files under {root}")
         self.crop, self.augment, self.scale, self.seed = tuple(crop), augment, scale, seed
+        self.sky_far = sky_far
         self.epoch = 0
+
+    def scan(self):
+        return sorted(glob.glob(os.path.join(self.root, "**", "*.npz"), recursive=True))
 
     def __len__(self):
         return len(self.files)
@@ -107,6 +112,11 @@ class NpzDepthDataset(Dataset):
             normal = z["normal"].astype(np.float32) if "normal" in z else None
             mask = z["mask"] if "mask" in z else None
         valid &= np.isfinite(depth) & (depth > 0)
+        if self.sky_far:
+            # The generator marks sky / beyond --max-depth as invalid and stores max depth there;
+            # supervising it as (almost) zero disparity teaches "the sky is farthest".
+            depth = np.where(valid, depth, 1e3).astype(np.float32)
+            valid = np.ones_like(valid)
         if rgb.ndim == 2:
             rgb = np.repeat(rgb[..., None], 3, 2)
         return rgb[..., :3], depth, valid, normal, mask
@@ -274,6 +284,8 @@ def parse_args(argv=None):
     ap.add_argument("--resume", nargs="?", const="auto", default=None,
                     help="checkpoint to resume from (alone: OUT/last.pt, if it exists)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sky-far", action="store_true",
+                    help="supervise sky / beyond --max-depth pixels as the farthest (else they are ignored)")
     args = ap.parse_args(argv)
     if args.crop[0] % 32 or args.crop[1] % 32:
         ap.error("--crop must be multiples of 32")
@@ -320,16 +332,23 @@ def main(argv=None):
         start = state["step"]
     print(f"model: {count_parameters(model) / 1e6:.3f} M parameters, device {device}")
 
-    ds = NpzDepthDataset(args.data, crop=args.crop, seed=args.seed)
+    ds = NpzDepthDataset(args.data, crop=args.crop, seed=args.seed, sky_far=args.sky_far)
     print(f"data: {len(ds)} samples from {args.data}")
-    loader = DataLoader(ds, batch_size=args.batch, shuffle=True, drop_last=len(ds) >= args.batch,
-                        num_workers=args.workers, pin_memory=device.type == "cuda",
-                        worker_init_fn=_worker_init, persistent_workers=args.workers > 0)
+    def make_loader():
+        return DataLoader(ds, batch_size=args.batch, shuffle=True, drop_last=len(ds) >= args.batch,
+                          num_workers=args.workers, pin_memory=device.type == "cuda",
+                          worker_init_fn=_worker_init, persistent_workers=args.workers > 0)
     use_amp = args.amp and device.type == "cuda"
 
     def batches():
-        epoch = start
+        # Each epoch picks up samples the generator wrote meanwhile, so rendering and
+        # training can run side by side.
+        epoch, loader = start, make_loader()
         while True:
+            files = ds.scan()
+            if len(files) != len(ds.files):
+                ds.files, loader = files, make_loader()
+                print(f"data: {len(ds)} samples", flush=True)
             ds.epoch = epoch
             yield from loader
             epoch += 1
