@@ -7,6 +7,7 @@ one line on stderr and exits non-zero.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import sys
@@ -35,6 +36,16 @@ def _size(text: str) -> tuple[int, int]:
     if not (2 <= w <= 16384 and 2 <= h <= 16384):
         raise argparse.ArgumentTypeError(f"size {text} is out of range (2..16384)")
     return w, h
+
+
+def _reveal_percent(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.1 <= v <= 20.0:
+        raise argparse.ArgumentTypeError(f"{v:g} is out of range: give a percentage between 0.1 and 20")
+    return v
 
 
 def _positive_int(text: str) -> int:
@@ -79,7 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--amplitude", type=float, default=1.0, help="camera travel relative to the preset (default 1)")
     m.add_argument("--easing", default="ease-in-out", choices=camera_path.EASINGS)
     m.add_argument("--loop", default="once", choices=camera_path.LOOPS,
-                   help="pingpong: there and back, a seamless loop (circle-like paths always loop)")
+                   help="loop: there and back with a smooth turn-around; pingpong: there and back with "
+                        "--easing (circle-like paths always loop)")
+    m.add_argument("--direction", type=float, default=0.0,
+                   help="degrees: turns sideways moves in the photo's plane (0: left-right, 90: up-down)")
+    m.add_argument("--max-reveal", type=_reveal_percent, default=2.0,
+                   help="--path auto: the most of the frame, in percent, it may show that the photo hid")
     m.add_argument("--frames", type=_positive_int, default=96)
     m.add_argument("--fps", type=_positive_int, default=30)
     m.add_argument("--size", type=_size, default=None, help="render size WxH (default: photo aspect, 1080 long side)")
@@ -206,9 +222,17 @@ def _make_scene(result, args, folder: str):
         scene = bpy.context.scene
         scene.name = "3D Photo"
         opts = build.BuildOptions(path=args.path, frames=args.frames, fps=args.fps, amplitude=args.amplitude,
-                                  easing=args.easing, loop=args.loop, engine=args.engine, size=args.size, samples=args.samples)
+                                  easing=args.easing, loop=args.loop, direction_deg=args.direction,
+                                  max_reveal=args.max_reveal, engine=args.engine, size=args.size,
+                                  samples=args.samples)
         build.build_scene(scene, result, opts)
-        scene.photo3d.source_photo = result.photo_path
+        s = scene.photo3d
+        s.source_photo = result.photo_path
+        if args.path == "auto":
+            print(f"photo3d: automatic path: direction {math.degrees(s.auto_direction):.0f} degrees, "
+                  f"amplitude {s.auto_amplitude:.2f}", flush=True)
+        if s.reveal >= 0:
+            print(f"photo3d: the camera path reveals up to {s.reveal:.1f} % of the frame", flush=True)
         has_video = render.ffmpeg_available()
         if has_video:
             render.set_video_output(scene, "//video")

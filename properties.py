@@ -1,6 +1,8 @@
 """Per-scene settings of the 3D Photo (``scene.photo3d``); changing the path re-animates the camera."""
 from __future__ import annotations
 
+import math
+
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
@@ -16,11 +18,13 @@ _PATH_LABELS = {
     "vertical": ("Vertical", "Move up and down, looking at the subject (seamless loop)"),
     "orbit": ("Orbit", "Turn around the subject (seamless loop)"),
     "sway": ("Sway", "Gentle hand-held wobble (seamless loop)"),
-    "auto": ("Automatic", "Let photo3d choose (currently: Circle)"),
+    "auto": ("Automatic", "A loop turned and sized for the most parallax that reveals no more than "
+                          "Max Reveal of the frame behind the subject"),
 }
 PATH_ITEMS = [(k, *_PATH_LABELS[k]) for k in camera_path.PRESETS]
 LOOP_ITEMS = [("once", "Once", "Play the move one way"),
-              ("pingpong", "Ping-Pong", "There and back again: the clip loops seamlessly")]
+              ("loop", "Seamless Loop", "There and back with a smooth turn-around: the clip wraps with no jolt"),
+              ("pingpong", "Ping-Pong", "There and back again with the chosen easing")]
 EASING_ITEMS = [(e, e.replace("-", " ").title(), f"{e} timing (paths that do not loop)") for e in camera_path.EASINGS]
 
 
@@ -50,6 +54,12 @@ class Photo3DSettings(bpy.types.PropertyGroup):
     easing: EnumProperty(name="Easing", items=EASING_ITEMS, default="ease-in-out", update=_reanimate)  # type: ignore
     loop: EnumProperty(name="Loop", items=LOOP_ITEMS, default="once", update=_reanimate,  # type: ignore
                        description="For moves that do not circle back by themselves")
+    direction: FloatProperty(name="Direction", subtype="ANGLE", default=0.0, min=-math.pi, max=math.pi,  # type: ignore
+                             description="Turns sideways moves in the photo's plane (0: left-right)",
+                             update=_reanimate)
+    max_reveal: FloatProperty(name="Max Reveal", subtype="PERCENTAGE", default=2.0, min=0.1, max=20.0,  # type: ignore
+                              description="Automatic path: the most of the frame it may show that the "
+                                          "photo hid (filled in by photo3d)", update=_reanimate)
     crop_to_photo: BoolProperty(name="Stay Inside Photo", default=True, update=_reanimate,  # type: ignore
                                 description="Zoom in just enough that no frame shows past the photo's edges")
     # Stored by the build so the path can be recomputed; not for editing.
@@ -59,6 +69,10 @@ class Photo3DSettings(bpy.types.PropertyGroup):
     near_depth: FloatProperty(default=0.0, options={"HIDDEN"})  # type: ignore
     far_depth: FloatProperty(default=0.0, options={"HIDDEN"})  # type: ignore
     source_photo: StringProperty(name="Photo", subtype="FILE_PATH", options={"HIDDEN"})  # type: ignore
+    # What the last re-animation found, for the panel.
+    reveal: FloatProperty(name="Reveals", default=-1.0, subtype="PERCENTAGE", options={"HIDDEN"})  # type: ignore
+    auto_direction: FloatProperty(default=0.0, subtype="ANGLE", options={"HIDDEN"})  # type: ignore
+    auto_amplitude: FloatProperty(default=1.0, options={"HIDDEN"})  # type: ignore
     is_updating: BoolProperty(default=False, options={"HIDDEN", "SKIP_SAVE"})  # type: ignore
 
 

@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 from scipy import ndimage
 
-from . import camera_path, depth as depth_models, inpaint, layers as layering, mesh as meshing
+from . import camera_path, depth as depth_models, disocclusion, inpaint, layers as layering, mesh as meshing
 from .errors import Cancelled, InputError
 from .photo import (DEFAULT_HFOV_DEG, MAX_TEXTURE_SIDE, Photo, load_depth_file, load_photo,
                     resize, working_size)
@@ -52,6 +52,7 @@ class Result:
     depth_model: str
     timings: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
+    edges: disocclusion.EdgeSamples | None = None   # occlusion edges, for the path's reveal estimate
 
 
 ProgressFn = Callable[[str, float], None]
@@ -126,6 +127,7 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
     lay = layering.split_layers(depth_m, int(math.ceil(band)), subject)
     mask = lay.near if subject is None else (subject | lay.near)
     extent = scene_extent(lay.depth, mask if mask.any() else None)
+    edges = disocclusion.edge_samples(lay.depth, lay.cut_h, lay.cut_v, hfov)
     stage_done("layers", 0.6)
 
     bg_depth = inpaint.poisson_fill(lay.depth, lay.hidden, lay.context)
@@ -150,7 +152,7 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
 
     return Result(photo_path, (w, h), hfov, metric, texture, background, photo.alpha,
                   lay.depth, bg_depth, mask, lay.hidden, fg, bg, extent, band, model_name,
-                  timings, rss)
+                  timings, rss, edges)
 
 
 def _resize_depth(depth: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -1,7 +1,9 @@
-"""Blender operators: Make 3D Photo (background job), Cancel, Remove, Reset Path."""
+"""Blender operators: Make 3D Photo (background job), Cancel, Remove, Reset Path, Look Around."""
 import bpy
 
-from .make_photo import classes
+from . import look_around, make_photo
+
+classes = make_photo.classes + look_around.classes
 
 
 def register():

@@ -7,6 +7,7 @@ the scene stays exactly as it was (nothing is built until the job is done). Head
 """
 from __future__ import annotations
 
+import math
 import os
 
 import bpy
@@ -34,7 +35,8 @@ def _settings_from_scene(context) -> pipeline.Settings:
 def _build_options(context) -> build.BuildOptions:
     s = context.scene.photo3d
     return build.BuildOptions(path=s.path, frames=s.frames, amplitude=s.amplitude, easing=s.easing,
-                              loop=s.loop, fps=context.scene.render.fps)
+                              loop=s.loop, direction_deg=math.degrees(s.direction), max_reveal=s.max_reveal,
+                              fps=context.scene.render.fps)
 
 
 def _set_status(context, text: str | None, progress: float = 0.0, running: bool = False):

@@ -1,8 +1,8 @@
 """Building (and replacing) the 3D Photo collection from the pipeline's arrays. Main thread only."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 import bpy
 
@@ -23,6 +23,8 @@ class BuildOptions:
     amplitude: float = 1.0
     easing: str = "ease-in-out"
     loop: str = "once"
+    direction_deg: float = 0.0
+    max_reveal: float = 2.0                  # percent of the frame, for the automatic path
     engine: str = "eevee"
     size: tuple[int, int] | None = None      # render size; None: photo aspect, long side 1080
     samples: int = 16
@@ -133,6 +135,13 @@ def build_scene(scene: bpy.types.Scene, result: Result, opts: BuildOptions | Non
     camera_mod.setup_camera_data(cam_data, result.hfov_deg, result.extent)
     cam = _object("3D Photo Camera", cam_data, coll, root, "camera")
     scene.camera = cam
+    # What the camera looks at: move it to re-aim every frame of the path.
+    target = _object("3D Photo Target", None, coll, root, "target")
+    target.empty_display_type = "SPHERE"
+    target.empty_display_size = 0.03 * result.extent.subject_depth
+    camera_mod.add_track_to(cam, target)
+    if result.edges is not None:
+        camera_mod.store_edge_samples(coll, result.edges)
 
     if scene.world is None:
         world = mark(bpy.data.worlds.new("3D Photo World"))
@@ -148,7 +157,8 @@ def build_scene(scene: bpy.types.Scene, result: Result, opts: BuildOptions | Non
     values = dict(hfov=result.hfov_deg, photo_aspect=result.size[0] / result.size[1],
                   subject_depth=result.extent.subject_depth, near_depth=result.extent.near_depth,
                   far_depth=result.extent.far_depth, path=opts.path, frames=opts.frames,
-                  amplitude=opts.amplitude, easing=opts.easing, loop=opts.loop)
+                  amplitude=opts.amplitude, easing=opts.easing, loop=opts.loop,
+                  direction=math.radians(opts.direction_deg), max_reveal=opts.max_reveal)
     settings = getattr(scene, "photo3d", None)
     if settings is not None:
         # Registered (Blender, the CLI): store what re-animating needs, then animate
@@ -161,7 +171,7 @@ def build_scene(scene: bpy.types.Scene, result: Result, opts: BuildOptions | Non
             settings.is_updating = False
         camera_mod.reanimate(scene)
     else:  # not registered (the benchmark): the same path from plain values
-        path = camera_mod.path_from_settings(SimpleNamespace(crop_to_photo=True, **values), scene.render)
-        camera_mod.animate(cam, path, scene.frame_start)
+        plan = camera_mod.plan_path(camera_mod.PathSettings(**values), scene.render, result.edges)
+        camera_mod.animate(cam, plan.path, scene.frame_start)
     scene.frame_set(scene.frame_start)
     return coll

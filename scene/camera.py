@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import bpy
 import numpy as np
 from mathutils import Matrix
 
-from ..inference import camera_path
+from ..inference import camera_path, disocclusion
 
 SENSOR_WIDTH = 36.0
 
@@ -60,22 +61,65 @@ def _key_channels(id_data, data_path: str, frames: np.ndarray, values: np.ndarra
         fc.update()
 
 
-def animate(cam_obj: bpy.types.Object, path: camera_path.CameraPath, frame_start: int = 1):
-    """Replace the camera's animation with ``path`` (one key per frame)."""
-    n = len(path.matrices)
-    frames = np.arange(frame_start, frame_start + n, dtype=np.float64)
-    locs = path.matrices[:, :3, 3]
-    eulers = np.zeros((n, 3))
+def add_track_to(cam_obj: bpy.types.Object, target: bpy.types.Object):
+    """Aim the camera at ``target``: -Z at it, +Y towards the target's own Z (the photo's up)."""
+    con = cam_obj.constraints.new("TRACK_TO")
+    con.name = "3D Photo Look At"
+    con.target = target
+    con.track_axis = "TRACK_NEGATIVE_Z"
+    con.up_axis = "UP_Y"
+    con.use_target_z = True
+    # The target's Z is the photo's +Y: the same up vector as camera_path.look_at.
+    target.rotation_mode = "XYZ"
+    target.rotation_euler = (-math.pi / 2, 0.0, 0.0)
+    return con
+
+
+def _look_at_constraint(cam_obj):
+    for con in cam_obj.constraints:
+        if con.type == "TRACK_TO" and con.target is not None:
+            return con
+    return None
+
+
+def _eulers(matrices: np.ndarray) -> np.ndarray:
+    eulers = np.zeros((len(matrices), 3))
     prev = None
-    for i, m in enumerate(path.matrices):
+    for i, m in enumerate(matrices):
         e = Matrix(m.tolist()).to_euler("XYZ", prev) if prev is not None else Matrix(m.tolist()).to_euler("XYZ")
         eulers[i] = e[:]
         prev = e
+    return eulers
+
+
+def animate(cam_obj: bpy.types.Object, path: camera_path.CameraPath, frame_start: int = 1):
+    """Replace the camera's animation with ``path`` (one key per frame).
+
+    With a look-at target (``add_track_to``) the camera's location is keyed and the target
+    holds the subject (keyed too when it moves with the camera): users edit the path in the
+    Graph Editor and move the target in the viewport. Without one, rotation is keyed.
+    """
+    n = len(path.matrices)
+    frames = np.arange(frame_start, frame_start + n, dtype=np.float64)
+    locs = path.matrices[:, :3, 3]
     cam_obj.animation_data_clear()
     cam_obj.data.animation_data_clear()
     cam_obj.rotation_mode = "XYZ"
     _key_channels(cam_obj, "location", frames, locs)
-    _key_channels(cam_obj, "rotation_euler", frames, eulers)
+    con = _look_at_constraint(cam_obj)
+    if con is not None:
+        target = con.target
+        target.animation_data_clear()
+        if path.target_is_fixed:
+            target.location = path.targets[0]
+        else:
+            _key_channels(target, "location", frames, path.targets)
+            target.location = path.targets[0]
+        cam_obj.rotation_euler = (0.0, 0.0, 0.0)
+    else:
+        eulers = _eulers(path.matrices)
+        _key_channels(cam_obj, "rotation_euler", frames, eulers)
+        cam_obj.rotation_euler = eulers[0]
     lens = lens_for_hfov(path.hfov_deg)
     if np.ptp(lens) > 1e-4:
         _key_channels(cam_obj.data, "lens", frames, lens[:, None])
@@ -83,29 +127,81 @@ def animate(cam_obj: bpy.types.Object, path: camera_path.CameraPath, frame_start
         cam_obj.data.lens = float(lens[0])
     # Leave the camera at the first frame's pose too (what users see before playing).
     cam_obj.location = locs[0]
-    cam_obj.rotation_euler = eulers[0]
 
 
-def path_from_settings(settings, render) -> camera_path.CameraPath:
-    """Camera path for the scene's photo3d settings (see properties.py)."""
+@dataclass
+class PathSettings:
+    """The path settings of an unregistered scene (the benchmark); mirrors ``scene.photo3d``."""
+    path: str = "circle"
+    frames: int = 96
+    amplitude: float = 1.0
+    easing: str = "ease-in-out"
+    loop: str = "once"
+    direction: float = 0.0          # radians, as Blender's angle properties
+    crop_to_photo: bool = True
+    max_reveal: float = 2.0         # percent of the frame (the automatic path)
+    hfov: float = 65.0
+    photo_aspect: float = 1.0
+    subject_depth: float = 1.0
+    near_depth: float = 0.5
+    far_depth: float = 2.0
+
+
+@dataclass
+class PathPlan:
+    path: camera_path.CameraPath
+    reveal: float | None                       # estimated largest revealed fraction of the frame
+    reveal_frame: int | None                   # where (0-based)
+    auto: disocclusion.AutoChoice | None       # what the automatic path chose
+
+
+def plan_path(settings, render, samples: disocclusion.EdgeSamples | None = None) -> PathPlan:
+    """The camera path for photo3d settings (``scene.photo3d`` or ``PathSettings``)."""
     extent = camera_path.SceneExtent(settings.subject_depth, settings.near_depth, settings.far_depth)
     aspect = render.resolution_x / max(1, render.resolution_y)
     params = camera_path.PathParams(preset=settings.path, frames=settings.frames,
                                     amplitude=settings.amplitude, easing=settings.easing,
                                     hfov_deg=settings.hfov, aspect=aspect, photo_aspect=settings.photo_aspect,
-                                    crop_to_photo=settings.crop_to_photo, loop=settings.loop)
-    return camera_path.make_path(params, extent)
+                                    crop_to_photo=settings.crop_to_photo, loop=settings.loop,
+                                    direction_deg=math.degrees(settings.direction))
+    auto = None
+    if params.preset == "auto" and samples is not None and len(samples):
+        auto = disocclusion.choose_auto(samples, extent, params, settings.max_reveal / 100.0)
+        params.direction_deg, params.amplitude = auto.direction_deg, auto.amplitude
+    path = camera_path.make_path(params, extent)
+    reveal = frame = None
+    if samples is not None:
+        reveal, frame = disocclusion.estimate(samples, path, aspect)
+    return PathPlan(path, reveal, frame, auto)
+
+
+EDGES_KEY = "photo3d_edges"
+
+
+def store_edge_samples(coll: bpy.types.Collection, samples: disocclusion.EdgeSamples):
+    coll[EDGES_KEY] = samples.to_list()
+
+
+def edge_samples_of(coll: bpy.types.Collection | None) -> disocclusion.EdgeSamples | None:
+    values = coll.get(EDGES_KEY) if coll is not None else None
+    return disocclusion.EdgeSamples.from_list(list(values)) if values is not None and len(values) else None
 
 
 def reanimate(scene: bpy.types.Scene) -> bool:
     """Re-key the 3D Photo camera of ``scene`` from its settings; False if there is none."""
-    from .build import find_role
+    from .build import find_collection, find_role
     cam = find_role(scene, "camera")
-    if cam is None or scene.photo3d.subject_depth <= 0:
+    settings = scene.photo3d
+    if cam is None or settings.subject_depth <= 0:
         return False
-    path = path_from_settings(scene.photo3d, scene.render)
-    animate(cam, path, scene.frame_start)
-    scene.frame_end = scene.frame_start + len(path.matrices) - 1
+    plan = plan_path(settings, scene.render, edge_samples_of(find_collection(scene)))
+    animate(cam, plan.path, scene.frame_start)
+    scene.frame_end = scene.frame_start + len(plan.path.matrices) - 1
+    # What the panel reports (no update callbacks on these).
+    settings.reveal = -1.0 if plan.reveal is None else plan.reveal * 100.0
+    if plan.auto is not None:
+        settings.auto_direction = math.radians(plan.auto.direction_deg)
+        settings.auto_amplitude = plan.auto.amplitude
     return True
 
 

@@ -37,6 +37,14 @@ def box_files(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def box_result(box_files):
+    """The pipeline's arrays for the box scene, with its true depth (no bpy needed)."""
+    from photo3d.inference import pipeline
+    photo, depth = box_files
+    return pipeline.run(photo, pipeline.Settings(depth_file=depth, hfov_deg=50))
+
+
+@pytest.fixture(scope="session")
 def blender():
     """bpy with photo3d registered once for the whole session (bpy 4.5 hangs at exit
     while an operator class is still registered, so unregistering here is required)."""

@@ -1,5 +1,6 @@
 """photo3d inside Blender (the real bpy module): registration, the scene contract, re-runs,
 the operator headless, the background job stepped like the modal timer does, cancelling."""
+import math
 import types
 
 import numpy as np
@@ -8,15 +9,9 @@ import pytest
 from photo3d.inference import pipeline
 from photo3d.operators import make_photo
 from photo3d.operators.job import CANCELLED, DONE, PipelineJob
-from photo3d.scene import build, render
+from photo3d.scene import build, camera, render
 
 pytestmark = pytest.mark.blender
-
-
-@pytest.fixture(scope="module")
-def box_result(box_files):
-    photo, depth = box_files
-    return pipeline.run(photo, pipeline.Settings(depth_file=depth, hfov_deg=50))
 
 
 def _fcurve_keys(id_data):
@@ -63,10 +58,10 @@ def test_scene_contract(empty_scene, box_result, blender):
     coll = build.build_scene(sc, box_result, build.BuildOptions(frames=24, size=(80, 60)))
     assert coll.name == "3D Photo" and coll.name in sc.collection.children
     roles = {o.get(build.ROLE): o for o in coll.all_objects}
-    assert set(roles) == {"root", "foreground", "background", "camera"}
+    assert set(roles) == {"root", "foreground", "background", "camera", "target"}
     root, fg, bg, cam = roles["root"], roles["foreground"], roles["background"], roles["camera"]
     assert root.matrix_world == root.matrix_world.Identity(4)
-    assert fg.parent == root and bg.parent == root and cam.parent == root
+    assert all(o.parent == root for o in coll.all_objects if o != root)
     assert sc.camera == cam
     # meshes are exactly the pipeline's arrays
     for ob, arrays in ((fg, box_result.foreground_mesh), (bg, box_result.background_mesh)):
@@ -83,7 +78,12 @@ def test_scene_contract(empty_scene, box_result, blender):
     # animated camera over the whole frame range, Eevee settings
     assert (sc.frame_start, sc.frame_end) == (1, 24)
     keys = _fcurve_keys(cam)
-    assert keys[("location", 0)] == 24 and keys[("rotation_euler", 2)] == 24
+    assert keys[("location", 0)] == 24 and ("rotation_euler", 2) not in keys   # aimed by its look-at target
+    # The look-at constraint gives exactly the path's poses.
+    path = camera.plan_path(sc.photo3d, sc.render).path
+    for i in (0, 5, 17):
+        sc.frame_set(1 + i)
+        assert np.allclose(np.array(cam.matrix_world), path.matrices[i], atol=1e-5)
     assert sc.render.engine == render.eevee_id()
     assert sc.view_settings.view_transform == "Standard"
     assert sc.photo3d.hfov == pytest.approx(50)
@@ -244,8 +244,14 @@ class _Layout:
     def progress(self, **kw):
         self.drawn.append("progress")
 
-    def label(self, **kw):
+    def label(self, text="", **kw):
         self.drawn.append("label")
+        self.labels = getattr(self, "labels", []) + [text]
+
+    def column(self, **kw):
+        return self
+
+    row = column
 
 
 def test_panels_draw(empty_scene, box_result, blender):
@@ -260,7 +266,13 @@ def test_panels_draw(empty_scene, box_result, blender):
     assert panel.PHOTO3D_PT_camera.poll(ctx)
     cam = types.SimpleNamespace(layout=_Layout(bpy))
     panel.PHOTO3D_PT_camera.draw(cam, ctx)
-    assert {"path", "amplitude", "frames", "easing", "photo3d.reset_path"} <= set(cam.layout.drawn)
+    assert {"path", "amplitude", "direction", "frames", "easing", "photo3d.reset_path",
+            "photo3d.look_around"} <= set(cam.layout.drawn)
+    assert any("Reveals up to" in t for t in cam.layout.labels)
+    ctx.scene.photo3d.path = "auto"
+    auto = types.SimpleNamespace(layout=_Layout(bpy))
+    panel.PHOTO3D_PT_camera.draw(auto, ctx)
+    assert "max_reveal" in auto.layout.drawn and any("Chose" in t for t in auto.layout.labels)
     # while a job runs: the progress bar and Cancel instead
     ctx.window_manager.photo3d_job.running = True
     try:
@@ -293,3 +305,62 @@ def test_reset_and_remove_operators(empty_scene, box_result, blender):
     assert bpy.ops.photo3d.remove_photo() == {"FINISHED"}
     assert build.find_collection(sc) is None and sc.camera is None
     assert not bpy.ops.photo3d.remove_photo.poll()
+
+
+def test_moving_the_target_re_aims_the_camera(empty_scene, box_result, blender):
+    sc = empty_scene
+    build.build_scene(sc, box_result, build.BuildOptions(path="circle", frames=20))
+    cam, target = sc.camera, build.find_role(sc, "target")
+    sc.frame_set(6)
+    before = np.array(cam.matrix_world)
+    target.location.x += 0.5
+    sc.frame_set(6)
+    after = np.array(cam.matrix_world)
+    assert np.allclose(before[:3, 3], after[:3, 3])                 # same place on the path...
+    fwd = -after[:3, 2]
+    to_target = np.array(target.matrix_world.translation) - after[:3, 3]
+    assert not np.allclose(before[:3, :3], after[:3, :3])           # ...now aimed at the moved target
+    assert np.allclose(np.cross(fwd, to_target / np.linalg.norm(to_target)), 0, atol=1e-5)
+    bpy_ops_reset = blender.ops.photo3d.reset_path
+    assert bpy_ops_reset() == {"FINISHED"}
+    sc.frame_set(6)
+    assert np.allclose(np.array(cam.matrix_world), before, atol=1e-6)   # Reset restores the target
+
+
+def test_automatic_path_reports_its_choice(empty_scene, box_result, blender):
+    sc = empty_scene
+    build.build_scene(sc, box_result, build.BuildOptions(path="auto", frames=24, max_reveal=1.0))
+    s = sc.photo3d
+    assert s.path == "auto" and 0 <= s.reveal <= 1.0 + 1e-6
+    amp_loose = s.auto_amplitude
+    s.max_reveal = 0.3                      # a tighter threshold: a smaller move, re-keyed at once
+    assert s.reveal <= 0.3 + 1e-6 and s.auto_amplitude < amp_loose
+    # The box's long edges are vertical: the loop's long axis runs up-down, not sideways.
+    assert abs(abs(math.degrees(s.auto_direction)) - 90) <= 30
+
+
+def test_look_around_tilts_keys_and_restores(empty_scene, box_result, blender):
+    from photo3d.operators.look_around import LookAround
+    sc = empty_scene
+    build.build_scene(sc, box_result, build.BuildOptions(path="swing", frames=20))
+    cam, target = sc.camera, build.find_role(sc, "target")
+    sc.frame_set(1)
+    start = np.array(cam.matrix_world)
+    look = LookAround(sc)
+    look.move(1.0, 0.0)
+    blender.context.view_layer.update()
+    tilted = np.array(cam.matrix_world)
+    assert tilted[0, 3] > start[0, 3] + 1e-3                         # moved right...
+    to_target = np.array(target.matrix_world.translation) - tilted[:3, 3]
+    assert np.allclose(np.cross(-tilted[:3, 2], to_target / np.linalg.norm(to_target)), 0, atol=1e-5)
+    sc.frame_set(5)
+    look.move(0.0, 1.0)
+    look.key()
+    sc.frame_set(1)
+    sc.frame_set(5)
+    assert cam.location.y > 1e-3 and abs(cam.location.x) < 1e-6       # the keyed pose is part of the path
+    look2 = LookAround(sc)
+    look2.move(-1.0, -1.0)
+    look2.restore()
+    assert cam.location.y > 1e-3                                    # restore gives back the animated pose
+    assert blender.ops.photo3d.look_around.poll() is False            # needs a 3D viewport (none headless)

@@ -96,3 +96,53 @@ def test_pingpong_makes_one_way_moves_loop(preset):
     assert np.linalg.norm(once.matrices[-1, :3, 3] - once.matrices[0, :3, 3]) > 10 * steps[-1]
     with pytest.raises(ValueError):
         _path(preset, loop="bounce")
+
+
+@pytest.mark.parametrize("preset", ["zoom-in", "dolly-zoom", "ken-burns"])
+def test_seamless_loop_mode_has_continuous_velocity(preset):
+    """loop: one-way moves go there and back with no jolt at the wrap (unlike a linear ping-pong)."""
+    p = _path(preset, frames=60, loop="loop", easing="linear")
+    pos = p.matrices[:, :3, 3]
+    wrapped = np.concatenate([pos, pos[:2]])
+    steps = np.diff(wrapped, axis=0)
+    accel = np.linalg.norm(np.diff(steps, axis=0), axis=1)
+    assert accel[-2:].max() <= accel[:-2].max() + 1e-12
+    assert np.linalg.norm(steps[-1]) < 0.2 * np.linalg.norm(steps, axis=1).max()   # slows into the turn
+    pp = _path(preset, frames=60, loop="pingpong", easing="linear")
+    pps = np.diff(np.concatenate([pp.matrices[:, :3, 3], pp.matrices[:2, :3, 3]]), axis=0)
+    assert np.linalg.norm(np.diff(pps, axis=0), axis=1)[-2:].max() > accel.max()   # ping-pong turns sharply
+
+
+@pytest.mark.parametrize("preset", sorted(cp.LATERAL))
+def test_direction_turns_the_move_in_the_image_plane(preset):
+    a = _path(preset, crop_to_photo=False)
+    b = _path(preset, crop_to_photo=False, direction_deg=90.0)
+    pa, pb = a.matrices[:, :3, 3], b.matrices[:, :3, 3]
+    assert np.allclose(pb[:, 0], -pa[:, 1], atol=1e-12) and np.allclose(pb[:, 1], pa[:, 0], atol=1e-12)
+    assert np.allclose(pb[:, 2], pa[:, 2])
+    assert _path("zoom-in", direction_deg=90.0).matrices == pytest.approx(_path("zoom-in").matrices)
+
+
+def test_targets_follow_the_camera_only_when_it_does_not_turn():
+    circle = _path("circle")
+    assert circle.target_is_fixed and np.allclose(circle.targets[0], [0, 0, -EXTENT.subject_depth])
+    kb = _path("ken-burns")
+    assert not kb.target_is_fixed
+    fwd = -kb.matrices[:, :3, 2]
+    to_target = kb.targets - kb.matrices[:, :3, 3]
+    assert np.allclose(np.cross(fwd, to_target), 0, atol=1e-12)      # still looking at its target
+
+
+def test_tilt_offset_for_look_around():
+    centre = cp.tilt_offset(0, 0, EXTENT)
+    assert np.allclose(centre, 0)
+    right = cp.tilt_offset(1, 0, EXTENT)
+    assert right[0] > 0 and right[1] == 0 and right[2] == 0
+    assert np.allclose(cp.tilt_offset(5, -7, EXTENT), cp.tilt_offset(1, -1, EXTENT))       # clamped
+    big = cp.SceneExtent(EXTENT.subject_depth * 2, EXTENT.near_depth * 2, EXTENT.far_depth * 2)
+    assert np.allclose(cp.tilt_offset(0.5, 0.5, big), 2 * cp.tilt_offset(0.5, 0.5, EXTENT))
+
+
+def test_rigid_inverse_matches_the_general_inverse():
+    m = _path("orbit").matrices
+    assert np.allclose(cp.rigid_inverse(m), np.linalg.inv(m), atol=1e-12)

@@ -62,3 +62,38 @@ def test_eevee_animation_has_parallax(empty_scene, small_portrait, blender, tmp_
     assert abs(a.mean() - photo.mean()) < 25          # it is the photo, not a blank frame
     assert np.abs(a - b).mean() > 1.0                 # the camera moved: parallax
     assert os.path.getsize(tmp_path / "f3.png") > 1000
+
+
+def _flat_emission(bpy, name, value):
+    mat = bpy.data.materials.new(name)
+    mat.use_nodes = True
+    nt = mat.node_tree
+    nt.nodes.clear()
+    em = nt.nodes.new("ShaderNodeEmission")
+    em.inputs["Color"].default_value = (value, value, value, 1.0)
+    out = nt.nodes.new("ShaderNodeOutputMaterial")
+    nt.links.new(em.outputs[0], out.inputs[0])
+    return mat
+
+
+def test_reveal_estimate_matches_a_render(empty_scene, box_result, blender, tmp_path):
+    """The automatic path's estimate of what the camera reveals behind the box agrees with
+    what a render shows: the photo layer white, the inpainted background layer black."""
+    bpy = blender
+    sc = empty_scene
+    build.build_scene(sc, box_result, build.BuildOptions(path="auto", frames=24, max_reveal=3.0,
+                                                         engine="cycles", size=(160, 120), samples=1))
+    s = sc.photo3d
+    from photo3d.scene import camera
+    plan = camera.plan_path(s, sc.render, camera.edge_samples_of(build.find_collection(sc)))
+    assert plan.reveal > 0.005                                    # the path does look behind the box
+    for role, value in (("foreground", 1.0), ("background", 0.0)):
+        build.find_role(sc, role).data.materials[0] = _flat_emission(bpy, role, value)
+    sc.cycles.filter_width = 0.01
+    render.set_png_output(sc, "")
+    sc.render.use_file_extension = False
+    sc.frame_set(sc.frame_start + plan.reveal_frame)
+    img = _render(bpy, sc, str(tmp_path / "reveal.png"))
+    measured = float((img[..., 1] < 128).mean())
+    print("reveal measured %.4f estimated %.4f" % (measured, plan.reveal))
+    assert abs(measured - plan.reveal) < 0.01, (measured, plan.reveal)

@@ -1,4 +1,6 @@
 """Sidebar panels: make a 3D photo, watch its progress, shape its camera path."""
+import math
+
 import bpy
 
 from ..scene import build
@@ -45,12 +47,23 @@ class PHOTO3D_PT_camera(bpy.types.Panel):
         s = context.scene.photo3d
         layout.use_property_split = True
         layout.prop(s, "path")
-        layout.prop(s, "amplitude")
+        if s.path == "auto":
+            layout.prop(s, "max_reveal")
+        else:
+            layout.prop(s, "amplitude")
+            layout.prop(s, "direction")
         layout.prop(s, "frames")
         layout.prop(s, "easing")
         layout.prop(s, "loop")
         layout.prop(s, "crop_to_photo")
-        layout.operator("photo3d.reset_path", icon="FILE_REFRESH")
+        col = layout.column(align=True)
+        if s.path == "auto":
+            col.label(text=f"Chose {math.degrees(s.auto_direction):.0f}\u00b0, amplitude {s.auto_amplitude:.2f}")
+        if s.reveal >= 0:
+            col.label(text=f"Reveals up to {s.reveal:.1f} % of the frame")
+        row = layout.row(align=True)
+        row.operator("photo3d.reset_path", icon="FILE_REFRESH")
+        row.operator("photo3d.look_around", icon="VIEW_CAMERA")
 
 
 def add_menu_entry(self, context):

@@ -1,0 +1,170 @@
+"""How much of the frame a camera path reveals behind occlusion edges, without rendering.
+
+Each occlusion edge of the photo layer is a pair of 3D points on one pixel ray: the near
+side's surface and the far side's. From the source camera they coincide; from another
+pose they separate, and where the near side slides away from the far side the gap shows
+what the photo never saw (the inpainted background). Projecting the pairs into each
+frame of a path gives the revealed area per frame, as a fraction of the frame: the number
+the automatic path keeps under the user's threshold (as 3D Ken Burns picks its end crop).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import camera_path
+
+# Enough edge samples for a stable estimate, few enough to store in the .blend and to
+# search paths in milliseconds.
+MAX_SAMPLES = 4000
+FIELDS = 6  # u, v, z_near, z_far, nx, ny
+# Frames of a path the estimate looks at (its extremes are among them for every preset).
+SAMPLE_FRAMES = 24
+
+
+@dataclass
+class EdgeSamples:
+    uv: np.ndarray        # (N, 2) pixel-ray direction in tan units (x right, y up, at z = 1)
+    z_near: np.ndarray    # (N,) depth of the near side
+    z_far: np.ndarray     # (N,) depth of the far side
+    normal: np.ndarray    # (N, 2) unit image-plane direction from the near side to the far side
+    length: float         # edge length each sample stands for, in tan units
+
+    def to_list(self) -> list[float]:
+        """Flat floats (for an ID property); ``from_list`` reads them back."""
+        arr = np.column_stack([self.uv, self.z_near, self.z_far, self.normal]).astype(np.float32)
+        return [float(self.length)] + arr.ravel().tolist()
+
+    @classmethod
+    def from_list(cls, values) -> "EdgeSamples":
+        values = np.asarray(values, np.float64)
+        arr = values[1:].reshape(-1, FIELDS)
+        return cls(arr[:, 0:2], arr[:, 2], arr[:, 3], arr[:, 4:6], float(values[0]))
+
+    def __len__(self):
+        return len(self.z_near)
+
+
+def edge_samples(depth: np.ndarray, cut_h: np.ndarray, cut_v: np.ndarray, hfov_deg: float,
+                 max_samples: int = MAX_SAMPLES, seed: int = 0) -> EdgeSamples:
+    """Occlusion-edge samples of a depth map and its mesh cuts (``layers.split_layers``).
+
+    ``cut_h`` (H, W-1): cut between (y, x) and (y, x+1); ``cut_v`` (H-1, W): between (y, x)
+    and (y+1, x).
+    """
+    h, w = depth.shape
+    tan0 = math.tan(math.radians(hfov_deg) / 2)
+    px = 2 * tan0 / w                                   # one pixel in tan units
+    ys, xs = np.nonzero(cut_h)
+    za, zb = depth[ys, xs], depth[ys, xs + 1]
+    # Position on the boundary between the two pixels; normal +x when the left side is near.
+    u_h = (xs + 1.0 - w / 2) * px
+    v_h = (h / 2 - ys - 0.5) * px
+    n_h = np.where(za < zb, 1.0, -1.0)
+    ys2, xs2 = np.nonzero(cut_v)
+    zc, zd = depth[ys2, xs2], depth[ys2 + 1, xs2]
+    u_v = (xs2 + 0.5 - w / 2) * px
+    v_v = (h / 2 - ys2 - 1.0) * px
+    n_v = np.where(zc < zd, -1.0, 1.0)                  # image y runs down, tan y up
+    uv = np.concatenate([np.stack([u_h, v_h], -1), np.stack([u_v, v_v], -1)])
+    z_near = np.concatenate([np.minimum(za, zb), np.minimum(zc, zd)])
+    z_far = np.concatenate([np.maximum(za, zb), np.maximum(zc, zd)])
+    normal = np.concatenate([np.stack([n_h, np.zeros_like(n_h)], -1),
+                             np.stack([np.zeros_like(n_v), n_v], -1)])
+    length = px
+    n = len(z_near)
+    if n > max_samples:
+        pick = np.random.default_rng(seed).choice(n, max_samples, replace=False)
+        uv, z_near, z_far, normal = uv[pick], z_near[pick], z_far[pick], normal[pick]
+        length = px * n / max_samples
+    return EdgeSamples(uv.reshape(-1, 2), z_near, z_far, normal.reshape(-1, 2), float(length))
+
+
+def _project(points: np.ndarray, world_to_cam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(F, N, 2) tan-unit image positions and (F, N) depths of (N, 3) points in F cameras."""
+    pc = np.einsum("fij,nj->fni", world_to_cam[:, :3, :3], points) + world_to_cam[:, None, :3, 3]
+    depth = -pc[..., 2]
+    return pc[..., :2] / np.maximum(depth, 1e-9)[..., None], depth
+
+
+def reveal_fractions(samples: EdgeSamples, path: camera_path.CameraPath, aspect: float,
+                     frames: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Fraction of each frame that shows what the photo hid; returns (frame indices, fractions)."""
+    n_frames = len(path.matrices)
+    if frames is None:
+        frames = np.unique(np.linspace(0, n_frames - 1, min(n_frames, SAMPLE_FRAMES)).round().astype(int))
+    if len(samples) == 0:
+        return frames, np.zeros(len(frames))
+    inv = camera_path.rigid_inverse(path.matrices[frames])
+    ray = np.column_stack([samples.uv, -np.ones(len(samples))])
+    near, dn = _project(ray * samples.z_near[:, None], inv)
+    far, df = _project(ray * samples.z_far[:, None], inv)
+    # The near side moving away from the far side opens a gap of that width.
+    gap = np.maximum(0.0, -np.einsum("fnk,nk->fn", near - far, samples.normal))
+    tanf = np.tan(np.radians(path.hfov_deg[frames]) / 2)[:, None]
+    inside = ((np.abs(far[..., 0]) < tanf) & (np.abs(far[..., 1]) < tanf / aspect)
+              & (dn > 0) & (df > 0))
+    # Edge length grows as the camera comes closer (and shrinks as it backs off).
+    scale = samples.z_far[None, :] / np.maximum(df, 1e-9)
+    area = (gap * inside * scale).sum(1) * samples.length
+    frame_area = 4 * tanf[:, 0] ** 2 / aspect
+    return frames, area / frame_area
+
+
+def estimate(samples: EdgeSamples, path: camera_path.CameraPath, aspect: float) -> tuple[float, int]:
+    """(largest revealed fraction over the path, the frame index where it happens)."""
+    frames, frac = reveal_fractions(samples, path, aspect)
+    i = int(np.argmax(frac))
+    return float(frac[i]), int(frames[i])
+
+
+# The automatic path: an elliptical loop, its long axis along the direction that reveals
+# least, as large as the threshold allows.
+AUTO_DIRECTIONS = np.arange(0.0, 180.0, 15.0)
+AUTO_AMPLITUDE = (0.25, 2.0)   # the hidden band is sized for up to about 2.4 (pipeline.run)
+
+
+@dataclass
+class AutoChoice:
+    direction_deg: float
+    amplitude: float
+    reveal: float        # estimated largest revealed fraction of the frame
+    frame: int           # where it happens (0-based)
+
+
+def choose_auto(samples: EdgeSamples, extent: camera_path.SceneExtent, params: camera_path.PathParams,
+                max_reveal: float, iterations: int = 7) -> AutoChoice:
+    """Direction and amplitude of the ``auto`` path with the most travel whose estimated
+    reveal stays under ``max_reveal`` (a fraction of the frame)."""
+    def evaluate(direction, amplitude):
+        p = camera_path.PathParams(**{**params.__dict__, "preset": "auto", "amplitude": amplitude,
+                                      "direction_deg": float(direction)})
+        return estimate(samples, camera_path.make_path(p, extent), params.aspect)
+
+    lo_a, hi_a = AUTO_AMPLITUDE
+    best = None
+    for direction in AUTO_DIRECTIONS:
+        r, f = evaluate(direction, hi_a)
+        if r <= max_reveal:
+            cand = AutoChoice(float(direction), hi_a, r, f)
+        else:
+            lo, hi = lo_a, hi_a
+            r, f = evaluate(direction, lo)
+            if r > max_reveal:
+                cand = AutoChoice(float(direction), lo, r, f)
+            else:
+                for _ in range(iterations):
+                    mid = 0.5 * (lo + hi)
+                    rm, fm = evaluate(direction, mid)
+                    if rm <= max_reveal:
+                        lo, r, f = mid, rm, fm
+                    else:
+                        hi = mid
+                cand = AutoChoice(float(direction), lo, r, f)
+        # Most travel wins; among equals, the smaller reveal, then the first (horizontal) direction.
+        if (best is None or cand.amplitude > best.amplitude + 1e-6
+                or (cand.amplitude > best.amplitude - 1e-6 and cand.reveal < best.reveal - 1e-9)):
+            best = cand
+    return best
