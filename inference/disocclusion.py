@@ -84,7 +84,7 @@ def edge_samples(depth: np.ndarray, cut_h: np.ndarray, cut_v: np.ndarray, hfov_d
 
 def _project(points: np.ndarray, world_to_cam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(F, N, 2) tan-unit image positions and (F, N) depths of (N, 3) points in F cameras."""
-    pc = np.einsum("fij,nj->fni", world_to_cam[:, :3, :3], points) + world_to_cam[:, None, :3, 3]
+    pc = points[None] @ np.transpose(world_to_cam[:, :3, :3], (0, 2, 1)) + world_to_cam[:, None, :3, 3]
     depth = -pc[..., 2]
     return pc[..., :2] / np.maximum(depth, 1e-9)[..., None], depth
 
@@ -102,7 +102,7 @@ def reveal_fractions(samples: EdgeSamples, path: camera_path.CameraPath, aspect:
     near, dn = _project(ray * samples.z_near[:, None], inv)
     far, df = _project(ray * samples.z_far[:, None], inv)
     # The near side moving away from the far side opens a gap of that width.
-    gap = np.maximum(0.0, -np.einsum("fnk,nk->fn", near - far, samples.normal))
+    gap = np.maximum(0.0, -((near - far) * samples.normal).sum(-1))
     tanf = np.tan(np.radians(path.hfov_deg[frames]) / 2)[:, None]
     inside = ((np.abs(far[..., 0]) < tanf) & (np.abs(far[..., 1]) < tanf / aspect)
               & (dn > 0) & (df > 0))
@@ -130,39 +130,34 @@ AUTO_AMPLITUDE = (0.25, 2.0)   # the hidden band is sized for up to about 2.4 (p
 class AutoChoice:
     direction_deg: float
     amplitude: float
-    reveal: float        # estimated largest revealed fraction of the frame
-    frame: int           # where it happens (0-based)
+    reveal: float        # estimated largest revealed fraction of the frame (coarsely sampled)
 
 
 def choose_auto(samples: EdgeSamples, extent: camera_path.SceneExtent, params: camera_path.PathParams,
-                max_reveal: float, iterations: int = 7) -> AutoChoice:
+                max_reveal: float, iterations: int = 6) -> AutoChoice:
     """Direction and amplitude of the ``auto`` path with the most travel whose estimated
     reveal stays under ``max_reveal`` (a fraction of the frame)."""
+    # The search samples each candidate loop coarsely (same shape, fewer frames): fast
+    # enough to re-run on every change of a slider.
     def evaluate(direction, amplitude):
         p = camera_path.PathParams(**{**params.__dict__, "preset": "auto", "amplitude": amplitude,
-                                      "direction_deg": float(direction)})
-        return estimate(samples, camera_path.make_path(p, extent), params.aspect)
+                                      "direction_deg": float(direction),
+                                      "frames": min(params.frames, SAMPLE_FRAMES)})
+        return estimate(samples, camera_path.make_path(p, extent), params.aspect)[0]
 
     lo_a, hi_a = AUTO_AMPLITUDE
     best = None
     for direction in AUTO_DIRECTIONS:
-        r, f = evaluate(direction, hi_a)
-        if r <= max_reveal:
-            cand = AutoChoice(float(direction), hi_a, r, f)
-        else:
-            lo, hi = lo_a, hi_a
-            r, f = evaluate(direction, lo)
-            if r > max_reveal:
-                cand = AutoChoice(float(direction), lo, r, f)
-            else:
-                for _ in range(iterations):
-                    mid = 0.5 * (lo + hi)
-                    rm, fm = evaluate(direction, mid)
-                    if rm <= max_reveal:
-                        lo, r, f = mid, rm, fm
-                    else:
-                        hi = mid
-                cand = AutoChoice(float(direction), lo, r, f)
+        # The reveal grows about linearly with the amplitude: scale to the threshold, then
+        # correct until it is under it (a few evaluations instead of a bisection).
+        a = hi_a
+        r = evaluate(direction, a)
+        for _ in range(iterations):
+            if r <= max_reveal or a <= lo_a:
+                break
+            a = max(lo_a, min(a * 0.98, a * 0.995 * max_reveal / r))
+            r = evaluate(direction, a)
+        cand = AutoChoice(float(direction), a, r)
         # Most travel wins; among equals, the smaller reveal, then the first (horizontal) direction.
         if (best is None or cand.amplitude > best.amplitude + 1e-6
                 or (cand.amplitude > best.amplitude - 1e-6 and cand.reveal < best.reveal - 1e-9)):

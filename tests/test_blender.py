@@ -364,3 +364,18 @@ def test_look_around_tilts_keys_and_restores(empty_scene, box_result, blender):
     look2.restore()
     assert cam.location.y > 1e-3                                    # restore gives back the animated pose
     assert blender.ops.photo3d.look_around.poll() is False            # needs a 3D viewport (none headless)
+
+
+@pytest.mark.parametrize("preset", camera.camera_path.PRESETS)
+def test_every_preset_animates_the_camera(empty_scene, box_result, blender, preset):
+    sc = empty_scene
+    build.build_scene(sc, box_result, build.BuildOptions(path=preset, frames=16, loop="loop"))
+    cam = sc.camera
+    poses = []
+    for f in range(sc.frame_start, sc.frame_end + 1):
+        sc.frame_set(f)
+        poses.append(np.concatenate([np.array(cam.matrix_world).ravel(), [cam.data.angle_x]]))
+    poses = np.array(poses)
+    assert (sc.frame_start, sc.frame_end) == (1, 16)
+    assert np.ptp(poses, axis=0).max() > 1e-3                        # it moves (or zooms)
+    assert 0 <= sc.photo3d.reveal < 20

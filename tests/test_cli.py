@@ -36,6 +36,21 @@ def test_make_no_render_writes_the_contract_files(tmp_path, box_files):
     hole = mask > 127
     # the subject's colour (green) does not reach the background layer
     assert np.abs(bg[hole].astype(int) - photo_px[~hole][0]).max() < 40
+    assert "reveals up to" in so
+
+
+def test_make_automatic_path(tmp_path, box_files):
+    photo, depth = box_files
+    rc, so, se = run_cli("make", photo, "--out", tmp_path / "o", "--depth", depth, "--fov", 50, "--no-render",
+                         "--path", "auto", "--max-reveal", "1.5", "--frames", 12)
+    assert rc == 0, se
+    line = next(l for l in so.splitlines() if "automatic path" in l)
+    assert "direction" in line and "amplitude" in line
+    reveal = float(so.split("reveals up to ")[1].split(" %")[0])
+    assert 0 < reveal <= 1.5
+    rc, so, se = run_cli("make", photo, "--out", tmp_path / "p", "--depth", depth, "--path", "auto",
+                         "--max-reveal", "50", "--no-render")
+    assert rc == 2 and "between 0.1 and 20" in se and not os.path.exists(tmp_path / "p")
 
 
 def test_depth_and_models(tmp_path, small_portrait):
