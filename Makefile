@@ -10,10 +10,13 @@ STAMP   = $(VENV)/.installed
 # A virtual environment with the pinned dependencies, and the repository root made
 # importable as the package `photo3d` (the root *is* the Blender extension package,
 # so it is linked in rather than copied: edits take effect at once).
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
+	# MediaPipe only for its two portrait networks (read in place by OpenCV, never
+	# imported): without its dependencies (JAX, matplotlib, a second OpenCV).
+	$(PY) -m pip install -q --no-deps mediapipe==0.10.21
 	mkdir -p $(VENV)/src
 	ln -sfn "$(CURDIR)" $(VENV)/src/photo3d
 	$(PY) -c "import site, pathlib; pathlib.Path(site.getsitepackages()[0], 'photo3d-src.pth').write_text(r'$(CURDIR)/$(VENV)/src' + '\n')"

@@ -103,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--engine", default="eevee", choices=ENGINES)
     m.add_argument("--samples", type=_positive_int, default=16, help="render samples per pixel (default 16)")
     m.add_argument("--no-render", action="store_true", help="write the scene only")
+    m.add_argument("--no-portrait", action="store_true",
+                   help="skip portrait refinement (person mask, face relief, soft hair edges)")
 
     d = sub.add_parser("depth", help="estimate depth only")
     d.add_argument("photo")
@@ -179,7 +181,7 @@ def cmd_make(args) -> int:
     ok = False
     try:
         settings = pipeline.Settings(depth_model=args.depth_model, depth_file=args.depth,
-                                     hfov_deg=args.fov, amplitude=args.amplitude)
+                                     hfov_deg=args.fov, amplitude=args.amplitude, portrait=not args.no_portrait)
         result = pipeline.run(photo, settings, progress=_progress)
         write_arrays(result, staging)
         _make_scene(result, args, staging)
@@ -228,6 +230,9 @@ def _make_scene(result, args, folder: str):
         build.build_scene(scene, result, opts)
         s = scene.photo3d
         s.source_photo = result.photo_path
+        s.portrait = not args.no_portrait
+        if result.faces:
+            print(f"photo3d: shaped {result.faces} face(s) with a fitted face mesh", flush=True)
         if args.path == "auto":
             print(f"photo3d: automatic path: direction {math.degrees(s.auto_direction):.0f} degrees, "
                   f"amplitude {s.auto_amplitude:.2f}", flush=True)

@@ -45,6 +45,9 @@ class Photo3DSettings(bpy.types.PropertyGroup):
     # What the user picks before making a 3D photo.
     depth_model: EnumProperty(name="Depth", description="How depth is estimated",  # type: ignore
                               items=_model_items)
+    portrait: BoolProperty(name="Portrait Refinement", default=True,  # type: ignore
+                           description="Find people: one layer per person with soft hair edges, and "
+                                       "faces shaped by a fitted face mesh")
     # The camera path: each change re-keys the camera at once.
     path: EnumProperty(name="Camera Path", items=PATH_ITEMS, default="circle", update=_reanimate)  # type: ignore
     amplitude: FloatProperty(name="Amplitude", description="How far the camera travels, relative to the preset",  # type: ignore

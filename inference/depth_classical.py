@@ -90,7 +90,7 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return np.clip((x - lo) / (hi - lo), 0, 1).astype(np.float32)
 
 
-def _guided_filter(guide: np.ndarray, p: np.ndarray, r: int, eps: float) -> np.ndarray:
+def guided_filter(guide: np.ndarray, p: np.ndarray, r: int, eps: float) -> np.ndarray:
     """He et al.'s guided filter (grey guide), with box filters."""
     k = (2 * r + 1, 2 * r + 1)
     bf = lambda x: cv2.boxFilter(x, cv2.CV_32F, k, borderType=cv2.BORDER_REFLECT)  # noqa: E731
@@ -159,7 +159,7 @@ def _detect(cascade, gray8: np.ndarray, min_side: int, neighbours: int, flip: bo
     return out
 
 
-def _find_faces(gray: np.ndarray) -> list[tuple[float, float, float, float]]:
+def find_faces(gray: np.ndarray) -> list[tuple[float, float, float, float]]:
     """Face boxes (x, y, w, h) in full-resolution pixels, largest first."""
     h, w = gray.shape
     if min(h, w) < 40:
@@ -388,7 +388,7 @@ def _segment(rgb: np.ndarray, gray: np.ndarray, faces):
     # Refine at full resolution: upsample, guided filter on the photo, threshold.
     up = cv2.resize(fg, (w, h), interpolation=cv2.INTER_LINEAR) if s < 1 else fg
     r = max(2, int(round(2.0 / max(s, 1e-6))), int(min(h, w) / 160))
-    soft = np.clip(_guided_filter(gray, up, r, 2e-3), 0.0, 1.0)
+    soft = np.clip(guided_filter(gray, up, r, 2e-3), 0.0, 1.0)
     hard = soft >= 0.5
     if faces:
         seeds = np.zeros((h, w), bool)
@@ -506,7 +506,7 @@ def estimate(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     f = _focal_px(h, w)
 
     try:
-        faces = _find_faces(gray)
+        faces = find_faces(gray)
     except cv2.error:
         faces = []
     face_frac = max((b[2] / max(h, w) for b in faces), default=0.0)

@@ -14,7 +14,8 @@ from typing import Callable
 import numpy as np
 from scipy import ndimage
 
-from . import camera_path, depth as depth_models, disocclusion, inpaint, layers as layering, mesh as meshing
+from . import (camera_path, depth as depth_models, disocclusion, inpaint, layers as layering, mesh as meshing,
+               portrait)
 from .errors import Cancelled, InputError
 from .photo import (DEFAULT_HFOV_DEG, MAX_TEXTURE_SIDE, Photo, load_depth_file, load_photo,
                     resize, working_size)
@@ -30,6 +31,7 @@ class Settings:
     mesh_long_side: int = 1024           # mesh grid resolution cap
     texture_long_side: int = MAX_TEXTURE_SIDE
     amplitude: float = 1.0               # the camera path's amplitude, to size the hidden band
+    portrait: bool = True                # person segmentation, face relief, soft alpha edges
 
 
 @dataclass
@@ -40,7 +42,7 @@ class Result:
     metric: bool                         # depth in metres (vs relative units)
     texture: np.ndarray                  # float32 (h, w, 3) sRGB-encoded photo, texture resolution
     background: np.ndarray               # same, with the hidden region inpainted
-    alpha: np.ndarray | None
+    alpha: np.ndarray | None             # (h, w) photo layer's alpha at texture resolution, or None
     depth: np.ndarray                    # (hm, wm) z-depth of the photo layer at mesh resolution
     background_depth: np.ndarray         # (hm, wm) with the hidden region filled
     mask: np.ndarray                     # (hm, wm) bool subject / foreground
@@ -53,6 +55,7 @@ class Result:
     timings: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
     edges: disocclusion.EdgeSamples | None = None   # occlusion edges, for the path's reveal estimate
+    faces: int = 0                       # faces given a fitted relief
 
 
 ProgressFn = Callable[[str, float], None]
@@ -105,6 +108,7 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
 
     # Depth (and the subject, when the estimator finds one) at mesh resolution.
     subject = None
+    n_faces = 0
     if s.depth_file:
         full, metric = load_depth_file(s.depth_file, (w, h))
         model_name = "file"
@@ -114,6 +118,8 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
         model_name = model.name
         small = resize(photo.rgb, working_size(w, h, model.working_long_side))
         d_small, subj_small = depth_models.estimate(model.name, small)
+        if s.portrait:
+            d_small, subj_small, n_faces = portrait.refine(small, d_small, subj_small, hfov)
         depth_m = _resize_depth(d_small, mesh_size)
         if subj_small is not None:
             subject = resize(subj_small.astype(np.float32), mesh_size) > 0.5
@@ -136,6 +142,15 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
     rim = ndimage.binary_dilation(lay.hidden, iterations=1) & ~lay.near
     background = inpaint.inpaint_colour(texture, lay.hidden | rim, lay.context_weight, lay.depth,
                                         np.where(rim, lay.depth, bg_depth))
+    alpha = _photo_alpha(photo, tex_size)
+    if s.portrait and lay.near.any():
+        # Soft edges on the near side of the outline, over the inpainted layer behind; the
+        # far side stays opaque (nothing is behind it but the 2-pixel ring of the background).
+        near_tex = resize(lay.near.astype(np.float32), tex_size) > 0.5
+        soft_px = max(2.0, 2.5 * tex_size[0] / mesh_size[0])
+        matte = np.where(near_tex, portrait.alpha_matte(texture, near_tex, soft_px), 1.0).astype(np.float32)
+        texture = portrait.unmix_foreground(texture, matte, background)
+        alpha = matte if alpha is None else alpha * matte
     stage_done("inpaint", 0.8)
 
     fg = meshing.grid_mesh(lay.depth, hfov, None, lay.cut_h, lay.cut_v, margin=True)
@@ -150,9 +165,16 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
     bg = meshing.grid_mesh(bg_depth * np.float32(1.003), hfov, keep)
     stage_done("mesh", 1.0)
 
-    return Result(photo_path, (w, h), hfov, metric, texture, background, photo.alpha,
+    return Result(photo_path, (w, h), hfov, metric, texture, background, alpha,
                   lay.depth, bg_depth, mask, lay.hidden, fg, bg, extent, band, model_name,
-                  timings, rss, edges)
+                  timings, rss, edges, n_faces)
+
+
+def _photo_alpha(photo: Photo, size: tuple[int, int]) -> np.ndarray | None:
+    """The photo's own alpha (RGBA files) at texture resolution, or None when opaque."""
+    if photo.alpha is None or photo.alpha.min() >= 1.0:
+        return None
+    return np.clip(resize(photo.alpha.astype(np.float32), size), 0, 1)
 
 
 def _resize_depth(depth: np.ndarray, size: tuple[int, int]) -> np.ndarray:

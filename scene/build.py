@@ -120,9 +120,10 @@ def build_scene(scene: bpy.types.Scene, result: Result, opts: BuildOptions | Non
     root.empty_display_size = 0.1 * result.extent.subject_depth
 
     th, tw = result.texture.shape[:2]
-    photo_img = image_from_array("3D Photo Image", result.texture)
+    photo_img = image_from_array("3D Photo Image", result.texture, result.alpha)
     bg_img = image_from_array("3D Photo Background Image", result.background)
-    fg_mat = projection_material("3D Photo Foreground", photo_img, result.hfov_deg, tw, th)
+    fg_mat = projection_material("3D Photo Foreground", photo_img, result.hfov_deg, tw, th,
+                                 use_alpha=result.alpha is not None)
     bg_mat = projection_material("3D Photo Background", bg_img, result.hfov_deg, tw, th)
 
     for name, arrays, mat, role in (("3D Photo Foreground", result.foreground_mesh, fg_mat, "foreground"),

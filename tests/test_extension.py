@@ -100,6 +100,9 @@ def test_build_without_wheels(tmp_path, blender_ext):
     assert not any(n.endswith((".pyc", ".whl")) for n in names)
     assert "wheels" not in manifest and "platforms" not in manifest
     assert not (tmp_path / "cache").exists()  # nothing downloaded
+    # The portrait networks travel inside, with their licence (read by OpenCV, offline).
+    for f in ("selfie_segmentation.tflite", "face_landmark.tflite", "LICENSE.txt"):
+        assert f"models/mediapipe/{f}" in names, f
 
 
 def _dummy_wheel(path: Path) -> None:

@@ -299,6 +299,27 @@ def check_zip(path: Path, expect_wheels: list[str]) -> list[str]:
     return wheels
 
 
+def stage_portrait_models(staging: Path) -> None:
+    """Copy MediaPipe's person-segmentation and face-mesh networks (Apache-2.0) out of the
+    installed MediaPipe wheel into ``models/mediapipe/``, with their licence: the extension
+    then refines portraits offline without MediaPipe or its dependencies."""
+    from importlib import metadata
+    from photo3d.inference.portrait import MODEL_FILES
+    try:
+        dist = metadata.distribution("mediapipe")
+    except metadata.PackageNotFoundError:
+        log("warning: MediaPipe is not installed (make venv installs it): no portrait models in the zip")
+        return
+    dst = staging / "models" / "mediapipe"
+    dst.mkdir(parents=True, exist_ok=True)
+    for rel in MODEL_FILES.values():
+        shutil.copy2(dist.locate_file(rel), dst / os.path.basename(rel))
+    lic = next((f for f in dist.files or [] if f.name.upper().startswith("LICENSE")), None)
+    text = f"From MediaPipe {dist.version} (https://github.com/google-ai-edge/mediapipe), Apache-2.0.\n\n"
+    (dst / "LICENSE.txt").write_text(text + (lic.read_text() if lic is not None else ""))
+    log(f"portrait models: {', '.join(os.path.basename(r) for r in MODEL_FILES.values())}")
+
+
 def build(args: argparse.Namespace) -> list[Path]:
     src = Path(args.source).resolve()
     out = Path(args.out).resolve()
@@ -338,6 +359,7 @@ def build(args: argparse.Namespace) -> list[Path]:
     try:
         n = stage_package(ext_mod, src, staging, exclude, skip={out, cache})
         log(f"staged {n} files in {staging}")
+        stage_portrait_models(staging)
 
         wheels_rel: list[str] = []
         per_platform: dict[str, list[str]] = {}

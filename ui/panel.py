@@ -25,6 +25,7 @@ class PHOTO3D_PT_main(bpy.types.Panel):
             layout.operator("photo3d.cancel", icon="CANCEL")
             return
         layout.prop(settings, "depth_model")
+        layout.prop(settings, "portrait")
         layout.operator("photo3d.make_photo", icon="IMAGE_DATA")
         if build.find_collection(context.scene) is not None:
             layout.operator("photo3d.remove_photo", icon="TRASH")

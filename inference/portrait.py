@@ -1,0 +1,296 @@
+"""Portraits: the person's mask, a soft alpha matte along their outline, and a face relief
+from a face mesh fitted to each face.
+
+Two small networks from Google's MediaPipe (Apache-2.0), run with OpenCV's DNN module (no
+MediaPipe runtime, no PyTorch, no download):
+
+* ``selfie_segmentation.tflite``: a person's soft mask at 256x256;
+* ``face_landmark.tflite``: 468 3D landmarks of a face crop (x, y in pixels of the 192 px
+  crop, z relative depth in the same units as x, smaller = nearer).
+
+Where the files come from (``model_path``): the extension zip carries them in
+``models/mediapipe/`` (tools/build_extension.py copies them out of the MediaPipe wheel);
+in a development venv, the MediaPipe wheel installed without its dependencies (the
+Makefile does that) is read in place, never imported. Without them, portraits fall back to
+the depth model's own subject and face relief.
+"""
+from __future__ import annotations
+
+import math
+import os
+import threading
+from importlib import metadata
+
+import cv2
+import numpy as np
+from scipy import interpolate, ndimage, spatial
+
+from .depth_classical import find_faces, guided_filter
+from .inpaint import poisson_fill
+
+MODEL_FILES = {
+    "selfie": "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite",
+    "face_mesh": "mediapipe/modules/face_landmark/face_landmark.tflite",
+}
+BUNDLED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "mediapipe")
+
+SEG_SIZE = 256
+MESH_SIZE = 192
+MESH_CROP = 1.6          # face-mesh crop side as a multiple of the detected face box
+MIN_FACE_PX = 24         # smaller faces get no relief (too few pixels to shape)
+FACE_SCORE = 0.5         # face-mesh presence probability to trust a fit
+
+_lock = threading.Lock()
+_nets: dict[str, object] = {}
+
+
+def model_path(key: str) -> str | None:
+    """Path of a MediaPipe model file, or None when neither the extension nor the venv has it."""
+    rel = MODEL_FILES[key]
+    bundled = os.path.join(BUNDLED_DIR, os.path.basename(rel))
+    if os.path.isfile(bundled):
+        return bundled
+    try:
+        path = str(metadata.distribution("mediapipe").locate_file(rel))
+    except metadata.PackageNotFoundError:
+        return None
+    return path if os.path.isfile(path) else None
+
+
+def available() -> bool:
+    return all(model_path(k) for k in MODEL_FILES)
+
+
+def _net(key: str):
+    """The loaded network (once per process), or None when its file is missing or unreadable."""
+    if key not in _nets:
+        path = model_path(key)
+        net = None
+        if path is not None:
+            try:
+                net = cv2.dnn.readNetFromTFLite(path)
+            except cv2.error:
+                net = None
+        _nets[key] = net
+    return _nets[key]
+
+
+def _forward(key: str, blob: np.ndarray) -> list[np.ndarray] | None:
+    with _lock:   # a cv2.dnn.Net is not safe to run from two threads at once
+        net = _net(key)
+        if net is None:
+            return None
+        net.setInput(blob)
+        return list(net.forward(net.getUnconnectedOutLayersNames()))
+
+
+# ----------------------------------------------------------------------------- the person
+
+def person_probability(rgb: np.ndarray) -> np.ndarray | None:
+    """Soft person mask (float32 in [0, 1]) at ``rgb``'s size, edges following the photo;
+    None without the model. ``rgb``: float32 (H, W, 3) in [0, 1]."""
+    h, w = rgb.shape[:2]
+    x = cv2.resize(rgb.astype(np.float32), (SEG_SIZE, SEG_SIZE), interpolation=cv2.INTER_AREA)
+    out = _forward("selfie", cv2.dnn.blobFromImage(x))
+    if out is None:
+        return None
+    p = np.clip(out[0].reshape(SEG_SIZE, SEG_SIZE), 0, 1).astype(np.float32)
+    p = cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR)
+    gray = cv2.cvtColor(rgb.astype(np.float32), cv2.COLOR_RGB2GRAY)
+    r = max(2, int(round(1.5 * max(h, w) / SEG_SIZE)))
+    return np.clip(guided_filter(gray, p, r, 1e-3), 0, 1).astype(np.float32)
+
+
+def person_mask(rgb: np.ndarray, faces=None) -> np.ndarray | None:
+    """The people in the photo (bool, ``rgb``'s size), or None without the model or when
+    nobody is there. A person counts where a face was found or a sizeable part of the
+    frame is confidently a person (a back, a silhouette)."""
+    p = person_probability(rgb)
+    if p is None:
+        return None
+    hard = p > 0.5
+    if not hard.any():
+        return None
+    lab, n = ndimage.label(hard)
+    sizes = ndimage.sum_labels(np.ones_like(p), lab, np.arange(1, n + 1))
+    keep = sizes >= 0.01 * hard.size
+    if faces:
+        for (x, y, fw, fh) in faces:     # any region holding a face stays, however small
+            cy, cx = int(min(hard.shape[0] - 1, y + fh / 2)), int(min(hard.shape[1] - 1, x + fw / 2))
+            if lab[cy, cx]:
+                keep[lab[cy, cx] - 1] = True
+    elif p[hard].mean() < 0.8 or hard.mean() < 0.03:
+        return None                      # no face and a weak, small guess: not a portrait
+    mask = keep[np.maximum(lab - 1, 0)] & (lab > 0)
+    return mask if mask.any() else None
+
+
+# ----------------------------------------------------------------------------- alpha matte
+
+def alpha_matte(rgb: np.ndarray, mask: np.ndarray, band_px: float) -> np.ndarray:
+    """Soft alpha of the subject along its outline (float32, ``rgb``'s size).
+
+    A guided filter of the hard mask, guided by the photo: fine structure (hair) that
+    differs from what is behind it gets partial alpha instead of a hard, jagged cut. Only
+    a band of ``band_px`` around the outline is soft; alpha is exactly 1 inside the
+    subject and 0 outside the band.
+    """
+    h, w = rgb.shape[:2]
+    m = mask.astype(np.float32)
+    if m.shape != (h, w):
+        m = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
+    r = max(2, int(round(band_px)))
+    gray = cv2.cvtColor(rgb.astype(np.float32), cv2.COLOR_RGB2GRAY)
+    # Colour guide: a grey guide misses hair against a wall of the same brightness.
+    a = guided_filter_color(rgb.astype(np.float32), m, r, 1e-3) if rgb.ndim == 3 else guided_filter(gray, m, r, 1e-3)
+    a = np.clip(a, 0, 1)
+    inner = cv2.erode((m > 0.5).astype(np.uint8), np.ones((2 * r + 1, 2 * r + 1), np.uint8)) > 0
+    outer = cv2.dilate((m > 0.5).astype(np.uint8), np.ones((2 * r + 1, 2 * r + 1), np.uint8)) > 0
+    a = np.where(inner, 1.0, np.where(outer, a, 0.0))
+    return a.astype(np.float32)
+
+
+def guided_filter_color(guide: np.ndarray, p: np.ndarray, r: int, eps: float) -> np.ndarray:
+    """He et al.'s guided filter with an RGB guide (per-pixel 3x3 solve, vectorised)."""
+    k = (2 * r + 1, 2 * r + 1)
+    bf = lambda x: cv2.boxFilter(x, cv2.CV_32F, k, borderType=cv2.BORDER_REFLECT)  # noqa: E731
+    mean_i = np.stack([bf(guide[..., c]) for c in range(3)], -1)
+    mean_p = bf(p)
+    cov_ip = np.stack([bf(guide[..., c] * p) for c in range(3)], -1) - mean_i * mean_p[..., None]
+    var = np.empty(guide.shape[:2] + (3, 3), np.float32)
+    for i in range(3):
+        for j in range(i, 3):
+            v = bf(guide[..., i] * guide[..., j]) - mean_i[..., i] * mean_i[..., j]
+            var[..., i, j] = var[..., j, i] = v
+    var += eps * np.eye(3, dtype=np.float32)
+    a = np.linalg.solve(var, cov_ip[..., None])[..., 0]
+    b = mean_p - (a * mean_i).sum(-1)
+    return (np.stack([bf(a[..., c]) for c in range(3)], -1) * guide).sum(-1) + bf(b)
+
+
+def unmix_foreground(rgb: np.ndarray, alpha: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """The subject's own colour where alpha is partial: I = a F + (1 - a) B, B known (the
+    inpainted background), so F = (I - (1 - a) B) / a. Keeps the wall's colour out of the
+    subject's edge pixels (the pale fringe that would travel with the subject)."""
+    a = alpha[..., None].astype(np.float32)
+    soft = (a > 0.02) & (a < 0.999)
+    f = (rgb - (1 - a) * background) / np.maximum(a, 0.02)
+    return np.where(soft, np.clip(f, 0, 1), rgb).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- face relief
+
+def face_landmarks(rgb: np.ndarray, box) -> np.ndarray | None:
+    """(468, 3) landmarks of the face in ``box`` (x, y, w, h) in ``rgb`` pixels: x, y image
+    pixels, z relative depth in pixels (smaller = nearer); None when no face fits."""
+    x, y, fw, fh = box
+    side = MESH_CROP * max(fw, fh)
+    cx, cy = x + fw / 2, y + fh / 2
+    # Affine crop: square of `side` around the face, out-of-frame parts replicated.
+    s = MESH_SIZE / side
+    m = np.array([[s, 0, MESH_SIZE / 2 - s * cx], [0, s, MESH_SIZE / 2 - s * cy]], np.float32)
+    crop = cv2.warpAffine(rgb.astype(np.float32), m, (MESH_SIZE, MESH_SIZE), flags=cv2.INTER_AREA
+                          if s < 1 else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    out = _forward("face_mesh", cv2.dnn.blobFromImage(crop))
+    if out is None:
+        return None
+    lm = next(o for o in out if o.size == 468 * 3).reshape(468, 3).astype(np.float64)
+    flag = next(o for o in out if o.size == 1).item()
+    if 1 / (1 + math.exp(-flag)) < FACE_SCORE:
+        return None
+    lm[:, 0] = (lm[:, 0] - MESH_SIZE / 2) / s + cx
+    lm[:, 1] = (lm[:, 1] - MESH_SIZE / 2) / s + cy
+    lm[:, 2] = lm[:, 2] / s
+    return lm
+
+
+def fuse_face_relief(depth: np.ndarray, landmarks: list[np.ndarray], hfov_deg: float,
+                     feather: float = 0.12) -> np.ndarray:
+    """Depth with each face's shape from its fitted face mesh.
+
+    Inside a face's outline the depth model's own face shape (often flat, or a rough bump)
+    is replaced: the depth just outside the outline is filled across the face (the head
+    as a smooth surface), and the mesh's relief is added on top at the face's true scale:
+    z in pixels times depth / focal length in pixels, the same scale as the face's width.
+    ``landmarks`` are in ``depth``'s pixels. Blends over ``feather`` of the face's width.
+    """
+    h, w = depth.shape
+    out = depth.astype(np.float32).copy()
+    f_px = 0.5 * w / math.tan(math.radians(hfov_deg) / 2)
+    yy, xx = np.mgrid[0:h, 0:w]
+    for lm in landmarks:
+        xy = lm[:, :2]
+        width = float(np.ptp(xy[:, 0]))
+        if width < MIN_FACE_PX:
+            continue
+        hull = spatial.Delaunay(xy)
+        x0, y0 = np.floor(xy.min(0)).astype(int) - 2
+        x1, y1 = np.ceil(xy.max(0)).astype(int) + 3
+        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+        if x1 - x0 < 3 or y1 - y0 < 3:
+            continue
+        pts = np.stack([xx[y0:y1, x0:x1].ravel(), yy[y0:y1, x0:x1].ravel()], -1).astype(np.float64)
+        inside = (hull.find_simplex(pts) >= 0).reshape(y1 - y0, x1 - x0)
+        if inside.sum() < 16:
+            continue
+        z = interpolate.LinearNDInterpolator(hull, lm[:, 2])(pts).reshape(y1 - y0, x1 - x0)
+        # Relief relative to the plane through the face's outline (the hull's landmarks; the
+        # plane follows a turned or tilted head), nearer = negative. The face only comes
+        # forward of the head's surface: the outline's far corners (jaw, ears) are clamped.
+        rim = np.unique(hull.convex_hull)
+        A = np.column_stack([xy[rim], np.ones(len(rim))])
+        plane = np.linalg.lstsq(A, lm[rim, 2], rcond=None)[0]
+        z_plane = (pts @ plane[:2] + plane[2]).reshape(z.shape)
+        base_region = out[y0:y1, x0:x1]
+        z_face = float(np.median(base_region[inside]))
+        relief = np.where(inside, np.minimum(0.0, z - z_plane) * z_face / f_px, 0.0)
+        # The head as a smooth surface under the face: the depth around the outline, filled in.
+        # Only the head around the face (hair, neck) shapes it, not the wall seen beside the neck.
+        head = ~inside & (base_region < 1.25 * z_face)
+        base = poisson_fill(base_region, inside, head)
+        # Feathered weight: 0 on the outline, 1 a little inside.
+        dist = ndimage.distance_transform_edt(inside)
+        wgt = np.clip(dist / max(1.0, feather * width), 0, 1)
+        wgt = wgt * wgt * (3 - 2 * wgt)
+        fused = base + relief
+        out[y0:y1, x0:x1] = np.where(inside, wgt * fused + (1 - wgt) * base_region, base_region)
+    return np.maximum(out, 1e-4).astype(np.float32)
+
+
+def faces_in(rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
+    """Face boxes (x, y, w, h) in ``rgb`` pixels, largest first (OpenCV's cascades)."""
+    gray = cv2.cvtColor(rgb.astype(np.float32), cv2.COLOR_RGB2GRAY)
+    try:
+        return find_faces(gray)
+    except cv2.error:
+        return []
+
+
+# ----------------------------------------------------------------------------- all together
+
+def refine(rgb: np.ndarray, depth: np.ndarray, subject: np.ndarray | None, hfov_deg: float):
+    """Portrait refinement of a depth model's output, all at ``rgb``'s size.
+
+    Returns (depth, subject probability or None, number of faces given a relief). People
+    found by the segmenter join the subject; where they reach beyond the depth model's
+    subject (hair, an arm), their depth is taken from the nearest part of the subject the
+    two agree on, so the person is one layer. Each face gets its fitted relief.
+    """
+    if not available():
+        return depth, subject, 0
+    faces = faces_in(rgb)
+    person = person_mask(rgb, faces)
+    if person is not None:
+        model = subject > 0.5 if subject is not None else np.zeros_like(person)
+        core = person & model
+        if core.sum() >= 0.2 * person.sum():
+            # Extend the core's depth over the rest of the person (nearest core pixel).
+            idx = ndimage.distance_transform_edt(~core, return_distances=False, return_indices=True)
+            near_depth = depth[idx[0], idx[1]]
+            depth = np.where(person & ~core, np.minimum(depth, near_depth), depth).astype(np.float32)
+        p = np.where(person, 1.0, 0.0).astype(np.float32)
+        subject = p if subject is None else np.maximum(subject, p)
+    fits = [lm for lm in (face_landmarks(rgb, b) for b in faces) if lm is not None]
+    if fits:
+        depth = fuse_face_relief(depth, fits, hfov_deg)
+    return depth, subject, len(fits)
