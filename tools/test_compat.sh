@@ -6,11 +6,12 @@ cd "$(dirname "$0")/.."
 status=0
 for ver in 4.2.23 5.0.1; do
   venv=.venv-${ver%.*}
-  if [ ! -f "$venv/.installed" ]; then
+  if [ ! -f "$venv/.installed" ] || ! ls "$venv"/lib/python3.11/site-packages | grep -q '^mediapipe$'; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q --upgrade pip
     grep -v '^bpy' requirements.txt > "$venv/requirements.txt"
     "$venv/bin/pip" install -q "bpy==$ver" -r "$venv/requirements.txt" || { echo "bpy $ver: install failed"; status=1; continue; }
+    "$venv/bin/pip" install -q --no-deps mediapipe==0.10.21   # the portrait networks, as the Makefile
     mkdir -p "$venv/src" && ln -sfn "$PWD" "$venv/src/photo3d"
     "$venv/bin/python" -c "import site, pathlib; pathlib.Path(site.getsitepackages()[0], 'photo3d-src.pth').write_text('$PWD/$venv/src\n')"
     touch "$venv/.installed"
