@@ -60,7 +60,7 @@ def push_pull(img: np.ndarray, known: np.ndarray) -> np.ndarray:
 
 def inpaint_colour(rgb: np.ndarray, hole: np.ndarray, context: np.ndarray,
                    depth: np.ndarray | None = None, hole_depth: np.ndarray | None = None,
-                   bins: int = 4) -> np.ndarray:
+                   bins: int = 4, texture: float = 0.8) -> np.ndarray:
     """Colour of the background behind ``hole``, from ``context`` pixels only.
 
     ``context``: bool, or float weights in [0, 1] (trust in each pixel as background).
@@ -97,10 +97,58 @@ def inpaint_colour(rgb: np.ndarray, hole: np.ndarray, context: np.ndarray,
     for part, c in groups:
         fill[part] = push_pull(work, c)[part]
     if (mh, mw) == (h, w):
-        return fill
-    up = cv2.resize(fill, (w, h), interpolation=cv2.INTER_LINEAR)
-    hole_big = cv2.resize(hole.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
-    return np.where(hole_big[:, :, None], up, rgb).astype(np.float32)
+        smooth = fill
+        hole_big = hole
+    else:
+        up = cv2.resize(fill, (w, h), interpolation=cv2.INTER_LINEAR)
+        hole_big = cv2.resize(hole.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+        smooth = np.where(hole_big[:, :, None], up, rgb).astype(np.float32)
+    if texture <= 0:
+        return smooth
+    return continue_texture(rgb.astype(np.float32), smooth, hole, ctx > 0.5, texture)
+
+
+def continue_texture(rgb: np.ndarray, smooth: np.ndarray, hole: np.ndarray, context: np.ndarray,
+                     amount: float = 0.8, sigma_mask_px: float = 1.5) -> np.ndarray:
+    """Add the background's fine texture to a smooth fill: each hole pixel takes the detail
+    (photo minus its local mean, from context only) of the context pixel mirrored across
+    the nearest edge, so grain, weave and mottling continue into the hole instead of a
+    flat smear. ``hole``/``context`` may be at a lower resolution than ``rgb``."""
+    h, w = rgb.shape[:2]
+    mh, mw = hole.shape
+    s = w / mw
+    # Detail layer from context pixels only (normalised blur: the subject's edge does not leak in).
+    ctx_big = context if (mh, mw) == (h, w) else cv2.resize(context.astype(np.uint8), (w, h),
+                                                                interpolation=cv2.INTER_NEAREST).astype(bool)
+    wgt = ctx_big.astype(np.float32)
+    sig = max(1.0, sigma_mask_px * s)
+    den = cv2.GaussianBlur(wgt, (0, 0), sig)
+    mean = cv2.GaussianBlur(rgb * wgt[:, :, None], (0, 0), sig) / np.maximum(den, 1e-6)[:, :, None]
+    detail = np.where((den > 0.5)[:, :, None] & ctx_big[:, :, None], rgb - mean, 0.0).astype(np.float32)
+    # Mirror across the nearest context pixel (at the masks' resolution), in full-res coordinates.
+    inner = ndimage.binary_erosion(context, iterations=2, border_value=1) if context.sum() > 0 else context
+    if not inner.any():
+        return smooth
+    iv, iu = ndimage.distance_transform_edt(~inner, return_distances=False, return_indices=True)
+    if (mh, mw) == (h, w):
+        py, px = np.nonzero(hole)
+        qy, qx = iv[py, px].astype(np.float32), iu[py, px].astype(np.float32)
+    else:
+        hole_big = cv2.resize(hole.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+        py, px = np.nonzero(hole_big)
+        my = np.minimum((py / s).astype(np.int64), mh - 1)
+        mx = np.minimum((px / s).astype(np.int64), mw - 1)
+        qy, qx = (iv[my, mx] + 0.5) * s - 0.5, (iu[my, mx] + 0.5) * s - 0.5
+    ry = np.clip(np.round(2 * qy - py), 0, h - 1).astype(np.int64)
+    rx = np.clip(np.round(2 * qx - px), 0, w - 1).astype(np.int64)
+    ok = ctx_big[ry, rx]
+    # Where the mirror lands off the context (a thin strip of background), the edge pixel itself.
+    qyi = np.clip(np.round(qy), 0, h - 1).astype(np.int64)
+    qxi = np.clip(np.round(qx), 0, w - 1).astype(np.int64)
+    d = np.where(ok[:, None], detail[ry, rx], detail[qyi, qxi])
+    out = smooth.copy()
+    out[py, px] = np.clip(smooth[py, px] + amount * d, 0, 1)
+    return out
 
 
 def poisson_fill(depth: np.ndarray, hole: np.ndarray, context: np.ndarray) -> np.ndarray:

@@ -20,6 +20,8 @@ from .errors import Cancelled, InputError
 from .photo import (DEFAULT_HFOV_DEG, MAX_TEXTURE_SIDE, Photo, load_depth_file, load_photo,
                     resize, working_size)
 
+# Width (mesh pixels) of the far-side rim whose mixed colours are replaced by clean background.
+RIM_PX = 1
 STAGES = ("load", "depth", "layers", "inpaint", "mesh")
 
 
@@ -123,6 +125,8 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
         depth_m = _resize_depth(d_small, mesh_size)
         if subj_small is not None:
             subject = resize(subj_small.astype(np.float32), mesh_size) > 0.5
+        if s.portrait and subject is not None and subject.any():
+            depth_m, subject = portrait.extend_to_strands(resize(texture, mesh_size), depth_m, subject)
     stage_done("depth", 0.45)
 
     # Layers: how far behind an edge the camera can look decides the hidden band.
@@ -137,9 +141,10 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
     stage_done("layers", 0.6)
 
     bg_depth = inpaint.poisson_fill(lay.depth, lay.hidden, lay.context)
-    # Colour is also re-made for a 1-pixel rim on the far side: those pixels mix the
-    # subject's edge (hair) with the background, and would trace its outline behind it.
-    rim = ndimage.binary_dilation(lay.hidden, iterations=1) & ~lay.near
+    # Colour is also re-made for a rim on the far side: those pixels mix the subject's edge
+    # (hair) with the background, and would trace its outline behind it. (Strands that look
+    # like the subject already joined it: portrait.extend_to_strands.)
+    rim = ndimage.binary_dilation(lay.near, iterations=RIM_PX) & ~lay.near
     background = inpaint.inpaint_colour(texture, lay.hidden | rim, lay.context_weight, lay.depth,
                                         np.where(rim, lay.depth, bg_depth))
     alpha = _photo_alpha(photo, tex_size)

@@ -178,6 +178,21 @@ def unmix_foreground(rgb: np.ndarray, alpha: np.ndarray, background: np.ndarray)
     return np.where(soft, np.clip(f, 0, 1), rgb).astype(np.float32)
 
 
+def extend_to_strands(rgb: np.ndarray, depth: np.ndarray, subject: np.ndarray, soft_px: float = 2.0,
+                      level: float = 0.25):
+    """Grow the subject over the pixels just outside its outline that look like it (hair
+    strands, a fuzzy sleeve), at the subject's depth. Left on the wall, those pixels would
+    trace the subject's outline on the background once the camera moves; in the subject's
+    layer they move with it and the alpha matte blends them over the inpainted background."""
+    matte = alpha_matte(rgb, subject, soft_px)
+    ext = (matte > level) & ~subject
+    if not ext.any():
+        return depth, subject
+    idx = ndimage.distance_transform_edt(~subject, return_distances=False, return_indices=True)
+    depth = np.where(ext, np.minimum(depth, depth[idx[0], idx[1]]), depth).astype(np.float32)
+    return depth, subject | ext
+
+
 # ----------------------------------------------------------------------------- face relief
 
 def face_landmarks(rgb: np.ndarray, box) -> np.ndarray | None:
