@@ -20,7 +20,7 @@ from .inference import camera_path, depth as depth_models
 from .inference.errors import InputError, Photo3DError
 from .inference.photo import DEFAULT_HFOV_DEG
 
-EFFECTS: tuple[str, ...] = ()      # fog, rain, particles arrive with their issue
+EFFECTS = ("fog", "rain", "dust", "snow", "fireflies", "dof")   # scene/effects.py (no bpy import here)
 ENGINES = ("eevee", "cycles", "workbench")
 
 
@@ -65,7 +65,9 @@ def _effects(text: str) -> list[str]:
     unknown = [n for n in names if n not in EFFECTS]
     if unknown:
         raise argparse.ArgumentTypeError(
-            f"effect(s) not available yet: {', '.join(unknown)} (this version supports: none)")
+            f"unknown effect(s): {', '.join(unknown)} (choose from none, {', '.join(EFFECTS)})")
+    if sum(n in ("dust", "snow", "fireflies") for n in names) > 1:
+        raise argparse.ArgumentTypeError("choose one of dust, snow, fireflies")
     return names
 
 
@@ -99,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--frames", type=_positive_int, default=96)
     m.add_argument("--fps", type=_positive_int, default=30)
     m.add_argument("--size", type=_size, default=None, help="render size WxH (default: photo aspect, 1080 long side)")
-    m.add_argument("--effects", type=_effects, default=[], help="none | comma list")
+    m.add_argument("--effects", type=_effects, default=[],
+                   help=f"none | comma list of {', '.join(EFFECTS)} (dust, snow, fireflies: one of them)")
     m.add_argument("--engine", default="eevee", choices=ENGINES)
     m.add_argument("--samples", type=_positive_int, default=16, help="render samples per pixel (default 16)")
     m.add_argument("--no-render", action="store_true", help="write the scene only")
@@ -226,7 +229,7 @@ def _make_scene(result, args, folder: str):
         opts = build.BuildOptions(path=args.path, frames=args.frames, fps=args.fps, amplitude=args.amplitude,
                                   easing=args.easing, loop=args.loop, direction_deg=args.direction,
                                   max_reveal=args.max_reveal, engine=args.engine, size=args.size,
-                                  samples=args.samples)
+                                  samples=args.samples, effects=tuple(args.effects))
         build.build_scene(scene, result, opts)
         s = scene.photo3d
         s.source_photo = result.photo_path

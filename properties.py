@@ -4,7 +4,8 @@ from __future__ import annotations
 import math
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+from bpy.props import (BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, IntProperty, PointerProperty,
+                       StringProperty)
 
 from .inference import camera_path
 from .inference.depth import MODELS, DEFAULT_MODEL
@@ -35,10 +36,26 @@ def _model_items(self, context):
 def _reanimate(self, context):
     if self.is_updating:
         return
-    from .scene import camera
+    from .scene import camera, effects
     scene = self.id_data
     if isinstance(scene, bpy.types.Scene):
         camera.reanimate(scene)
+        if _any_effect(self):
+            effects.apply_effects(scene)     # their cycles follow the clip's length
+
+
+def _any_effect(s) -> bool:
+    return s.fog or s.rain or s.particles != "none" or s.dof
+
+
+def _update_effects(self, context):
+    if self.is_updating:
+        return
+    from .scene import effects
+    scene = self.id_data
+    if isinstance(scene, bpy.types.Scene):
+        effects.apply_effects(scene)
+        scene.render.use_motion_blur = bool(self.motion_blur)
 
 
 class Photo3DSettings(bpy.types.PropertyGroup):
@@ -65,6 +82,35 @@ class Photo3DSettings(bpy.types.PropertyGroup):
                                           "photo hid (filled in by photo3d)", update=_reanimate)
     crop_to_photo: BoolProperty(name="Stay Inside Photo", default=True, update=_reanimate,  # type: ignore
                                 description="Zoom in just enough that no frame shows past the photo's edges")
+    # Effects: each change rebuilds the effect objects at once.
+    fog: BoolProperty(name="Fog", default=False, update=_update_effects,  # type: ignore
+                      description="Volumetric haze, thicker with distance, in the photo's far colour")
+    fog_density: FloatProperty(name="Density", default=2.0, min=0.0, soft_max=10.0, update=_update_effects)  # type: ignore
+    fog_color: FloatVectorProperty(name="Colour", subtype="COLOR", size=3, min=0.0, max=1.0,  # type: ignore
+                                   default=(0.7, 0.72, 0.75), update=_update_effects)
+    fog_height: FloatProperty(name="Height Falloff", default=0.0, min=0.0, soft_max=4.0,  # type: ignore
+                              description="0: even with height; else thinner higher up (frame heights)",
+                              update=_update_effects)
+    rain: BoolProperty(name="Rain", default=False, update=_update_effects,  # type: ignore
+                       description="Falling streaks in front of and behind the subject")
+    rain_density: FloatProperty(name="Density", default=1.0, min=0.0, soft_max=4.0, update=_update_effects)  # type: ignore
+    rain_speed: FloatProperty(name="Speed", default=1.0, min=0.2, soft_max=3.0, update=_update_effects,  # type: ignore
+                              description="Falls per clip, relative (rounded so the loop stays seamless)")
+    rain_length: FloatProperty(name="Streak Length", default=1.0, min=0.1, soft_max=4.0,  # type: ignore
+                               update=_update_effects)
+    rain_wind: FloatProperty(name="Wind", subtype="ANGLE", default=math.radians(10.0),  # type: ignore
+                             min=-math.radians(60), max=math.radians(60), update=_update_effects)
+    particles: EnumProperty(name="Particles", default="none", update=_update_effects, items=[  # type: ignore
+        ("none", "None", "No particles"),
+        ("dust", "Dust", "Warm motes drifting in the air"),
+        ("snow", "Snow", "Flakes falling and swaying"),
+        ("fireflies", "Fireflies", "Glowing points hovering")])
+    particle_density: FloatProperty(name="Density", default=1.0, min=0.0, soft_max=4.0,  # type: ignore
+                                    update=_update_effects)
+    dof: BoolProperty(name="Depth of Field", default=False, update=_update_effects,  # type: ignore
+                      description="Focus on the camera's target (the subject); near and far blur")
+    dof_fstop: FloatProperty(name="F-Stop", default=2.8, min=0.1, soft_max=16.0, update=_update_effects)  # type: ignore
+    motion_blur: BoolProperty(name="Motion Blur", default=False, update=_update_effects)  # type: ignore
     # Stored by the build so the path can be recomputed; not for editing.
     hfov: FloatProperty(name="Field of View", default=65.0, options={"HIDDEN"})  # type: ignore
     photo_aspect: FloatProperty(default=1.0, options={"HIDDEN"})  # type: ignore

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import bpy
 
 from ..inference.pipeline import Result
-from . import camera as camera_mod, render
+from . import camera as camera_mod, effects as effects_mod, render
 from .materials import projection_material
 from .objects import MARK, image_from_array, mark, mesh_from_arrays
 
@@ -29,6 +29,7 @@ class BuildOptions:
     size: tuple[int, int] | None = None      # render size; None: photo aspect, long side 1080
     samples: int = 16
     configure_render: bool = True
+    effects: tuple[str, ...] = ()            # names from effects.EFFECTS
 
 
 def default_render_size(photo_size: tuple[int, int], long_side: int = 1080) -> tuple[int, int]:
@@ -171,6 +172,17 @@ def build_scene(scene: bpy.types.Scene, result: Result, opts: BuildOptions | Non
         finally:
             settings.is_updating = False
         camera_mod.reanimate(scene)
+        settings.is_updating = True
+        try:
+            settings.fog_color = effects_mod.photo_far_colour(result.texture, result.depth)
+            for name in opts.effects:
+                if name in effects_mod.PARTICLE_KINDS:
+                    settings.particles = name
+                else:
+                    setattr(settings, name, True)
+        finally:
+            settings.is_updating = False
+        effects_mod.apply_effects(scene)
     else:  # not registered (the benchmark): the same path from plain values
         plan = camera_mod.plan_path(camera_mod.PathSettings(**values), scene.render, result.edges)
         camera_mod.animate(cam, plan.path, scene.frame_start)

@@ -269,6 +269,13 @@ def test_panels_draw(empty_scene, box_result, blender):
     assert {"path", "amplitude", "direction", "frames", "easing", "photo3d.reset_path",
             "photo3d.look_around"} <= set(cam.layout.drawn)
     assert any("Reveals up to" in t for t in cam.layout.labels)
+    fx = types.SimpleNamespace(layout=_Layout(bpy))
+    assert panel.PHOTO3D_PT_effects.poll(ctx)
+    ctx.scene.photo3d.fog = True
+    ctx.scene.photo3d.particles = "dust"
+    panel.PHOTO3D_PT_effects.draw(fx, ctx)
+    assert {"fog", "fog_density", "fog_color", "rain", "dof", "particles", "particle_density",
+            "motion_blur"} <= set(fx.layout.drawn)
     ctx.scene.photo3d.path = "auto"
     auto = types.SimpleNamespace(layout=_Layout(bpy))
     panel.PHOTO3D_PT_camera.draw(auto, ctx)

@@ -93,7 +93,7 @@ def _bad_inputs(tmp_path, portrait_path, box_files):
         "depth size": ([photo, "--depth", str(wrong)], "9x7"),
         "unwritable out": ([photo, "--out-override", str(blocker / "sub")], "cannot write"),
         "bad path": ([photo, "--path", "spiral"], "invalid choice"),
-        "bad effect": ([photo, "--effects", "lasers"], "not available"),
+        "bad effect": ([photo, "--effects", "lasers"], "unknown effect"),
     }
 
 
@@ -134,3 +134,17 @@ def test_make_renders_a_video(tmp_path, small_portrait):
     while cap.read()[0]:
         n += 1
     assert n == 4
+
+
+def test_make_with_effects(tmp_path, box_files, blender):
+    photo, depth = box_files
+    out = tmp_path / "fx"
+    rc, so, se = run_cli("make", photo, "--out", out, "--depth", depth, "--no-render", "--frames", 8,
+                         "--effects", "fog,rain,fireflies,dof")
+    assert rc == 0, se
+    blender.ops.wm.open_mainfile(filepath=str(out / "scene.blend"))
+    kinds = {o.get("photo3d_effect") for o in blender.data.objects if o.get("photo3d_effect")}
+    assert kinds == {"fog", "rain", "fireflies"} and blender.context.scene.camera.data.dof.use_dof
+    blender.ops.wm.read_factory_settings(use_empty=True)
+    rc, so, se = run_cli("make", photo, "--out", tmp_path / "x", "--effects", "snow,dust")
+    assert rc == 2 and "one of dust, snow, fireflies" in se

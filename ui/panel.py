@@ -67,8 +67,39 @@ class PHOTO3D_PT_camera(bpy.types.Panel):
         row.operator("photo3d.look_around", icon="VIEW_CAMERA")
 
 
+class PHOTO3D_PT_effects(bpy.types.Panel):
+    bl_label = "Effects"
+    bl_idname = "PHOTO3D_PT_effects"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "3D Photo"
+    bl_parent_id = "PHOTO3D_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    @classmethod
+    def poll(cls, context):
+        return build.find_role(context.scene, "camera") is not None
+
+    def draw(self, context):
+        layout = self.layout
+        s = context.scene.photo3d
+        layout.use_property_split = True
+        for toggle, params in (("fog", ("fog_density", "fog_color", "fog_height")),
+                               ("rain", ("rain_density", "rain_speed", "rain_length", "rain_wind")),
+                               ("dof", ("dof_fstop",))):
+            layout.prop(s, toggle)
+            if getattr(s, toggle):
+                col = layout.column(align=True)
+                for p in params:
+                    col.prop(s, p)
+        layout.prop(s, "particles")
+        if s.particles != "none":
+            layout.prop(s, "particle_density")
+        layout.prop(s, "motion_blur")
+
+
 def add_menu_entry(self, context):
     self.layout.operator("photo3d.make_photo", text="3D Photo", icon="IMAGE_DATA")
 
 
-classes = (PHOTO3D_PT_main, PHOTO3D_PT_camera)
+classes = (PHOTO3D_PT_main, PHOTO3D_PT_camera, PHOTO3D_PT_effects)

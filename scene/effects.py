@@ -1,0 +1,349 @@
+"""Atmosphere inside the reconstructed scene: fog, rain, drifting particles, depth of field.
+
+Each effect is its own object in the 3D Photo collection (role ``effect``, name in
+``photo3d_effect``), placed at the scene's real depths, so rain falls in front of and
+behind the subject. Every motion is periodic over the clip (a whole number of cycles in
+the frame range), so effects loop seamlessly with the camera path. The scene is
+emission-only (the photo carries its light): fog absorbs and emits its own colour, rain
+and particles glow.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import bpy
+import numpy as np
+
+from .objects import mark
+
+EFFECT_KEY = "photo3d_effect"
+PARTICLE_KINDS = ("dust", "snow", "fireflies")
+EFFECTS = ("fog", "rain", *PARTICLE_KINDS, "dof")
+
+
+@dataclass
+class Frame:
+    """Where effects live: the source camera's frustum between two depths."""
+    tan_x: float          # tan(hfov / 2)
+    aspect: float         # width / height of the photo
+    near: float
+    subject: float
+    far: float
+    frames: int           # clip length: every motion repeats a whole number of times
+
+    @property
+    def tan_y(self) -> float:
+        return self.tan_x / self.aspect
+
+
+def frame_of(scene: bpy.types.Scene) -> Frame:
+    s = scene.photo3d
+    return Frame(math.tan(math.radians(s.hfov) / 2), max(s.photo_aspect, 1e-3), s.near_depth, s.subject_depth,
+                 s.far_depth, max(2, scene.frame_end - scene.frame_start + 1))
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _emission_material(name: str, colour, strength: float, alpha: float = 1.0) -> bpy.types.Material:
+    mat = mark(bpy.data.materials.new(name))
+    if bpy.app.version < (5, 0, 0):
+        mat.use_nodes = True
+    nt = mat.node_tree
+    nt.nodes.clear()
+    emit = nt.nodes.new("ShaderNodeEmission")
+    emit.inputs["Color"].default_value = (*colour[:3], 1.0)
+    emit.inputs["Strength"].default_value = strength
+    out = nt.nodes.new("ShaderNodeOutputMaterial")
+    if alpha < 1.0:
+        clear = nt.nodes.new("ShaderNodeBsdfTransparent")
+        mix = nt.nodes.new("ShaderNodeMixShader")
+        mix.inputs["Fac"].default_value = alpha
+        nt.links.new(clear.outputs[0], mix.inputs[1])
+        nt.links.new(emit.outputs[0], mix.inputs[2])
+        nt.links.new(mix.outputs[0], out.inputs["Surface"])
+        if hasattr(mat, "surface_render_method"):
+            mat.surface_render_method = "BLENDED"
+    else:
+        nt.links.new(emit.outputs[0], out.inputs["Surface"])
+    return mat
+
+
+class _Graph:
+    """A little builder for geometry-node trees (math written as calls)."""
+
+    def __init__(self, name: str):
+        self.ng = mark(bpy.data.node_groups.new(name, "GeometryNodeTree"))
+        self.ng.interface.new_socket(name="Geometry", in_out="INPUT", socket_type="NodeSocketGeometry")
+        self.ng.interface.new_socket(name="Geometry", in_out="OUTPUT", socket_type="NodeSocketGeometry")
+        self.inp = self.ng.nodes.new("NodeGroupInput")
+        self.out = self.ng.nodes.new("NodeGroupOutput")
+
+    def node(self, kind: str, **values):
+        n = self.ng.nodes.new(kind)
+        for k, v in values.items():
+            setattr(n, k, v)
+        return n
+
+    def link(self, a, b):
+        self.ng.links.new(a, b)
+
+    def _val(self, x, socket):
+        if isinstance(x, (int, float)):
+            socket.default_value = float(x)
+        else:
+            self.link(x, socket)
+
+    def math(self, op: str, a, b=None, c=None):
+        n = self.node("ShaderNodeMath", operation=op)
+        for x, s in zip((a, b, c), n.inputs):
+            if x is not None:
+                self._val(x, s)
+        return n.outputs[0]
+
+    def random(self, lo: float, hi: float, seed: int):
+        n = self.node("FunctionNodeRandomValue", data_type="FLOAT")
+        ins = [s for s in n.inputs if s.type == "VALUE" and s.name in ("Min", "Max") and s.enabled]
+        ins[0].default_value, ins[1].default_value = lo, hi
+        n.inputs["Seed"].default_value = seed
+        return next(s for s in n.outputs if s.type == "VALUE")
+
+    def xyz(self, x, y, z):
+        n = self.node("ShaderNodeCombineXYZ")
+        for v, s in zip((x, y, z), n.inputs):
+            self._val(v, s)
+        return n.outputs[0]
+
+
+def _effect_object(name: str, kind: str, coll, parent) -> bpy.types.Object:
+    from .build import ROLE
+    me = mark(bpy.data.meshes.new(name))
+    ob = mark(bpy.data.objects.new(name, me))
+    ob[ROLE] = "effect"
+    ob[EFFECT_KEY] = kind
+    coll.objects.link(ob)
+    ob.parent = parent
+    return ob
+
+
+# ----------------------------------------------------------------------------- fog
+
+def photo_far_colour(texture: np.ndarray, depth: np.ndarray) -> tuple[float, float, float]:
+    """Mean colour of the farthest fifth of the photo (sRGB-encoded -> linear)."""
+    import cv2
+    h, w = depth.shape
+    small = cv2.resize(texture, (w, h), interpolation=cv2.INTER_AREA)
+    far = depth >= np.percentile(depth, 80)
+    srgb = small[far].mean(0) if far.any() else small.reshape(-1, 3).mean(0)
+    lin = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
+    return tuple(float(c) for c in lin)
+
+
+def add_fog(coll, parent, fr: Frame, density: float, colour, height_falloff: float = 0.0) -> bpy.types.Object:
+    """A box over the frustum filled with a medium that absorbs and emits the fog colour:
+    a point seen through optical depth tau keeps exp(-tau) of its colour and takes the fog
+    colour for the rest. Density grows with distance (none in front of the subject's
+    nearest parts), and optionally thins with height."""
+    ob = _effect_object("3D Photo Fog", "fog", coll, parent)
+    z0, z1 = 0.5 * fr.near, 1.05 * fr.far
+    xs, ys = 1.3 * fr.tan_x * z1, 1.3 * fr.tan_y * z1
+    verts = [(x, y, -z) for z in (z0, z1) for y in (-ys, ys) for x in (-xs, xs)]
+    faces = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
+    ob.data.from_pydata(verts, [], faces)
+    mat = mark(bpy.data.materials.new("3D Photo Fog"))
+    if bpy.app.version < (5, 0, 0):
+        mat.use_nodes = True
+    nt = mat.node_tree
+    nt.nodes.clear()
+    new, link = nt.nodes.new, nt.links.new
+    coord = new("ShaderNodeTexCoord")
+    sep = new("ShaderNodeSeparateXYZ")
+    link(coord.outputs["Object"], sep.inputs[0])
+
+    def m(op, a, b=None):
+        n = new("ShaderNodeMath"); n.operation = op
+        for x, s in zip((a, b), n.inputs):
+            if x is None:
+                continue
+            if isinstance(x, (int, float)):
+                s.default_value = float(x)
+            else:
+                link(x, s)
+        return n.outputs[0]
+
+    # Density per unit length: `density` at the far depth; zero up to the subject's near side.
+    t = m("DIVIDE", m("SUBTRACT", m("MULTIPLY", sep.outputs["Z"], -1.0), fr.near), max(fr.far - fr.near, 1e-6))
+    t = m("MINIMUM", m("MAXIMUM", t, 0.0), 1.0)
+    sigma = m("MULTIPLY", t, density / max(fr.far, 1e-6))
+    if height_falloff > 0:
+        # Thinner higher up: exp(-(y + ys_floor) / H), H a fraction of the frame's height at the subject.
+        h = height_falloff * fr.tan_y * fr.subject
+        up = m("DIVIDE", m("ADD", sep.outputs["Y"], fr.tan_y * fr.subject), h)
+        sigma = m("MULTIPLY", sigma, m("EXPONENT", m("MULTIPLY", m("MAXIMUM", up, 0.0), -1.0)))
+    absorb = new("ShaderNodeVolumeAbsorption")
+    absorb.inputs["Color"].default_value = (0.0, 0.0, 0.0, 1.0)
+    link(sigma, absorb.inputs["Density"])
+    emit = new("ShaderNodeEmission")
+    emit.inputs["Color"].default_value = (*colour[:3], 1.0)
+    link(sigma, emit.inputs["Strength"])
+    add = new("ShaderNodeAddShader")
+    link(absorb.outputs[0], add.inputs[0])
+    link(emit.outputs[0], add.inputs[1])
+    out = new("ShaderNodeOutputMaterial")
+    link(add.outputs[0], out.inputs["Volume"])
+    ob.data.materials.append(mat)
+    ob.display_type = "BOUNDS"
+    return ob
+
+
+# ----------------------------------------------------------------------------- rain & particles
+
+@dataclass
+class Drift:
+    """How a population of points moves and looks."""
+    count: int
+    falls: int            # times each point crosses the frame top to bottom per clip (0: hovers)
+    sway: float           # sideways wobble, as a fraction of the frame's half-width at its depth
+    wind_deg: float       # slant of the fall (rain)
+    shape: str            # "streak" or "dot"
+    size: float           # streak length or dot radius, as a fraction of the depth
+    colour: tuple
+    strength: float
+    alpha: float
+    seed: int
+
+
+PRESETS = {
+    "dust": Drift(400, 0, 0.05, 0.0, "dot", 0.0025, (1.0, 0.85, 0.65), 1.2, 0.8, 11),
+    "snow": Drift(700, 1, 0.06, 0.0, "dot", 0.004, (1.0, 1.0, 1.0), 1.5, 0.9, 12),
+    "fireflies": Drift(150, 0, 0.10, 0.0, "dot", 0.005, (0.75, 1.0, 0.35), 8.0, 1.0, 13),
+    "rain": Drift(1200, 6, 0.0, 10.0, "streak", 0.05, (0.8, 0.85, 0.95), 0.7, 0.3, 14),
+}
+
+
+def add_points(coll, parent, fr: Frame, kind: str, drift: Drift) -> bpy.types.Object:
+    """Points spread through the frustum from in front of the subject to the far depth,
+    each moving periodically over the clip (geometry nodes driven by the scene frame)."""
+    ob = _effect_object(f"3D Photo {kind.title()}", kind, coll, parent)
+    g = _Graph(f"3D Photo {kind.title()}")
+    z_lo, z_hi = 0.35 * fr.near, fr.far
+    # Per point: across (u), phase (p), depth (w), all from the point's index.
+    u = g.random(-1.15, 1.15, drift.seed)
+    p = g.random(0.0, 1.0, drift.seed + 1)
+    w = g.random(0.0, 1.0, drift.seed + 2)
+    # Uniform in disparity: as many points near the camera as far from it, per image area.
+    inv = g.math("ADD", 1.0 / z_hi, g.math("MULTIPLY", w, 1.0 / z_lo - 1.0 / z_hi))
+    z = g.math("DIVIDE", 1.0, inv)
+    frame = g.node("GeometryNodeInputSceneTime").outputs["Frame"]
+    phase = g.math("ADD", p, g.math("MULTIPLY", frame, 1.0 / fr.frames))     # one cycle per clip
+    half_h = g.math("MULTIPLY", z, 1.15 * fr.tan_y)
+    if drift.falls:
+        fall = g.math("FRACT", g.math("ADD", p, g.math("MULTIPLY", frame, drift.falls / fr.frames)))
+        y = g.math("MULTIPLY", half_h, g.math("SUBTRACT", 1.0, g.math("MULTIPLY", fall, 2.0)))
+    else:
+        y = g.math("MULTIPLY", half_h, g.math("SUBTRACT", g.math("MULTIPLY", p, 2.0), 1.0))
+    x = g.math("MULTIPLY", u, g.math("MULTIPLY", z, fr.tan_x))
+    if drift.sway:
+        s = g.math("SINE", g.math("MULTIPLY", phase, 2 * math.pi))
+        c = g.math("COSINE", g.math("MULTIPLY", g.math("ADD", phase, p), 4 * math.pi))
+        x = g.math("ADD", x, g.math("MULTIPLY", s, g.math("MULTIPLY", z, drift.sway * fr.tan_x)))
+        y = g.math("ADD", y, g.math("MULTIPLY", c, g.math("MULTIPLY", z, 0.5 * drift.sway * fr.tan_y)))
+    if drift.wind_deg:
+        x = g.math("ADD", x, g.math("MULTIPLY", y, math.tan(math.radians(drift.wind_deg))))
+    pos = g.xyz(x, y, g.math("MULTIPLY", z, -1.0))
+    pts = g.node("GeometryNodePoints")
+    pts.inputs["Count"].default_value = int(drift.count)
+    g.link(pos, pts.inputs["Position"])
+    if drift.shape == "streak":
+        inst = g.node("GeometryNodeMeshCylinder")
+        inst.inputs["Vertices"].default_value = 4
+        inst.inputs["Radius"].default_value = 0.025 * drift.size
+        inst.inputs["Depth"].default_value = drift.size
+        rot = (math.pi / 2, 0.0, -math.radians(drift.wind_deg))    # cylinder axis Z -> along the fall
+    else:
+        inst = g.node("GeometryNodeMeshIcoSphere")
+        inst.inputs["Radius"].default_value = drift.size
+        inst.inputs["Subdivisions"].default_value = 1
+        rot = (0.0, 0.0, 0.0)
+    mat = _emission_material(f"3D Photo {kind.title()}", drift.colour, drift.strength, drift.alpha)
+    setmat = g.node("GeometryNodeSetMaterial")
+    setmat.inputs["Material"].default_value = mat
+    g.link(inst.outputs["Mesh"], setmat.inputs["Geometry"])
+    iop = g.node("GeometryNodeInstanceOnPoints")
+    g.link(pts.outputs[0], iop.inputs["Points"])
+    g.link(setmat.outputs[0], iop.inputs["Instance"])
+    iop.inputs["Rotation"].default_value = rot
+    # Streaks and dots keep their size relative to their depth (scale = z).
+    g.link(z, iop.inputs["Scale"])
+    g.link(iop.outputs[0], g.out.inputs[0])
+    mod = ob.modifiers.new("3D Photo " + kind, "NODES")
+    mod.node_group = g.ng
+    ob.data.materials.append(mat)
+    return ob
+
+
+# ----------------------------------------------------------------------------- all effects
+
+def remove_effects(scene: bpy.types.Scene):
+    """Delete the effect objects (and their meshes, node groups, materials) of the 3D Photo."""
+    from .build import find_collection
+    coll = find_collection(scene)
+    if coll is None:
+        return
+    for ob in [o for o in coll.all_objects if o.get(EFFECT_KEY)]:
+        me = ob.data
+        groups = [m.node_group for m in ob.modifiers if m.type == "NODES" and m.node_group is not None]
+        mats = [m for m in me.materials if m is not None] if me is not None else []
+        bpy.data.objects.remove(ob)
+        for ng in groups:
+            for n in ng.nodes:
+                if n.type == "SET_MATERIAL" and n.inputs["Material"].default_value is not None:
+                    mats.append(n.inputs["Material"].default_value)
+            if ng.users == 0:
+                bpy.data.node_groups.remove(ng)
+        if me is not None and me.users == 0:
+            bpy.data.meshes.remove(me)
+        for m in set(mats):
+            if m.users == 0:
+                bpy.data.materials.remove(m)
+
+
+def apply_effects(scene: bpy.types.Scene) -> list[str]:
+    """(Re)build the effects that ``scene.photo3d`` switches on; returns their names."""
+    from .build import find_collection, find_role
+    remove_effects(scene)
+    coll = find_collection(scene)
+    s = scene.photo3d
+    cam = find_role(scene, "camera")
+    if coll is None or s.subject_depth <= 0:
+        return []
+    root = find_role(scene, "root")
+    fr = frame_of(scene)
+    made = []
+    if s.fog:
+        add_fog(coll, root, fr, s.fog_density, tuple(s.fog_color), s.fog_height)
+        eevee = scene.eevee
+        eevee.volumetric_start = max(1e-3, 0.3 * fr.near)
+        eevee.volumetric_end = 1.1 * fr.far
+        made.append("fog")
+    if s.rain:
+        d = PRESETS["rain"]
+        falls = max(1, int(round(d.falls * s.rain_speed)))
+        add_points(coll, root, fr, "rain", Drift(int(d.count * s.rain_density), falls, d.sway,
+                                                    math.degrees(s.rain_wind), d.shape, d.size * s.rain_length,
+                                                    d.colour, d.strength, d.alpha, d.seed))
+        made.append("rain")
+    if s.particles != "none":
+        d = PRESETS[s.particles]
+        add_points(coll, root, fr, s.particles, Drift(int(d.count * s.particle_density), d.falls, d.sway,
+                                                         d.wind_deg, d.shape, d.size, d.colour, d.strength,
+                                                         d.alpha, d.seed))
+        made.append(s.particles)
+    if cam is not None:
+        dof = cam.data.dof
+        dof.use_dof = bool(s.dof)
+        if s.dof:
+            dof.focus_object = find_role(scene, "target")
+            dof.aperture_fstop = s.dof_fstop
+            made.append("dof")
+    return made

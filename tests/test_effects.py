@@ -1,0 +1,115 @@
+"""Fog, rain, particles and depth of field: objects inside the 3D Photo, placed at the
+scene's depths, periodic over the clip, and visible in renders (tiny, Cycles)."""
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from photo3d.scene import build, effects, render
+
+pytestmark = pytest.mark.blender
+
+
+def _instances(bpy, sc, ob):
+    """World positions of the instances a geometry-nodes effect makes (evaluated for real)."""
+    dg = bpy.context.evaluated_depsgraph_get()
+    return np.array([tuple(i.matrix_world.translation) for i in dg.object_instances
+                     if i.is_instance and i.parent is not None and i.parent.original == ob])
+
+
+def _effect(sc, kind):
+    coll = build.find_collection(sc)
+    return next((o for o in coll.all_objects if o.get(effects.EFFECT_KEY) == kind), None)
+
+
+def test_effects_are_objects_of_the_3d_photo_and_go_away_cleanly(empty_scene, box_result, blender):
+    bpy = blender
+    sc = empty_scene
+    before = {k: set(getattr(bpy.data, k).keys()) for k in ("objects", "meshes", "materials", "node_groups")}
+    build.build_scene(sc, box_result, build.BuildOptions(frames=12, effects=("fog", "rain", "snow", "dof")))
+    s = sc.photo3d
+    assert s.fog and s.rain and s.particles == "snow" and s.dof
+    for kind in ("fog", "rain", "snow"):
+        ob = _effect(sc, kind)
+        assert ob is not None and ob.parent == build.find_role(sc, "root") and ob.get(build.ROLE) == "effect"
+    assert sc.camera.data.dof.use_dof and sc.camera.data.dof.focus_object == build.find_role(sc, "target")
+    # the fog's default colour is the photo's far region (the wall: sRGB 200, 90, 40), in linear
+    assert tuple(s.fog_color) == pytest.approx((0.578, 0.102, 0.021), abs=0.01)
+    s.rain = False
+    assert _effect(sc, "rain") is None and _effect(sc, "fog") is not None
+    s.particles = "none"
+    s.fog = False
+    s.dof = False
+    assert not sc.camera.data.dof.use_dof
+    build.remove_photo(sc)
+    after = {k: set(getattr(bpy.data, k).keys()) for k in before}
+    assert after == before                                              # nothing left behind
+
+
+@pytest.mark.parametrize("kind", ["rain", "dust", "snow", "fireflies"])
+def test_points_fill_the_scene_in_front_of_and_behind_the_subject_and_loop(empty_scene, box_result, blender, kind):
+    bpy = blender
+    sc = empty_scene
+    build.build_scene(sc, box_result, build.BuildOptions(frames=16, effects=(kind,)))
+    ob = _effect(sc, kind)
+    sc.frame_set(sc.frame_start)
+    a = _instances(bpy, sc, ob)
+    assert len(a) == effects.PRESETS[kind].count
+    depth = -a[:, 2]
+    subject = sc.photo3d.subject_depth
+    assert (depth < subject).mean() > 0.2 and (depth > subject).mean() > 0.2   # in front and behind
+    # inside the view: most points project into the photo's frame
+    fr = effects.frame_of(sc)
+    u, v = a[:, 0] / depth / fr.tan_x, a[:, 1] / depth / fr.tan_y
+    assert ((np.abs(u) < 1) & (np.abs(v) < 1)).mean() > 0.6
+    # moving, and the clip loops: frame_start + length is frame_start again
+    sc.frame_set(sc.frame_start + 3)
+    b = _instances(bpy, sc, ob)
+    assert np.abs(a - b).max() > 1e-3
+    sc.frame_set(sc.frame_start + fr.frames)
+    c = _instances(bpy, sc, ob)
+    assert np.allclose(a, c, atol=1e-4)
+    # density scales the count
+    if kind == "rain":
+        sc.photo3d.rain_density = 0.5
+    else:
+        sc.photo3d.particle_density = 0.5
+    sc.frame_set(sc.frame_start)
+    assert len(_instances(bpy, sc, _effect(sc, kind))) == effects.PRESETS[kind].count // 2
+
+
+def _render(bpy, sc, path):
+    render.set_png_output(sc, "")
+    sc.render.use_file_extension = False
+    sc.render.filepath = str(path)
+    bpy.ops.render.render(write_still=True)
+    return cv2.imread(str(path)).astype(np.float64)
+
+
+@pytest.mark.slow
+def test_renders_fog_far_more_than_near_rain_bright_and_off_is_exact(empty_scene, box_result, blender, tmp_path):
+    bpy = blender
+    sc = empty_scene
+    build.build_scene(sc, box_result, build.BuildOptions(frames=8, engine="cycles", size=(80, 60), samples=4))
+    sc.cycles.filter_width = 0.01
+    plain = _render(bpy, sc, tmp_path / "plain.png")
+    near = cv2.resize(box_result.mask.astype(np.uint8), (80, 60), interpolation=cv2.INTER_NEAREST) > 0
+    near = cv2.erode(near.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    far = cv2.erode((~near).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    s = sc.photo3d
+    s.fog_color = (1.0, 1.0, 1.0)
+    s.fog_density = 3.0
+    s.fog = True
+    fog = _render(bpy, sc, tmp_path / "fog.png")
+    lift = fog.mean(2) - plain.mean(2)
+    assert lift[far].mean() > 20 and lift[far].mean() > 2 * max(lift[near].mean(), 1.0)
+    s.fog = False
+    s.rain = True
+    rain = _render(bpy, sc, tmp_path / "rain.png")
+    streaks = (rain.mean(2) - plain.mean(2)) > 25
+    assert streaks[near].mean() > 0.005 and streaks[far].mean() > 0.005   # over the box and over the wall
+    _effect(sc, "rain").hide_render = True                                  # hidden: the plain frame, exactly
+    assert np.array_equal(_render(bpy, sc, tmp_path / "hidden.png"), plain)
+    s.rain = False
+    assert np.array_equal(_render(bpy, sc, tmp_path / "off.png"), plain)
