@@ -58,6 +58,10 @@ def push_pull(img: np.ndarray, known: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
+# Masks larger than this (pixels) get their smooth colour fill at half resolution.
+FILL_HALF_PIXELS = 400_000
+
+
 def inpaint_colour(rgb: np.ndarray, hole: np.ndarray, context: np.ndarray,
                    depth: np.ndarray | None = None, hole_depth: np.ndarray | None = None,
                    bins: int = 4, texture: float = 0.8) -> np.ndarray:
@@ -94,8 +98,18 @@ def inpaint_colour(rgb: np.ndarray, hole: np.ndarray, context: np.ndarray,
     mh, mw = hole.shape
     work = rgb.astype(np.float32) if (mh, mw) == (h, w) else cv2.resize(rgb, (mw, mh), interpolation=cv2.INTER_AREA)
     fill = work.copy()
+    # Large masks: the smooth fill at half their resolution (the detail comes back from
+    # continue_texture), a quarter of the work.
+    half = mh * mw > FILL_HALF_PIXELS
+    small = cv2.resize(work, ((mw + 1) // 2, (mh + 1) // 2), interpolation=cv2.INTER_AREA) if half else work
     for part, c in groups:
-        fill[part] = push_pull(work, c)[part]
+        if half:
+            c_s = cv2.resize(np.asarray(c, np.float32), small.shape[1::-1], interpolation=cv2.INTER_AREA)
+            c_s = np.where(c_s >= 0.999, 1.0, c_s * 0.999)      # mixed blocks are not exact sources
+            f = cv2.resize(push_pull(small, c_s), (mw, mh), interpolation=cv2.INTER_LINEAR)
+        else:
+            f = push_pull(work, c)
+        fill[part] = f[part]
     if (mh, mw) == (h, w):
         smooth = fill
         hole_big = hole
@@ -121,9 +135,18 @@ def continue_texture(rgb: np.ndarray, smooth: np.ndarray, hole: np.ndarray, cont
     ctx_big = context if (mh, mw) == (h, w) else cv2.resize(context.astype(np.uint8), (w, h),
                                                                 interpolation=cv2.INTER_NEAREST).astype(bool)
     wgt = ctx_big.astype(np.float32)
-    sig = max(1.0, sigma_mask_px * s)
-    den = cv2.GaussianBlur(wgt, (0, 0), sig)
-    mean = cv2.GaussianBlur(rgb * wgt[:, :, None], (0, 0), sig) / np.maximum(den, 1e-6)[:, :, None]
+    if s > 1.5:
+        # Local mean at the masks' scale: area-average down, bilinear up (a Gaussian of
+        # that width over 12 MP costs several times more).
+        size = (mw, mh)
+        den_s = cv2.resize(wgt, size, interpolation=cv2.INTER_AREA)
+        sum_s = cv2.resize(rgb * wgt[:, :, None], size, interpolation=cv2.INTER_AREA)
+        den = cv2.resize(den_s, (w, h), interpolation=cv2.INTER_LINEAR)
+        mean = cv2.resize(sum_s, (w, h), interpolation=cv2.INTER_LINEAR) / np.maximum(den, 1e-6)[:, :, None]
+    else:
+        sig = max(1.0, sigma_mask_px * s)
+        den = cv2.GaussianBlur(wgt, (0, 0), sig)
+        mean = cv2.GaussianBlur(rgb * wgt[:, :, None], (0, 0), sig) / np.maximum(den, 1e-6)[:, :, None]
     detail = np.where((den > 0.5)[:, :, None] & ctx_big[:, :, None], rgb - mean, 0.0).astype(np.float32)
     # Mirror across the nearest context pixel (at the masks' resolution), in full-res coordinates.
     inner = ndimage.binary_erosion(context, iterations=2, border_value=1) if context.sum() > 0 else context
@@ -151,7 +174,35 @@ def continue_texture(rgb: np.ndarray, smooth: np.ndarray, hole: np.ndarray, cont
     return out
 
 
-def poisson_fill(depth: np.ndarray, hole: np.ndarray, context: np.ndarray) -> np.ndarray:
+def poisson_fill(depth: np.ndarray, hole: np.ndarray, context: np.ndarray,
+                 max_unknowns: int = 60_000) -> np.ndarray:
+    """Depth behind ``hole`` (see ``_poisson_solve``). Large holes are solved on 2x2 blocks
+    (recursively) and upsampled: the filled depth is smooth by construction, and a 1 MP
+    portrait's 270 k unknowns cost 0.25 s instead of 1.1 s."""
+    h, w = depth.shape
+    n = int(hole.sum())
+    if n <= max_unknowns or min(h, w) < 64:
+        return _poisson_solve(depth, hole, context)
+    ph, pw = h % 2, w % 2
+    pad = lambda a: np.pad(a, ((0, ph), (0, pw)), mode="edge") if (ph or pw) else a  # noqa: E731
+    block = lambda a: pad(a).reshape((h + ph) // 2, 2, (w + pw) // 2, 2).sum((1, 3))  # noqa: E731
+    disp = 1.0 / np.maximum(depth.astype(np.float64), 1e-9)
+    ctx = (context & ~hole).astype(np.float64)
+    n_ctx = block(ctx)
+    c_ctx = n_ctx > 0
+    # A block with any context is context (its context pixels' mean disparity); a block
+    # with hole and no context is a coarse unknown; the rest (near side) stays no-flux.
+    c_disp = np.where(c_ctx, block(disp * ctx) / np.maximum(n_ctx, 1e-9), block(disp) / 4.0)
+    c_hole = (block(hole.astype(np.float64)) > 0) & ~c_ctx
+    coarse = poisson_fill(1.0 / c_disp, c_hole, c_ctx, max_unknowns)
+    up = cv2.resize((1.0 / coarse.astype(np.float64)).astype(np.float32), (w + pw, h + ph),
+                    interpolation=cv2.INTER_LINEAR)[:h, :w]
+    out = depth.astype(np.float32).copy()
+    out[hole] = np.maximum(1.0 / np.maximum(up[hole], 1e-9), depth[hole] * 1.01)
+    return out
+
+
+def _poisson_solve(depth: np.ndarray, hole: np.ndarray, context: np.ndarray) -> np.ndarray:
     """Depth behind ``hole``: harmonic interpolation from adjacent ``context`` depths.
 
     Disparity (1/z) is interpolated rather than depth, so a background plane continues

@@ -140,42 +140,60 @@ def alpha_matte(rgb: np.ndarray, mask: np.ndarray, band_px: float) -> np.ndarray
     if m.shape != (h, w):
         m = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
     r = max(2, int(round(band_px)))
-    gray = cv2.cvtColor(rgb.astype(np.float32), cv2.COLOR_RGB2GRAY)
     # Colour guide: a grey guide misses hair against a wall of the same brightness.
-    a = guided_filter_color(rgb.astype(np.float32), m, r, 1e-3) if rgb.ndim == 3 else guided_filter(gray, m, r, 1e-3)
-    a = np.clip(a, 0, 1)
     inner = cv2.erode((m > 0.5).astype(np.uint8), np.ones((2 * r + 1, 2 * r + 1), np.uint8)) > 0
     outer = cv2.dilate((m > 0.5).astype(np.uint8), np.ones((2 * r + 1, 2 * r + 1), np.uint8)) > 0
+    a = guided_filter_color(rgb.astype(np.float32), m, r, 1e-3, region=outer & ~inner)
+    a = np.clip(a, 0, 1)
     a = np.where(inner, 1.0, np.where(outer, a, 0.0))
     return a.astype(np.float32)
 
 
-def guided_filter_color(guide: np.ndarray, p: np.ndarray, r: int, eps: float) -> np.ndarray:
-    """He et al.'s guided filter with an RGB guide (per-pixel 3x3 solve, vectorised)."""
+def guided_filter_color(guide: np.ndarray, p: np.ndarray, r: int, eps: float,
+                        region: np.ndarray | None = None) -> np.ndarray:
+    """He et al.'s guided filter with an RGB guide (per-pixel 3x3 solve, closed form).
+
+    ``region``: where the output matters; the linear coefficients are solved only within
+    ``r`` of it (elsewhere the output is the box mean of ``p``)."""
     k = (2 * r + 1, 2 * r + 1)
     bf = lambda x: cv2.boxFilter(x, cv2.CV_32F, k, borderType=cv2.BORDER_REFLECT)  # noqa: E731
-    mean_i = np.stack([bf(guide[..., c]) for c in range(3)], -1)
+    mean_i = [bf(guide[..., c]) for c in range(3)]
     mean_p = bf(p)
-    cov_ip = np.stack([bf(guide[..., c] * p) for c in range(3)], -1) - mean_i * mean_p[..., None]
-    var = np.empty(guide.shape[:2] + (3, 3), np.float32)
-    for i in range(3):
-        for j in range(i, 3):
-            v = bf(guide[..., i] * guide[..., j]) - mean_i[..., i] * mean_i[..., j]
-            var[..., i, j] = var[..., j, i] = v
-    var += eps * np.eye(3, dtype=np.float32)
-    a = np.linalg.solve(var, cov_ip[..., None])[..., 0]
-    b = mean_p - (a * mean_i).sum(-1)
-    return (np.stack([bf(a[..., c]) for c in range(3)], -1) * guide).sum(-1) + bf(b)
+    a = np.zeros(guide.shape, np.float32)
+    where = np.ones(p.shape, bool) if region is None else cv2.dilate(
+        region.astype(np.uint8), np.ones(k, np.uint8)) > 0
+    if where.any():
+        sel = lambda x: x[where]  # noqa: E731
+        cov = [sel(bf(guide[..., c] * p)) - sel(mean_i[c]) * sel(mean_p) for c in range(3)]
+        v = {}
+        for i in range(3):
+            for j in range(i, 3):
+                v[i, j] = sel(bf(guide[..., i] * guide[..., j])) - sel(mean_i[i]) * sel(mean_i[j])
+                if i == j:
+                    v[i, j] = v[i, j] + eps
+        # Inverse of the symmetric 3x3 covariance by its adjugate.
+        A, B, C, D, E, F = v[0, 0], v[0, 1], v[0, 2], v[1, 1], v[1, 2], v[2, 2]
+        i00, i01, i02 = D * F - E * E, C * E - B * F, B * E - C * D
+        i11, i12, i22 = A * F - C * C, B * C - A * E, A * D - B * B
+        det = A * i00 + B * i01 + C * i02
+        det = np.where(np.abs(det) < 1e-12, 1e-12, det)
+        a_sel = np.stack([i00 * cov[0] + i01 * cov[1] + i02 * cov[2],
+                          i01 * cov[0] + i11 * cov[1] + i12 * cov[2],
+                          i02 * cov[0] + i12 * cov[1] + i22 * cov[2]], -1) / det[:, None]
+        a[where] = a_sel
+    b = mean_p - sum(a[..., c] * mean_i[c] for c in range(3))
+    return sum(bf(np.ascontiguousarray(a[..., c])) * guide[..., c] for c in range(3)) + bf(b)
 
 
 def unmix_foreground(rgb: np.ndarray, alpha: np.ndarray, background: np.ndarray) -> np.ndarray:
     """The subject's own colour where alpha is partial: I = a F + (1 - a) B, B known (the
     inpainted background), so F = (I - (1 - a) B) / a. Keeps the wall's colour out of the
     subject's edge pixels (the pale fringe that would travel with the subject)."""
-    a = alpha[..., None].astype(np.float32)
-    soft = (a > 0.02) & (a < 0.999)
-    f = (rgb - (1 - a) * background) / np.maximum(a, 0.02)
-    return np.where(soft, np.clip(f, 0, 1), rgb).astype(np.float32)
+    out = rgb.astype(np.float32).copy()
+    soft = (alpha > 0.02) & (alpha < 0.999)
+    a = alpha[soft][:, None].astype(np.float32)
+    out[soft] = np.clip((out[soft] - (1 - a) * background[soft]) / a, 0, 1)
+    return out
 
 
 def extend_to_strands(rgb: np.ndarray, depth: np.ndarray, subject: np.ndarray, soft_px: float = 2.0,

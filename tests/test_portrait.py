@@ -133,3 +133,24 @@ def test_pipeline_gives_the_photo_layer_soft_edges(small_portrait):
     assert on.faces == 1 and on.alpha.shape == on.texture.shape[:2]
     assert on.alpha.min() >= 0 and on.alpha.max() <= 1 and (on.alpha < 0.99).sum() > 50
     assert (on.alpha[~np.repeat(np.repeat(on.mask, 1, 0), 1, 1)] == 1).mean() > 0.99   # far side opaque
+
+
+def test_colour_guided_filter_matches_the_direct_solve():
+    rng = np.random.default_rng(3)
+    guide = rng.uniform(0, 1, (30, 40, 3)).astype(np.float32)
+    p = (rng.uniform(0, 1, (30, 40)) > 0.5).astype(np.float32)
+    r, eps = 2, 1e-3
+    k = (2 * r + 1, 2 * r + 1)
+    bf = lambda x: cv2.boxFilter(x, cv2.CV_32F, k, borderType=cv2.BORDER_REFLECT)  # noqa: E731
+    mi = np.stack([bf(guide[..., c]) for c in range(3)], -1)
+    cov = np.stack([bf(guide[..., c] * p) for c in range(3)], -1) - mi * bf(p)[..., None]
+    var = np.stack([np.stack([bf(guide[..., i] * guide[..., j]) - mi[..., i] * mi[..., j] for j in range(3)], -1)
+                    for i in range(3)], -2) + eps * np.eye(3)
+    a = np.linalg.solve(var, cov[..., None])[..., 0]
+    b = bf(p) - (a * mi).sum(-1)
+    want = (np.stack([bf(np.ascontiguousarray(a[..., c])) for c in range(3)], -1) * guide).sum(-1) + bf(b)
+    assert np.allclose(portrait.guided_filter_color(guide, p, r, eps), want, atol=1e-3)
+    region = np.zeros(p.shape, bool)
+    region[10:20, 10:30] = True
+    banded = portrait.guided_filter_color(guide, p, r, eps, region=region)
+    assert np.allclose(banded[region], want[region], atol=1e-3)
