@@ -121,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--mesh-long-side", type=_positive_int, default=1024)
 
     sub.add_parser("models", help="list the depth models")
+    for sp in (m, d, b):
+        sp.add_argument("--offline", action="store_true",
+                        help="never download a model (a missing one is an error)")
     return p
 
 
@@ -130,6 +133,9 @@ def _terminate(signum, frame):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "offline", False):
+        from .inference import depth_hf
+        depth_hf.set_offline(True)
     import signal
     signal.signal(signal.SIGTERM, _terminate)
     try:
@@ -323,8 +329,17 @@ def cmd_bench(args) -> int:
 
 
 def cmd_models(args) -> int:
+    from .inference import depth_hf
+    runtime = depth_hf.available()
+    print("name\tsize\tstatus\tlicence\twhat it is good at")
     for m in depth_models.MODELS.values():
         default = " (default)" if m.name == depth_models.DEFAULT_MODEL else ""
-        cached = "built in" if m.cached() else "not downloaded"
-        print(f"{m.name}{default}\t{cached}\t{m.licence}\t{m.summary}")
+        if m.is_cached is None:
+            status = "built in"
+        else:
+            status = "cached" if m.cached() else "not downloaded"
+            if not runtime:
+                status += ", needs PyTorch + transformers"
+        size = f"{m.size_mb:.0f} MB" if m.size_mb else "-"
+        print(f"{m.name}{default}\t{size}\t{status}\t{m.licence}\t{m.summary}")
     return 0

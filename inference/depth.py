@@ -20,11 +20,14 @@ class DepthModel:
     summary: str
     licence: str
     working_long_side: int               # resolution the estimator runs at
-    run: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
+    # rgb -> (z-depth, subject or None) or (z-depth, subject, extras such as {"hfov_deg": ...})
+    run: Callable[[np.ndarray], tuple]
     size_mb: float = 0.0
+    is_cached: Callable[[], bool] | None = None   # None: built in
+    metric: bool = False                 # depth in metres
 
     def cached(self) -> bool:
-        return True                      # built in: nothing to download
+        return True if self.is_cached is None else self.is_cached()
 
 
 def _classical(rgb):
@@ -57,19 +60,45 @@ if os.path.exists(NET_WEIGHTS):
 DEFAULT_MODEL = "classical"
 
 
+def _zoo_model(name: str, summary: str, licence: str, size_mb: float, metric: bool = False) -> DepthModel:
+    from . import depth_hf
+    return DepthModel(name, summary, licence, 518, lambda rgb: depth_hf.run(name, rgb), size_mb,
+                      is_cached=lambda: depth_hf.cached(name), metric=metric)
+
+
+def _register_zoo():
+    from .depth_hf import ZOO
+    for m in ZOO.values():
+        MODELS[m.name] = _zoo_model(m.name, m.summary + " (downloaded on first use; PyTorch)", m.licence,
+                                    m.size_mb, metric=m.name == "depth-pro")
+
+
+_register_zoo()
+
+
 def get_model(name: str | None) -> DepthModel:
     name = name or DEFAULT_MODEL
-    try:
+    if name in MODELS:
         return MODELS[name]
-    except KeyError:
-        raise InputError(f"unknown depth model {name!r}; available: {', '.join(MODELS)}") from None
+    if os.path.isdir(name):                # a folder written by transformers' save_pretrained
+        return _zoo_model(name, f"local model {name}", "see the model's own licence", 0.0)
+    raise InputError(f"unknown depth model {name!r}; available: {', '.join(MODELS)} or a model folder")
+
+
+def estimate_with_info(name: str | None, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    """(z-depth, subject probability or None, extras) at ``rgb``'s resolution; extras may
+    hold ``hfov_deg`` (a model's estimate of the field of view)."""
+    model = get_model(name)
+    out = model.run(rgb)
+    depth, subject = out[0], out[1]
+    extras = dict(out[2]) if len(out) > 2 else {}
+    depth = np.asarray(depth, np.float32)
+    if depth.shape != rgb.shape[:2] or not np.isfinite(depth).all() or (depth <= 0).any():
+        raise RuntimeError(f"depth model {model.name} returned an invalid depth map")
+    return depth, subject, extras
 
 
 def estimate(name: str | None, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """(z-depth, subject probability or None) at ``rgb``'s resolution."""
-    model = get_model(name)
-    depth, subject = model.run(rgb)
-    depth = np.asarray(depth, np.float32)
-    if depth.shape != rgb.shape[:2] or not np.isfinite(depth).all() or (depth <= 0).any():
-        raise RuntimeError(f"depth model {model.name} returned an invalid depth map")
+    depth, subject, _ = estimate_with_info(name, rgb)
     return depth, subject

@@ -116,10 +116,12 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
         model_name = "file"
         depth_m = _resize_depth(full, mesh_size)
     else:
-        metric = False
         model_name = model.name
         small = resize(photo.rgb, working_size(w, h, model.working_long_side))
-        d_small, subj_small = depth_models.estimate(model.name, small)
+        d_small, subj_small, extras = depth_models.estimate_with_info(model.name, small)
+        metric = model.metric
+        if s.hfov_deg is None and photo.hfov_from_exif is None and "hfov_deg" in extras:
+            hfov = float(np.clip(extras["hfov_deg"], 10.0, 150.0))   # the model's estimate (Depth Pro)
         if s.portrait:
             d_small, subj_small, n_faces = portrait.refine(small, d_small, subj_small, hfov)
         depth_m = _resize_depth(d_small, mesh_size)

@@ -1,0 +1,92 @@
+"""Where learned models run: device and precision, threads, one loaded copy per model.
+
+The equivalent of a mobile inference engine's backend selection for PyTorch models:
+CUDA, then Apple's MPS, then the CPU; half precision on GPUs, fp32 on CPUs; a model is
+loaded once and kept while Blender runs (``release`` frees it). Running out of memory
+becomes a clear message with what to try instead. PyTorch is imported only when a model
+needs it, so the rest of photo3d runs without it.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from typing import Callable
+
+from .errors import InputError
+
+_lock = threading.Lock()
+_loaded: dict[str, object] = {}
+
+
+def torch_available() -> bool:
+    try:
+        import torch  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def pick_device(prefer: str | None = None) -> str:
+    """'cuda', 'mps' or 'cpu' (``PHOTO3D_DEVICE`` or ``prefer`` overrides)."""
+    import torch
+    want = (prefer or os.environ.get("PHOTO3D_DEVICE") or "auto").lower()
+    if want != "auto":
+        return want
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def pick_dtype(device: str):
+    import torch
+    if device == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device == "mps":
+        return torch.float16
+    return torch.float32
+
+
+def set_threads():
+    import torch
+    n = int(os.environ.get("PHOTO3D_THREADS", "0")) or max(1, (os.cpu_count() or 2))
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
+def get(key: str, load: Callable[[], object]):
+    """The model cached under ``key``, loading it with ``load()`` the first time."""
+    with _lock:
+        if key not in _loaded:
+            _loaded[key] = load()
+        return _loaded[key]
+
+
+def release(key: str | None = None):
+    """Forget one loaded model (or all) and give their memory back."""
+    with _lock:
+        for k in ([key] if key else list(_loaded)):
+            _loaded.pop(k, None)
+    try:
+        import torch
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass
+
+
+def loaded() -> list[str]:
+    return list(_loaded)
+
+
+def out_of_memory(e: BaseException) -> bool:
+    text = str(e).lower()
+    return isinstance(e, MemoryError) or "out of memory" in text or "cuda error: out of memory" in text
+
+
+def oom_message(name: str, device: str) -> InputError:
+    hint = "try a smaller working resolution or the CPU (PHOTO3D_DEVICE=cpu)" if device != "cpu" \
+        else "try a smaller working resolution or a smaller model (depth-anything-v2-small)"
+    return InputError(f"depth model {name} ran out of memory on {device}: {hint}")

@@ -1,0 +1,83 @@
+"""The model zoo's real loading, pre- and post-processing code, offline: a tiny randomly
+initialised Depth Anything model written with save_pretrained (no network, ever)."""
+import os
+
+import numpy as np
+import pytest
+
+from photo3d.inference import depth as depth_models, depth_hf, engine, pipeline
+from photo3d.inference.errors import InputError
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    from transformers import (DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config,
+                              DPTImageProcessor)
+    torch.manual_seed(0)
+    backbone = Dinov2Config(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64,
+                            image_size=56, patch_size=14, reshape_hidden_states=False,
+                            out_features=["stage1", "stage2", "stage3", "stage4"])
+    config = DepthAnythingConfig(backbone_config=backbone, reassemble_hidden_size=32,
+                                 neck_hidden_sizes=[8, 16, 32, 32], fusion_hidden_size=16, head_hidden_size=8)
+    folder = tmp_path_factory.mktemp("tiny-depth-anything")
+    DepthAnythingForDepthEstimation(config).save_pretrained(folder)
+    DPTImageProcessor(size={"height": 56, "width": 56}, keep_aspect_ratio=True,
+                      ensure_multiple_of=14).save_pretrained(folder)
+    yield str(folder)
+    engine.release()
+
+
+def test_a_model_folder_runs_through_the_real_code(tiny_model):
+    rgb = np.random.default_rng(0).uniform(0, 1, (60, 90, 3)).astype(np.float32)
+    depth, subject, extras = depth_models.estimate_with_info(tiny_model, rgb)
+    assert depth.shape == (60, 90) and depth.dtype == np.float32
+    assert np.isfinite(depth).all() and (depth > 0).all() and subject is None and extras == {}
+    assert any(k.startswith("hf:") for k in engine.loaded())               # loaded once, kept
+    again, _, _ = depth_models.estimate_with_info(tiny_model, rgb)
+    assert np.array_equal(depth, again)
+
+
+def test_the_pipeline_takes_a_model_folder(tiny_model, small_portrait):
+    r = pipeline.run(small_portrait, pipeline.Settings(depth_model=tiny_model, portrait=False))
+    assert r.depth_model == tiny_model and r.foreground_mesh.n_vertices > 0
+
+
+def test_offline_never_downloads(monkeypatch, tmp_path):
+    monkeypatch.setenv("PHOTO3D_MODEL_DIR", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")           # belt and braces: no test may reach the network
+    depth_hf.set_offline(True)
+    try:
+        assert not depth_hf.cached("depth-anything-v2-small")
+        with pytest.raises(InputError, match="not downloaded and online access is off"):
+            depth_hf.local_folder("depth-anything-v2-small")
+    finally:
+        depth_hf.set_offline(False)
+    assert not os.path.exists(tmp_path / "empty-cache" / "models--depth-anything--Depth-Anything-V2-Small-hf" /
+                              "snapshots")
+
+
+def test_bad_folders_and_names_are_clear(tmp_path):
+    with pytest.raises(InputError, match="not a model folder"):
+        depth_hf.local_folder(str(tmp_path))
+    with pytest.raises(InputError, match="unknown depth model"):
+        depth_models.get_model("no-such-model")
+
+
+def test_zoo_is_listed_with_licences():
+    for name in ("depth-anything-v2-small", "depth-anything-v2-base", "depth-anything-v2-large", "depth-pro",
+                 "dpt-hybrid-midas"):
+        m = depth_models.get_model(name)
+        assert m.size_mb > 0 and m.licence
+    assert "non-commercial" in depth_models.get_model("depth-anything-v2-large").licence
+    assert depth_models.get_model("depth-pro").metric
+
+
+def test_engine_picks_a_device_and_precision():
+    assert engine.pick_device() in ("cuda", "mps", "cpu")
+    assert engine.pick_device("cpu") == "cpu"
+    assert engine.pick_dtype("cpu") == torch.float32
+    assert engine.out_of_memory(RuntimeError("CUDA out of memory. Tried to allocate"))
+    assert "smaller" in str(engine.oom_message("x", "cuda"))
