@@ -286,7 +286,7 @@ def cmd_depth(args) -> int:
         raise CLIError(f"the folder of --out {out} does not exist")
     small = resize(photo.rgb, working_size(w, h, model.working_long_side))
     d, _ = depth_models.estimate(model.name, small)
-    d = _resize_depth(d, (w, h))
+    d = _resize_depth(d, (w, h), photo.rgb)
     tmp = out + ".partial.npy"
     try:
         np.save(tmp, d.astype(np.float32))

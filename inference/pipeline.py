@@ -17,6 +17,7 @@ from scipy import ndimage
 from . import (camera_path, depth as depth_models, disocclusion, inpaint, layers as layering, mesh as meshing,
                portrait)
 from .errors import Cancelled, InputError
+from .upsample import joint_bilateral_upsample
 from .photo import (DEFAULT_HFOV_DEG, MAX_TEXTURE_SIDE, Photo, load_depth_file, load_photo,
                     resize, working_size)
 
@@ -124,7 +125,7 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
             hfov = float(np.clip(extras["hfov_deg"], 10.0, 150.0))   # the model's estimate (Depth Pro)
         if s.portrait:
             d_small, subj_small, n_faces = portrait.refine(small, d_small, subj_small, hfov)
-        depth_m = _resize_depth(d_small, mesh_size)
+        depth_m = _resize_depth(d_small, mesh_size, texture)
         if subj_small is not None:
             subject = resize(subj_small.astype(np.float32), mesh_size) > 0.5
         if s.portrait and subject is not None and subject.any():
@@ -184,10 +185,13 @@ def _photo_alpha(photo: Photo, size: tuple[int, int]) -> np.ndarray | None:
     return np.clip(resize(photo.alpha.astype(np.float32), size), 0, 1)
 
 
-def _resize_depth(depth: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize depth in disparity (what edges and planes are linear in)."""
+def _resize_depth(depth: np.ndarray, size: tuple[int, int], guide: np.ndarray | None = None) -> np.ndarray:
+    """Resize depth in disparity (what edges and planes are linear in). Upsampling with a
+    ``guide`` (the photo, any resolution) puts depth edges on the photo's edges."""
     if (depth.shape[1], depth.shape[0]) == size:
         return depth.astype(np.float32)
+    if guide is not None and size[0] > 1.2 * depth.shape[1]:
+        return joint_bilateral_upsample(depth, resize(guide, size))
     disp = 1.0 / np.maximum(depth.astype(np.float32), 1e-9)
     return (1.0 / np.maximum(resize(disp, size), 1e-9)).astype(np.float32)
 

@@ -1,4 +1,5 @@
 """Layering at occlusion edges, inpainting from background only, Poisson depth, cut meshes."""
+import cv2
 import numpy as np
 import pytest
 
@@ -102,3 +103,20 @@ def test_grid_mesh_never_spans_a_cut():
     assert (z.max(1) / z.min(1) < 1.01).all()         # no triangle joins box and wall
     # ... and the box's own pixels are all still there.
     assert m.n_vertices == depth.size
+
+
+def test_joint_bilateral_upsampling_puts_depth_edges_on_the_photo_edges():
+    from photo3d.inference.upsample import joint_bilateral_upsample
+    H, W, f = 64, 96, 4
+    depth = np.full((H, W), 5.0, np.float32)
+    depth[:, 37:] = 2.0                                   # an edge off the low-res grid
+    rgb = np.zeros((H, W, 3), np.float32)
+    rgb[:, 37:] = 1.0
+    low = 1 / cv2.resize(1 / depth, (W // f, H // f), interpolation=cv2.INTER_AREA)
+    up = joint_bilateral_upsample(low, rgb)
+    bil = 1 / cv2.resize(1 / low, (W, H), interpolation=cv2.INTER_LINEAR)
+    assert up.shape == (H, W)
+    err_jbu = np.abs(up - depth)[:, 30:44].mean()
+    err_bil = np.abs(bil - depth)[:, 30:44].mean()
+    assert err_jbu < 0.3 * err_bil
+    assert np.allclose(up[:, :30], 5.0, rtol=1e-3) and np.allclose(up[:, 44:], 2.0, rtol=1e-3)
