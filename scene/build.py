@@ -61,6 +61,7 @@ def remove_photo(scene: bpy.types.Scene) -> bool:
     coll = find_collection(scene)
     if coll is None:
         return False
+    effects_mod.remove_effects(scene)      # with their node groups, which the table below does not know
     data = set()
     for ob in list(coll.all_objects):
         if not ob.get(MARK):

@@ -38,10 +38,10 @@ def test_effects_are_objects_of_the_3d_photo_and_go_away_cleanly(empty_scene, bo
     assert tuple(s.fog_color) == pytest.approx((0.578, 0.102, 0.021), abs=0.01)
     s.rain = False
     assert _effect(sc, "rain") is None and _effect(sc, "fog") is not None
-    s.particles = "none"
     s.fog = False
     s.dof = False
     assert not sc.camera.data.dof.use_dof
+    s.fog = True                                  # removing the photo takes effects that are on along
     build.remove_photo(sc)
     after = {k: set(getattr(bpy.data, k).keys()) for k in before}
     assert after == before                                              # nothing left behind
