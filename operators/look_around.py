@@ -51,7 +51,7 @@ class PHOTO3D_OT_look_around(bpy.types.Operator):
     """Tilt the 3D photo with the mouse, like tilting a phone; I keys the pose, Esc restores"""
     bl_idname = "photo3d.look_around"
     bl_label = "Look Around"
-    bl_options = {"REGISTER", "UNDO", "BLOCKING", "GRAB_CURSOR"}
+    bl_options = {"REGISTER", "UNDO", "BLOCKING"}   # no GRAB_CURSOR: a wrapping cursor would jump the tilt
 
     @classmethod
     def poll(cls, context):
