@@ -20,7 +20,7 @@ from .inference import camera_path, depth as depth_models
 from .inference.errors import InputError, Photo3DError
 from .inference.photo import DEFAULT_HFOV_DEG
 
-EFFECTS = ("fog", "rain", "dust", "snow", "fireflies", "dof")   # scene/effects.py (no bpy import here)
+EFFECTS = ("fog", "rain", "dust", "snow", "fireflies", "bokeh", "dof")   # scene/effects.py (no bpy import here)
 ENGINES = ("eevee", "cycles", "workbench")
 
 
@@ -66,8 +66,8 @@ def _effects(text: str) -> list[str]:
     if unknown:
         raise argparse.ArgumentTypeError(
             f"unknown effect(s): {', '.join(unknown)} (choose from none, {', '.join(EFFECTS)})")
-    if sum(n in ("dust", "snow", "fireflies") for n in names) > 1:
-        raise argparse.ArgumentTypeError("choose one of dust, snow, fireflies")
+    if sum(n in ("dust", "snow", "fireflies", "bokeh") for n in names) > 1:
+        raise argparse.ArgumentTypeError("choose one of dust, snow, fireflies, bokeh")
     return names
 
 
@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--fps", type=_positive_int, default=30)
     m.add_argument("--size", type=_size, default=None, help="render size WxH (default: photo aspect, 1080 long side)")
     m.add_argument("--effects", type=_effects, default=[],
-                   help=f"none | comma list of {', '.join(EFFECTS)} (dust, snow, fireflies: one of them)")
+                   help=f"none | comma list of {', '.join(EFFECTS)} (dust, snow, fireflies, bokeh: one of them)")
     m.add_argument("--engine", default="eevee", choices=ENGINES)
     m.add_argument("--samples", type=_positive_int, default=16, help="render samples per pixel (default 16)")
     m.add_argument("--no-render", action="store_true", help="write the scene only")

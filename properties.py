@@ -104,12 +104,13 @@ class Photo3DSettings(bpy.types.PropertyGroup):
         ("none", "None", "No particles"),
         ("dust", "Dust", "Warm motes drifting in the air"),
         ("snow", "Snow", "Flakes falling and swaying"),
-        ("fireflies", "Fireflies", "Glowing points hovering")])
+        ("fireflies", "Fireflies", "Glowing points hovering"),
+        ("bokeh", "Bokeh", "Large soft lights between the camera and the subject (turn on Depth of Field)")])
     particle_density: FloatProperty(name="Density", default=1.0, min=0.0, soft_max=4.0,  # type: ignore
                                     update=_update_effects)
     dof: BoolProperty(name="Depth of Field", default=False, update=_update_effects,  # type: ignore
                       description="Focus on the camera's target (the subject); near and far blur")
-    dof_fstop: FloatProperty(name="F-Stop", default=2.8, min=0.1, soft_max=16.0, update=_update_effects)  # type: ignore
+    dof_fstop: FloatProperty(name="F-Stop", default=1.2, min=0.1, soft_max=16.0, update=_update_effects)  # type: ignore
     motion_blur: BoolProperty(name="Motion Blur", default=False, update=_update_effects)  # type: ignore
     # Stored by the build so the path can be recomputed; not for editing.
     hfov: FloatProperty(name="Field of View", default=65.0, options={"HIDDEN"})  # type: ignore

@@ -18,7 +18,7 @@ import numpy as np
 from .objects import mark
 
 EFFECT_KEY = "photo3d_effect"
-PARTICLE_KINDS = ("dust", "snow", "fireflies")
+PARTICLE_KINDS = ("dust", "snow", "fireflies", "bokeh")
 EFFECTS = ("fog", "rain", *PARTICLE_KINDS, "dof")
 
 
@@ -211,6 +211,7 @@ class Drift:
     strength: float
     alpha: float
     seed: int
+    span: tuple = (0.35, None)   # depth range: (fraction of the near depth, of the far depth; None: far)
 
 
 PRESETS = {
@@ -218,6 +219,8 @@ PRESETS = {
     "snow": Drift(700, 1, 0.06, 0.0, "dot", 0.004, (1.0, 1.0, 1.0), 1.5, 0.9, 12),
     "fireflies": Drift(150, 0, 0.10, 0.0, "dot", 0.005, (0.75, 1.0, 0.35), 8.0, 1.0, 13),
     "rain": Drift(1200, 6, 0.0, 10.0, "streak", 0.05, (0.8, 0.85, 0.95), 0.7, 0.3, 14),
+    # Big soft discs between the camera and the subject: out of focus with depth of field on.
+    "bokeh": Drift(40, 0, 0.04, 0.0, "dot", 0.045, (1.0, 0.8, 0.55), 2.0, 0.35, 15, span=(0.3, 0.0)),
 }
 
 
@@ -226,7 +229,8 @@ def add_points(coll, parent, fr: Frame, kind: str, drift: Drift) -> bpy.types.Ob
     each moving periodically over the clip (geometry nodes driven by the scene frame)."""
     ob = _effect_object(f"3D Photo {kind.title()}", kind, coll, parent)
     g = _Graph(f"3D Photo {kind.title()}")
-    z_lo, z_hi = 0.35 * fr.near, fr.far
+    z_lo = drift.span[0] * fr.near
+    z_hi = fr.far if drift.span[1] is None else max(0.85 * fr.near, z_lo * 1.5)
     # Per point: across (u), phase (p), depth (w), all from the point's index.
     u = g.random(-1.15, 1.15, drift.seed)
     p = g.random(0.0, 1.0, drift.seed + 1)
@@ -263,7 +267,7 @@ def add_points(coll, parent, fr: Frame, kind: str, drift: Drift) -> bpy.types.Ob
     else:
         inst = g.node("GeometryNodeMeshIcoSphere")
         inst.inputs["Radius"].default_value = drift.size
-        inst.inputs["Subdivisions"].default_value = 1
+        inst.inputs["Subdivisions"].default_value = 2
         rot = (0.0, 0.0, 0.0)
     mat = _emission_material(f"3D Photo {kind.title()}", drift.colour, drift.strength, drift.alpha)
     setmat = g.node("GeometryNodeSetMaterial")
@@ -337,7 +341,7 @@ def apply_effects(scene: bpy.types.Scene) -> list[str]:
         d = PRESETS[s.particles]
         add_points(coll, root, fr, s.particles, Drift(int(d.count * s.particle_density), d.falls, d.sway,
                                                          d.wind_deg, d.shape, d.size, d.colour, d.strength,
-                                                         d.alpha, d.seed))
+                                                         d.alpha, d.seed, d.span))
         made.append(s.particles)
     if cam is not None:
         dof = cam.data.dof

@@ -147,4 +147,4 @@ def test_make_with_effects(tmp_path, box_files, blender):
     assert kinds == {"fog", "rain", "fireflies"} and blender.context.scene.camera.data.dof.use_dof
     blender.ops.wm.read_factory_settings(use_empty=True)
     rc, so, se = run_cli("make", photo, "--out", tmp_path / "x", "--effects", "snow,dust")
-    assert rc == 2 and "one of dust, snow, fireflies" in se
+    assert rc == 2 and "one of dust, snow, fireflies, bokeh" in se

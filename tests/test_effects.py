@@ -47,7 +47,7 @@ def test_effects_are_objects_of_the_3d_photo_and_go_away_cleanly(empty_scene, bo
     assert after == before                                              # nothing left behind
 
 
-@pytest.mark.parametrize("kind", ["rain", "dust", "snow", "fireflies"])
+@pytest.mark.parametrize("kind", ["rain", "dust", "snow", "fireflies", "bokeh"])
 def test_points_fill_the_scene_in_front_of_and_behind_the_subject_and_loop(empty_scene, box_result, blender, kind):
     bpy = blender
     sc = empty_scene
@@ -58,7 +58,10 @@ def test_points_fill_the_scene_in_front_of_and_behind_the_subject_and_loop(empty
     assert len(a) == effects.PRESETS[kind].count
     depth = -a[:, 2]
     subject = sc.photo3d.subject_depth
-    assert (depth < subject).mean() > 0.2 and (depth > subject).mean() > 0.2   # in front and behind
+    if kind == "bokeh":                                                  # between camera and subject
+        assert (depth < sc.photo3d.near_depth).all()
+    else:
+        assert (depth < subject).mean() > 0.2 and (depth > subject).mean() > 0.2   # in front and behind
     # inside the view: most points project into the photo's frame
     fr = effects.frame_of(sc)
     u, v = a[:, 0] / depth / fr.tan_x, a[:, 1] / depth / fr.tan_y
