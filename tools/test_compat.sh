@@ -17,7 +17,7 @@ for ver in 4.2.23 5.0.1; do
     touch "$venv/.installed"
   fi
   echo "== bpy $ver"
-  "$venv/bin/python" -m pytest -q -p no:randomly tests/test_blender.py tests/test_render.py tests/test_cli.py \
+  "$venv/bin/python" -m pytest -q -p no:randomly tests/test_blender.py tests/test_render.py tests/test_cli.py tests/test_effects.py \
     || status=1
 done
 exit $status
