@@ -37,9 +37,81 @@ def unproject(depth: np.ndarray, hfov_deg: float) -> np.ndarray:
     return np.stack([x, y, -depth], -1).astype(np.float32)
 
 
+def flat_blocks(depth: np.ndarray, keep: np.ndarray, cut_h: np.ndarray, cut_v: np.ndarray,
+                block: int, tol: float) -> np.ndarray:
+    """(nby, nbx) bool: blocks of ``block`` x ``block`` grid quads (vertices kB..(k+1)B)
+    that one coarse fan of triangles represents within ``tol`` (relative disparity): no
+    cut in or around them, every pixel usable, disparity within ``tol`` of a plane."""
+    h, w = depth.shape
+    nby, nbx = (h - 1) // block, (w - 1) // block
+    if nby == 0 or nbx == 0:
+        return np.zeros((max(nby, 0), max(nbx, 0)), bool)
+    n = block + 1
+    ys = (np.arange(nby) * block)[:, None] + np.arange(n)[None, :]          # (nby, n)
+    xs = (np.arange(nbx) * block)[:, None] + np.arange(n)[None, :]          # (nbx, n)
+    disp = 1.0 / np.maximum(depth.astype(np.float64), 1e-9)
+    tiles = disp[ys[:, None, :, None], xs[None, :, None, :]]                # (nby, nbx, n, n)
+    # Least-squares plane a u + b v + c over each block's (n x n) vertices.
+    g = np.arange(n, dtype=np.float64) - block / 2
+    uu, vv = np.meshgrid(g, g)
+    su2 = (uu * uu).sum()
+    mean = tiles.mean((2, 3), keepdims=True)
+    a = (tiles * uu).sum((2, 3), keepdims=True) / su2
+    b = (tiles * vv).sum((2, 3), keepdims=True) / su2
+    err = np.abs(tiles - (mean + a * uu + b * vv)).max((2, 3)) / np.maximum(mean[..., 0, 0], 1e-12)
+    ok = err <= tol
+    # No cut touching the block (inside or on its rim), every vertex usable.
+    blocked = np.zeros((h, w), bool)
+    blocked[:, :-1] |= cut_h
+    blocked[:, 1:] |= cut_h
+    blocked[:-1, :] |= cut_v
+    blocked[1:, :] |= cut_v
+    blocked |= ~keep
+    ok &= ~blocked[ys[:, None, :, None], xs[None, :, None, :]].any((2, 3))
+    return ok
+
+
+def _fan_triangles(idx: np.ndarray, coarse: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """Triangles of the coarse blocks (fans from each block's centre vertex) and the quad
+    mask (h-1, w-1) they replace. A side shared with a fine block (or the image edge)
+    keeps every vertex along it, so no T-junction opens a crack; a side shared with
+    another coarse block keeps its two corners only."""
+    h, w = idx.shape
+    B = block
+    nby, nbx = coarse.shape
+    covered = np.zeros((h - 1, w - 1), bool)
+    if not coarse.any():
+        return np.zeros((0, 3), np.int64), covered
+    covered[:nby * B, :nbx * B] = np.repeat(np.repeat(coarse, B, 0), B, 1)
+    pad = np.pad(coarse, 1, constant_values=False)
+    by, bx = np.nonzero(coarse)
+    y0, x0 = by * B, bx * B
+    centre = idx[y0 + B // 2, x0 + B // 2]
+    k = np.arange(B + 1)
+    # The four sides in fan order (down the left, along the bottom, up the right, back
+    # along the top): vertices (len, B+1) and whether the neighbour there is coarse.
+    sides = [
+        (idx[y0[:, None] + k, x0[:, None]], pad[by + 1, bx]),                       # left, going down
+        (idx[(y0 + B)[:, None], x0[:, None] + k], pad[by + 2, bx + 1]),             # bottom, going right
+        (idx[(y0 + B)[:, None] - k, (x0 + B)[:, None]], pad[by + 1, bx + 2]),       # right, going up
+        (idx[y0[:, None], (x0 + B)[:, None] - k], pad[by, bx + 1]),                 # top, going left
+    ]
+    tris = []
+    for verts, neighbour_coarse in sides:
+        sparse = neighbour_coarse
+        if sparse.any():
+            tris.append(np.stack([centre[sparse], verts[sparse, 0], verts[sparse, -1]], -1))
+        dense = ~sparse
+        if dense.any():
+            v = verts[dense]
+            c = np.repeat(centre[dense], B)
+            tris.append(np.stack([c, v[:, :-1].ravel(), v[:, 1:].ravel()], -1))
+    return np.concatenate(tris), covered
+
+
 def grid_mesh(depth: np.ndarray, hfov_deg: float, keep: np.ndarray | None = None,
               cut_h: np.ndarray | None = None, cut_v: np.ndarray | None = None,
-              margin: bool = False) -> MeshArrays:
+              margin: bool = False, block: int = 0, tol: float = 0.002) -> MeshArrays:
     """Triangulated pixel grid: two triangles per 2x2 block of pixel centres.
 
     ``keep``: pixels that may be used (default all). ``cut_h``/``cut_v``: neighbour pairs
@@ -52,6 +124,11 @@ def grid_mesh(depth: np.ndarray, hfov_deg: float, keep: np.ndarray | None = None
     the source camera this closes the sub-pixel crack along every occlusion edge with
     the photo's own colours; from elsewhere it is a hairline margin that moves with the
     foreground, never a sheet stretched back to the background.
+
+    ``block`` > 0 (even): adaptive density. Blocks of ``block`` x ``block`` quads whose
+    disparity is planar within ``tol`` and that touch no cut become a fan of a few
+    triangles (``flat_blocks``, ``_fan_triangles``); the rest stays one vertex per pixel.
+    The photo is projected in the shader, so the texture stays exact at any density.
     """
     h, w = depth.shape
     if keep is None:
@@ -80,7 +157,14 @@ def grid_mesh(depth: np.ndarray, hfov_deg: float, keep: np.ndarray | None = None
         ((a, c, b), ~diag_ad & ka & kc & kb, ~left & ~top & ~cut_bc),    # "/" upper
         ((b, c, d), ~diag_ad & kb & kc & kd, ~right & ~bot & ~cut_bc),   # "/" lower
     ]
-    tri = np.concatenate([np.stack([v[ok & whole] for v in corners], -1) for corners, ok, whole in cand])
+    fine = np.ones((h - 1, w - 1), bool)
+    fans = np.zeros((0, 3), np.int64)
+    if block and block % 2 == 0:
+        coarse = flat_blocks(depth, keep, cut_h, cut_v, block, tol)
+        fans, covered = _fan_triangles(idx, coarse, block)
+        fine = ~covered
+    tri = np.concatenate([np.stack([v[ok & whole & fine] for v in corners], -1) for corners, ok, whole in cand]
+                         + [fans])
     used = np.zeros(h * w, bool)
     used[tri.ravel()] = True
     remap = np.cumsum(used) - 1
@@ -88,7 +172,8 @@ def grid_mesh(depth: np.ndarray, hfov_deg: float, keep: np.ndarray | None = None
     pts = pts_all[used]
     tri = remap[tri]
     if margin:
-        flaps = np.concatenate([np.stack([v[ok & ~whole] for v in corners], -1) for corners, ok, whole in cand])
+        flaps = np.concatenate([np.stack([v[ok & ~whole & fine] for v in corners], -1)
+                                for corners, ok, whole in cand])
         if len(flaps):
             zf = depth.ravel()[flaps]                              # (K, 3)
             znear = zf.min(1, keepdims=True)

@@ -35,6 +35,8 @@ class Settings:
     texture_long_side: int = MAX_TEXTURE_SIDE
     amplitude: float = 1.0               # the camera path's amplitude, to size the hidden band
     portrait: bool = True                # person segmentation, face relief, soft alpha edges
+    mesh_block: int = 8                  # adaptive meshes: planar blocks of this many quads become fans (0: off)
+    mesh_tol: float = 0.002              # ... when their disparity is this close to a plane (relative)
 
 
 @dataclass
@@ -161,7 +163,8 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
         alpha = matte if alpha is None else alpha * matte
     stage_done("inpaint", 0.8)
 
-    fg = meshing.grid_mesh(lay.depth, hfov, None, lay.cut_h, lay.cut_v, margin=True)
+    fg = meshing.grid_mesh(lay.depth, hfov, None, lay.cut_h, lay.cut_v, margin=True,
+                           block=s.mesh_block, tol=s.mesh_tol)
     # The background mesh covers the hidden region and a thin ring of the far side (no
     # crack between the layers); never the near side's own pixels.
     ring = ndimage.binary_dilation(lay.hidden, iterations=2)
@@ -170,7 +173,7 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
     # the far layer reads better than a crack onto nothing.
     # Pushed back 0.3 % along the pixel rays: where the rim coincides with the photo
     # layer, the photo must win (no z-fighting); the source view is unchanged.
-    bg = meshing.grid_mesh(bg_depth * np.float32(1.003), hfov, keep)
+    bg = meshing.grid_mesh(bg_depth * np.float32(1.003), hfov, keep, block=s.mesh_block, tol=s.mesh_tol)
     stage_done("mesh", 1.0)
 
     return Result(photo_path, (w, h), hfov, metric, texture, background, alpha,

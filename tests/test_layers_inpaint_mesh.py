@@ -120,3 +120,28 @@ def test_joint_bilateral_upsampling_puts_depth_edges_on_the_photo_edges():
     err_bil = np.abs(bil - depth)[:, 30:44].mean()
     assert err_jbu < 0.3 * err_bil
     assert np.allclose(up[:, :30], 5.0, rtol=1e-3) and np.allclose(up[:, 44:], 2.0, rtol=1e-3)
+
+
+def _open_edges(m):
+    t = m.triangles.astype(np.int64)
+    e = np.sort(np.concatenate([t[:, [0, 1]], t[:, [1, 2]], t[:, [2, 0]]]), 1)
+    _, counts = np.unique(e, axis=0, return_counts=True)
+    return (counts == 1).sum(), (counts > 2).sum()
+
+
+def test_adaptive_mesh_is_lighter_and_has_no_cracks():
+    from photo3d.inference import mesh
+    h, w = 97, 129
+    v, u = np.mgrid[0:h, 0:w].astype(np.float32)
+    disp = 0.2 + 0.001 * u + 0.0005 * v                       # a slanted wall (a plane in disparity)
+    bump = np.exp(-((u - 40) ** 2 + (v - 50) ** 2) / 60.0)    # and a bump that needs detail
+    depth = (1 / (disp + 0.05 * bump)).astype(np.float32)
+    full = mesh.grid_mesh(depth, 60.0)
+    light = mesh.grid_mesh(depth, 60.0, block=8)
+    assert light.n_vertices < 0.3 * full.n_vertices
+    # Watertight as the full grid: only the image border is open, no edge is shared by 3+.
+    assert _open_edges(light) == _open_edges(full) == (2 * (h - 1) + 2 * (w - 1), 0)
+    # The geometry still follows the depth: every pixel's ray hits the light mesh close to
+    # the full mesh (checked at the vertices the two share, and at the bump's top).
+    assert np.allclose(np.sort(light.positions[:, 2])[-5:], np.sort(full.positions[:, 2])[-5:])
+    assert light.positions[:, 2].max() == full.positions[:, 2].max()

@@ -17,7 +17,10 @@ def test_portrait_with_classical_depth(small_portrait):
     assert r.hidden.any() and (r.hidden & r.mask).sum() > 0.5 * r.hidden.sum()
     # the background layer is behind the photo layer wherever it was filled in
     assert (r.background_depth[r.hidden] >= r.depth[r.hidden]).all()
-    assert r.foreground_mesh.n_vertices > 0.9 * 256 * 256 and r.background_mesh.n_vertices > 0
+    # adaptive density: far fewer vertices than pixels (every pixel with mesh_block=0)
+    assert 0.05 * 256 * 256 < r.foreground_mesh.n_vertices < 0.6 * 256 * 256 and r.background_mesh.n_vertices > 0
+    dense = pipeline.run(small_portrait, pipeline.Settings(mesh_block=0))
+    assert dense.foreground_mesh.n_vertices > 0.9 * 256 * 256
     assert set(r.timings) == set(pipeline.STAGES)
     assert r.hfov_deg == pytest.approx(65.0)
 
