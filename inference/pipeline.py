@@ -36,7 +36,7 @@ class Settings:
     amplitude: float = 1.0               # the camera path's amplitude, to size the hidden band
     portrait: bool = True                # person segmentation, face relief, soft alpha edges
     mesh_block: int = 8                  # adaptive meshes: planar blocks of this many quads become fans (0: off)
-    mesh_tol: float = 0.002              # ... when their disparity is this close to a plane (relative)
+    mesh_tol: float = 0.004              # ... when their disparity is this close to a plane (relative)
 
 
 @dataclass
