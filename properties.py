@@ -29,8 +29,23 @@ LOOP_ITEMS = [("once", "Once", "Play the move one way"),
 EASING_ITEMS = [(e, e.replace("-", " ").title(), f"{e} timing (paths that do not loop)") for e in camera_path.EASINGS]
 
 
+_MODEL_ITEMS: list = []   # Blender needs the strings of dynamic enum items kept alive
+
+
 def _model_items(self, context):
-    return [(m.name, m.name.title(), m.summary) for m in MODELS.values()]
+    from .inference import depth_hf
+    runtime = depth_hf.available()
+    items = []
+    for m in MODELS.values():
+        label = m.name.replace("-", " ").title()
+        note = ""
+        if m.is_cached is not None:
+            note = "" if m.cached() else f" (downloads {m.size_mb:.0f} MB)"
+            if not runtime:
+                note = " (needs PyTorch)"
+        items.append((m.name, label + note, f"{m.summary}. Licence: {m.licence}"))
+    _MODEL_ITEMS[:] = items
+    return _MODEL_ITEMS
 
 
 def _reanimate(self, context):
