@@ -1,4 +1,4 @@
-"""Sidebar panels: make a 3D photo, watch its progress, shape its camera path."""
+"""Sidebar panels: make a 3D photo, watch its progress, shape its camera path, add effects."""
 import math
 
 import bpy
@@ -6,12 +6,25 @@ import bpy
 from ..scene import build
 
 
-class PHOTO3D_PT_main(bpy.types.Panel):
-    bl_label = "3D Photo"
-    bl_idname = "PHOTO3D_PT_main"
+class _Sidebar:
+    """Where every photo3d panel lives: the 3D Viewport's sidebar, tab "3D Photo"."""
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "3D Photo"
+
+
+class _OfThePhoto(_Sidebar):
+    """Sub-panels that make sense once a 3D photo exists in the scene."""
+    bl_parent_id = "PHOTO3D_PT_main"
+
+    @classmethod
+    def poll(cls, context):
+        return build.find_role(context.scene, "camera") is not None
+
+
+class PHOTO3D_PT_main(_Sidebar, bpy.types.Panel):
+    bl_label = "3D Photo"
+    bl_idname = "PHOTO3D_PT_main"
 
     def draw(self, context):
         layout = self.layout
@@ -31,17 +44,9 @@ class PHOTO3D_PT_main(bpy.types.Panel):
             layout.operator("photo3d.remove_photo", icon="TRASH")
 
 
-class PHOTO3D_PT_camera(bpy.types.Panel):
+class PHOTO3D_PT_camera(_OfThePhoto, bpy.types.Panel):
     bl_label = "Camera Path"
     bl_idname = "PHOTO3D_PT_camera"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "3D Photo"
-    bl_parent_id = "PHOTO3D_PT_main"
-
-    @classmethod
-    def poll(cls, context):
-        return build.find_role(context.scene, "camera") is not None
 
     def draw(self, context):
         layout = self.layout
@@ -67,18 +72,10 @@ class PHOTO3D_PT_camera(bpy.types.Panel):
         row.operator("photo3d.look_around", icon="VIEW_CAMERA")
 
 
-class PHOTO3D_PT_effects(bpy.types.Panel):
+class PHOTO3D_PT_effects(_OfThePhoto, bpy.types.Panel):
     bl_label = "Effects"
     bl_idname = "PHOTO3D_PT_effects"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "3D Photo"
-    bl_parent_id = "PHOTO3D_PT_main"
     bl_options = {"DEFAULT_CLOSED"}
-
-    @classmethod
-    def poll(cls, context):
-        return build.find_role(context.scene, "camera") is not None
 
     def draw(self, context):
         layout = self.layout
