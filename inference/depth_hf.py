@@ -99,13 +99,11 @@ def local_folder(name: str) -> str:
 
 
 def _load(folder: str):
-    import torch
     from transformers import AutoImageProcessor, AutoModelForDepthEstimation
     device = engine.pick_device()
     dtype = engine.pick_dtype(device)
     processor = AutoImageProcessor.from_pretrained(folder)
     model = AutoModelForDepthEstimation.from_pretrained(folder, torch_dtype=dtype).to(device).eval()
-    torch.set_grad_enabled(False)
     return processor, model, device, dtype
 
 

@@ -145,6 +145,17 @@ def test_operator_headless_end_to_end(empty_scene, small_portrait, blender):
     sc = bpy.context.scene
     assert build.find_collection(sc) is not None and sc.camera is not None
     assert sc.photo3d.source_photo == small_portrait
+    # What the user set in the panel before making it is honoured: a path, an effect,
+    # no portrait refinement.
+    sc.photo3d.path = "auto"
+    sc.photo3d.rain = True
+    sc.photo3d.portrait = False
+    assert bpy.ops.photo3d.make_photo(filepath=small_portrait) == {"FINISHED"}
+    coll = build.find_collection(sc)
+    assert [o.get("photo3d_effect") for o in coll.all_objects if o.get("photo3d_effect")] == ["rain"]
+    assert sc.photo3d.path == "auto" and sc.photo3d.reveal >= 0
+    fg = build.find_role(sc, "foreground")
+    assert not any(n.type == "MIX_SHADER" for n in fg.data.materials[0].node_tree.nodes)   # no alpha matte
 
 
 def test_operator_bad_file_leaves_scene_alone(empty_scene, tmp_path, blender):
