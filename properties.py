@@ -106,6 +106,13 @@ class Photo3DSettings(bpy.types.PropertyGroup):
     fog_height: FloatProperty(name="Height Falloff", default=0.0, min=0.0, soft_max=4.0,  # type: ignore
                               description="0: even with height; else thinner higher up (frame heights)",
                               update=_update_effects)
+    fog_shafts: BoolProperty(name="Light Shafts", default=True, update=_update_effects,  # type: ignore
+                             description="When the photo shows a light (sun, window, lamp), light it in the fog "
+                                         "so the subject casts shafts (slower: shadows on)")
+    fog_shafts_strength: FloatProperty(name="Shaft Strength", default=1.0, min=0.0, soft_max=5.0,  # type: ignore
+                                       update=_update_effects)
+    has_light_source: BoolProperty(default=False, options={"HIDDEN"})  # type: ignore
+    light_source: FloatVectorProperty(size=3, default=(0.0, 0.0, -1.0), options={"HIDDEN"})  # type: ignore
     rain: BoolProperty(name="Rain", default=False, update=_update_effects,  # type: ignore
                        description="Falling streaks in front of and behind the subject")
     rain_density: FloatProperty(name="Density", default=1.0, min=0.0, soft_max=4.0, update=_update_effects)  # type: ignore

@@ -176,6 +176,10 @@ def build_scene(scene: bpy.types.Scene, result: Result, opts: BuildOptions | Non
         settings.is_updating = True
         try:
             settings.fog_color = effects_mod.photo_far_colour(result.texture, result.depth)
+            light = effects_mod.find_light_source(result.texture, result.depth, result.hfov_deg)
+            settings.has_light_source = light is not None
+            if light is not None:
+                settings.light_source = light
             for name in opts.effects:
                 if name in effects_mod.PARTICLE_KINDS:
                     settings.particles = name

@@ -139,11 +139,13 @@ def photo_far_colour(texture: np.ndarray, depth: np.ndarray) -> tuple[float, flo
     return tuple(float(c) for c in lin)
 
 
-def add_fog(coll, parent, fr: Frame, density: float, colour, height_falloff: float = 0.0) -> bpy.types.Object:
+def add_fog(coll, parent, fr: Frame, density: float, colour, height_falloff: float = 0.0,
+            scatter: float = 0.0) -> bpy.types.Object:
     """A box over the frustum filled with a medium that absorbs and emits the fog colour:
     a point seen through optical depth tau keeps exp(-tau) of its colour and takes the fog
     colour for the rest. Density grows with distance (none in front of the subject's
-    nearest parts), and optionally thins with height."""
+    nearest parts), and optionally thins with height. ``scatter`` > 0 also scatters light
+    (forward), so a light in the scene draws shafts where the subject shadows it."""
     ob = _effect_object("3D Photo Fog", "fog", coll, parent)
     z0, z1 = 0.5 * fr.near, 1.05 * fr.far
     xs, ys = 1.3 * fr.tan_x * z1, 1.3 * fr.tan_y * z1
@@ -189,10 +191,55 @@ def add_fog(coll, parent, fr: Frame, density: float, colour, height_falloff: flo
     add = new("ShaderNodeAddShader")
     link(absorb.outputs[0], add.inputs[0])
     link(emit.outputs[0], add.inputs[1])
+    if scatter > 0:
+        sc = new("ShaderNodeVolumeScatter")
+        sc.inputs["Color"].default_value = (*colour[:3], 1.0)
+        sc.inputs["Anisotropy"].default_value = 0.6          # forward: bright towards the light
+        link(m("MULTIPLY", sigma, scatter), sc.inputs["Density"])
+        add2 = new("ShaderNodeAddShader")
+        link(add.outputs[0], add2.inputs[0])
+        link(sc.outputs[0], add2.inputs[1])
+        add = add2
     out = new("ShaderNodeOutputMaterial")
     link(add.outputs[0], out.inputs["Volume"])
     ob.data.materials.append(mat)
     ob.display_type = "BOUNDS"
+    return ob
+
+
+def find_light_source(texture: np.ndarray, depth: np.ndarray, hfov_deg: float):
+    """Where the photo shows a light (the sun, a window, a lamp): the largest near-white
+    blob in the far half of the scene, as a camera-frame point (x, y, -z), or None."""
+    import cv2
+    h, w = depth.shape
+    small = cv2.resize(texture, (w, h), interpolation=cv2.INTER_AREA)
+    lum = small @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+    bright = (lum >= max(0.92, float(np.percentile(lum, 99.5)))) & (depth >= np.median(depth))
+    n, lab, stats, cent = cv2.connectedComponentsWithStats(bright.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return None
+    i = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    if stats[i, cv2.CC_STAT_AREA] < 0.0005 * h * w:
+        return None
+    u, v = cent[i]
+    z = float(np.median(depth[lab == i]))
+    f = 0.5 * w / math.tan(math.radians(hfov_deg) / 2)
+    return ((u + 0.5 - w / 2) / f * z, -(v + 0.5 - h / 2) / f * z, -z)
+
+
+def add_light(coll, parent, fr: Frame, point, strength: float) -> bpy.types.Object:
+    """A point light just in front of the photo's light source (behind it, the photo's
+    own surface would hide it): in scattering fog, the subject's shadow draws shafts."""
+    from .build import ROLE
+    data = mark(bpy.data.lights.new("3D Photo Light", "POINT"))
+    data.energy = strength * 60.0 * fr.far ** 2           # watts: a glow about the size of the source
+    data.shadow_soft_size = 0.02 * fr.far
+    ob = mark(bpy.data.objects.new("3D Photo Light", data))
+    ob[ROLE] = "effect"
+    ob[EFFECT_KEY] = "light"
+    coll.objects.link(ob)
+    ob.parent = parent
+    ob.location = tuple(0.95 * c for c in point)
     return ob
 
 
@@ -295,6 +342,12 @@ def remove_effects(scene: bpy.types.Scene):
     if coll is None:
         return
     for ob in [o for o in coll.all_objects if o.get(EFFECT_KEY)]:
+        if ob.type == "LIGHT":
+            light = ob.data
+            bpy.data.objects.remove(ob)
+            if light.users == 0:
+                bpy.data.lights.remove(light)
+            continue
         me = ob.data
         groups = [m.node_group for m in ob.modifiers if m.type == "NODES" and m.node_group is not None]
         mats = [m for m in me.materials if m is not None] if me is not None else []
@@ -325,11 +378,20 @@ def apply_effects(scene: bpy.types.Scene) -> list[str]:
     fr = frame_of(scene)
     made = []
     if s.fog:
-        add_fog(coll, root, fr, s.fog_density, tuple(s.fog_color), s.fog_height)
+        shafts = s.fog_shafts and s.has_light_source
+        add_fog(coll, root, fr, s.fog_density, tuple(s.fog_color), s.fog_height, scatter=1.0 if shafts else 0.0)
         eevee = scene.eevee
+        if hasattr(eevee, "use_volume_custom_range"):   # else the range is the camera's clipping range
+            eevee.use_volume_custom_range = True
         eevee.volumetric_start = max(1e-3, 0.3 * fr.near)
         eevee.volumetric_end = 1.1 * fr.far
         made.append("fog")
+        if shafts:
+            add_light(coll, root, fr, tuple(s.light_source), s.fog_shafts_strength)
+            eevee.use_volumetric_shadows = True
+            if hasattr(eevee, "use_shadows"):
+                eevee.use_shadows = True
+            made.append("light")
     if s.rain:
         d = PRESETS["rain"]
         falls = max(1, int(round(d.falls * s.rain_speed)))

@@ -116,3 +116,32 @@ def test_renders_fog_far_more_than_near_rain_bright_and_off_is_exact(empty_scene
     assert np.array_equal(_render(bpy, sc, tmp_path / "hidden.png"), plain)
     s.rain = False
     assert np.array_equal(_render(bpy, sc, tmp_path / "off.png"), plain)
+
+
+def test_a_light_in_the_photo_lights_the_fog(empty_scene, blender, tmp_path):
+    """A bright source on the far wall becomes a point light in front of it (fog scatters
+    it, the subject shadows it); without one, or with shafts off, no light is added."""
+    from photo3d.inference import pipeline
+    bpy = blender
+    h, w = 60, 80
+    depth = np.full((h, w), 6.0, np.float32)
+    depth[15:55, 25:45] = 2.0
+    rgb = np.full((h, w, 3), 110, np.uint8)
+    cv2.circle(rgb, (55, 15), 5, (255, 255, 255), -1)
+    cv2.imwrite(str(tmp_path / "sun.png"), rgb)
+    np.save(str(tmp_path / "sun.npy"), depth)
+    r = pipeline.run(str(tmp_path / "sun.png"), pipeline.Settings(depth_file=str(tmp_path / "sun.npy"), hfov_deg=60))
+    x, y, z = effects.find_light_source(r.texture, r.depth, 60.0)
+    assert z == pytest.approx(-6.0) and x > 0 and y > 0                   # upper right, on the wall
+    assert effects.find_light_source(np.full((h, w, 3), 0.4, np.float32), depth, 60.0) is None
+    sc = empty_scene
+    lights_before = set(bpy.data.lights.keys())
+    build.build_scene(sc, r, build.BuildOptions(frames=8, effects=("fog",)))
+    light = _effect(sc, "light")
+    assert light is not None and light.type == "LIGHT" and -6.0 < light.location.z < -5.0
+    assert sc.eevee.use_volumetric_shadows
+    sc.photo3d.fog_shafts = False
+    assert _effect(sc, "light") is None and _effect(sc, "fog") is not None
+    sc.photo3d.fog_shafts = True
+    build.remove_photo(sc)
+    assert set(bpy.data.lights.keys()) == lights_before

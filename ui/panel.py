@@ -81,7 +81,8 @@ class PHOTO3D_PT_effects(_OfThePhoto, bpy.types.Panel):
         layout = self.layout
         s = context.scene.photo3d
         layout.use_property_split = True
-        for toggle, params in (("fog", ("fog_density", "fog_color", "fog_height")),
+        for toggle, params in (("fog", ("fog_density", "fog_color", "fog_height", "fog_shafts",
+                                         "fog_shafts_strength")),
                                ("rain", ("rain_density", "rain_speed", "rain_length", "rain_wind")),
                                ("dof", ("dof_fstop",))):
             layout.prop(s, toggle)
