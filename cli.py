@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--no-render", action="store_true", help="write the scene only")
     m.add_argument("--no-portrait", action="store_true",
                    help="skip portrait refinement (person mask, face relief, soft hair edges)")
+    m.add_argument("--segmenter", default=None,
+                   help="person segmentation: the built-in network (default), upernet-convnext-small "
+                        "(downloaded on first use), or a model folder")
 
     d = sub.add_parser("depth", help="estimate depth only")
     d.add_argument("photo")
@@ -190,7 +193,8 @@ def cmd_make(args) -> int:
     ok = False
     try:
         settings = pipeline.Settings(depth_model=args.depth_model, depth_file=args.depth,
-                                     hfov_deg=args.fov, amplitude=args.amplitude, portrait=not args.no_portrait)
+                                     hfov_deg=args.fov, amplitude=args.amplitude, portrait=not args.no_portrait,
+                                     segmenter=args.segmenter)
         result = pipeline.run(photo, settings, progress=_progress)
         write_arrays(result, staging)
         _make_scene(result, args, staging)

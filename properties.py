@@ -80,6 +80,10 @@ class Photo3DSettings(bpy.types.PropertyGroup):
     portrait: BoolProperty(name="Portrait Refinement", default=True,  # type: ignore
                            description="Find people: one layer per person with soft hair edges, and "
                                        "faces shaped by a fitted face mesh")
+    segmenter: EnumProperty(name="People", description="How people are found for portrait refinement",  # type: ignore
+                            items=[("builtin", "Built-in", "MediaPipe's person segmentation, offline"),
+                                   ("upernet-convnext-small", "UperNet ConvNeXt (online)",
+                                    "A stronger segmentation model, downloaded on first use (330 MB, MIT, PyTorch)")])
     # The camera path: each change re-keys the camera at once.
     path: EnumProperty(name="Camera Path", items=PATH_ITEMS, default="circle", update=_reanimate)  # type: ignore
     amplitude: FloatProperty(name="Amplitude", description="How far the camera travels, relative to the preset",  # type: ignore

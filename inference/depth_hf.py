@@ -40,6 +40,12 @@ ZOO = {m.name: m for m in (
              "MiDaS v3 DPT-Hybrid: the classic relative depth model"),
 )}
 
+# Person segmentation, online (inference/portrait.py uses MediaPipe's offline network otherwise).
+SEGMENTERS = {m.name: m for m in (
+    ZooModel("upernet-convnext-small", "openmmlab/upernet-convnext-small", "MIT", 330,
+             "UperNet + ConvNeXt-S on ADE20K: people with arms, hands and what they hold"),
+)}
+
 _offline = [os.environ.get("PHOTO3D_OFFLINE", "") not in ("", "0")]
 
 
@@ -71,7 +77,7 @@ def cached(name: str) -> bool:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:
         return False
-    path = try_to_load_from_cache(ZOO[name].repo, "config.json", cache_dir=cache_dir())
+    path = try_to_load_from_cache({**ZOO, **SEGMENTERS}[name].repo, "config.json", cache_dir=cache_dir())
     return isinstance(path, str)
 
 
@@ -82,20 +88,21 @@ def local_folder(name: str) -> str:
         if not os.path.isfile(os.path.join(name, "config.json")):
             raise InputError(f"{name}: not a model folder (no config.json; write one with save_pretrained)")
         return name
-    if name not in ZOO:
-        raise InputError(f"unknown depth model {name!r}")
+    zoo = {**ZOO, **SEGMENTERS}
+    if name not in zoo:
+        raise InputError(f"unknown model {name!r}")
     from huggingface_hub import snapshot_download
     from huggingface_hub.utils import LocalEntryNotFoundError
-    m = ZOO[name]
+    m = zoo[name]
     patterns = ["*.json", "*.safetensors", "*.txt"]
     try:
         return snapshot_download(m.repo, cache_dir=cache_dir(), allow_patterns=patterns, local_files_only=offline())
     except LocalEntryNotFoundError:
-        raise InputError(f"depth model {name} ({m.size_mb} MB) is not downloaded and online access is off: "
+        raise InputError(f"model {name} ({m.size_mb} MB) is not downloaded and online access is off: "
                          "turn on Preferences > System > Allow Online Access in Blender (or run the CLI "
                          "without --offline) once, or pick the bundled model") from None
     except OSError as e:   # no network, disk full, ...
-        raise InputError(f"downloading depth model {name} failed: {e}") from None
+        raise InputError(f"downloading model {name} failed: {e}") from None
 
 
 def _load(folder: str):
@@ -140,3 +147,32 @@ def run(name: str, rgb: np.ndarray) -> tuple[np.ndarray, None, dict]:
     else:
         depth = inverse_depth_to_z(pred)      # relative inverse depth, as photo3d's own net
     return depth, None, extras
+
+
+def _load_segmenter(folder: str):
+    from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation
+    device = engine.pick_device()
+    processor = AutoImageProcessor.from_pretrained(folder)
+    model = AutoModelForSemanticSegmentation.from_pretrained(folder).to(device).eval()
+    return processor, model, device
+
+
+def person_probability(name: str, rgb: np.ndarray) -> np.ndarray:
+    """Probability of "person" per pixel (float32, ``rgb``'s size) from a segmentation
+    model of the zoo or a model folder; ADE20K's class 12 when no label says "person"."""
+    if not available():
+        raise InputError(f"segmentation model {name} needs PyTorch and transformers (pip install torch "
+                         "transformers), or use the built-in person segmentation")
+    import torch
+    folder = local_folder(name)
+    processor, model, device = engine.get("seg:" + os.path.abspath(folder), lambda: _load_segmenter(folder))
+    engine.set_threads()
+    h, w = rgb.shape[:2]
+    img = np.clip(np.round(rgb * 255), 0, 255).astype(np.uint8)
+    inputs = {k: v.to(device) for k, v in processor(images=img, return_tensors="pt").items()}
+    with torch.inference_mode():
+        logits = model(**inputs).logits.float()
+    labels = {i: str(v).lower() for i, v in model.config.id2label.items()}
+    person = next((i for i, v in labels.items() if v == "person" or v.startswith("person")), 12)
+    logits = torch.nn.functional.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+    return torch.softmax(logits, 1)[0, person].cpu().numpy().astype(np.float32)

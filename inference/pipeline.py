@@ -35,6 +35,7 @@ class Settings:
     texture_long_side: int = MAX_TEXTURE_SIDE
     amplitude: float = 1.0               # the camera path's amplitude, to size the hidden band
     portrait: bool = True                # person segmentation, face relief, soft alpha edges
+    segmenter: str | None = None         # None: the built-in person segmentation; else a model name / folder
     mesh_block: int = 8                  # adaptive meshes: planar blocks of this many quads become fans (0: off)
     mesh_tol: float = 0.004              # ... when their disparity is this close to a plane (relative)
 
@@ -126,7 +127,7 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
         if s.hfov_deg is None and photo.hfov_from_exif is None and "hfov_deg" in extras:
             hfov = float(np.clip(extras["hfov_deg"], 10.0, 150.0))   # the model's estimate (Depth Pro)
         if s.portrait:
-            d_small, subj_small, n_faces = portrait.refine(small, d_small, subj_small, hfov)
+            d_small, subj_small, n_faces = portrait.refine(small, d_small, subj_small, hfov, s.segmenter)
         depth_m = _resize_depth(d_small, mesh_size, texture)
         if subj_small is not None:
             subject = resize(subj_small.astype(np.float32), mesh_size) > 0.5

@@ -101,11 +101,18 @@ def person_probability(rgb: np.ndarray) -> np.ndarray | None:
     return np.clip(guided_filter(gray, p, r, 1e-3), 0, 1).astype(np.float32)
 
 
-def person_mask(rgb: np.ndarray, faces=None) -> np.ndarray | None:
+def person_mask(rgb: np.ndarray, faces=None, segmenter: str | None = None) -> np.ndarray | None:
     """The people in the photo (bool, ``rgb``'s size), or None without the model or when
     nobody is there. A person counts where a face was found or a sizeable part of the
-    frame is confidently a person (a back, a silhouette)."""
-    p = person_probability(rgb)
+    frame is confidently a person (a back, a silhouette). ``segmenter``: a downloadable
+    segmentation model (depth_hf.SEGMENTERS) or folder instead of the built-in network."""
+    if segmenter:
+        from .depth_hf import person_probability as hf_person
+        p = hf_person(segmenter, rgb)
+        gray = cv2.cvtColor(rgb.astype(np.float32), cv2.COLOR_RGB2GRAY)
+        p = np.clip(guided_filter(gray, p, max(2, int(round(max(rgb.shape[:2]) / 256))), 1e-3), 0, 1)
+    else:
+        p = person_probability(rgb)
     if p is None:
         return None
     hard = p > 0.5
@@ -301,7 +308,8 @@ def faces_in(rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
 
 # ----------------------------------------------------------------------------- all together
 
-def refine(rgb: np.ndarray, depth: np.ndarray, subject: np.ndarray | None, hfov_deg: float):
+def refine(rgb: np.ndarray, depth: np.ndarray, subject: np.ndarray | None, hfov_deg: float,
+           segmenter: str | None = None):
     """Portrait refinement of a depth model's output, all at ``rgb``'s size.
 
     Returns (depth, subject probability or None, number of faces given a relief). People
@@ -309,10 +317,10 @@ def refine(rgb: np.ndarray, depth: np.ndarray, subject: np.ndarray | None, hfov_
     subject (hair, an arm), their depth is taken from the nearest part of the subject the
     two agree on, so the person is one layer. Each face gets its fitted relief.
     """
-    if not available():
+    if not available() and not segmenter:
         return depth, subject, 0
     faces = faces_in(rgb)
-    person = person_mask(rgb, faces)
+    person = person_mask(rgb, faces, segmenter)
     if person is not None:
         model = subject > 0.5 if subject is not None else np.zeros_like(person)
         core = person & model

@@ -29,7 +29,8 @@ STAGE_TEXT = {
 
 def _settings_from_scene(context) -> pipeline.Settings:
     s = context.scene.photo3d
-    return pipeline.Settings(depth_model=s.depth_model or None, amplitude=s.amplitude, portrait=s.portrait)
+    return pipeline.Settings(depth_model=s.depth_model or None, amplitude=s.amplitude, portrait=s.portrait,
+                             segmenter=None if s.segmenter == "builtin" else s.segmenter)
 
 
 def _build_options(context) -> build.BuildOptions:

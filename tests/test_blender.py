@@ -271,7 +271,7 @@ def test_panels_draw(empty_scene, box_result, blender):
     ctx = bpy.context
     main = types.SimpleNamespace(layout=_Layout(bpy))
     panel.PHOTO3D_PT_main.draw(main, ctx)
-    assert {"photo3d.make_photo", "depth_model", "portrait"} <= set(main.layout.drawn)
+    assert {"photo3d.make_photo", "depth_model", "portrait", "segmenter"} <= set(main.layout.drawn)
     assert not panel.PHOTO3D_PT_camera.poll(ctx)
     build.build_scene(ctx.scene, box_result)
     assert panel.PHOTO3D_PT_camera.poll(ctx)

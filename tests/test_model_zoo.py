@@ -81,3 +81,39 @@ def test_engine_picks_a_device_and_precision():
     assert engine.pick_dtype("cpu") == torch.float32
     assert engine.out_of_memory(RuntimeError("CUDA out of memory. Tried to allocate"))
     assert "smaller" in str(engine.oom_message("x", "cuda"))
+
+
+@pytest.fixture(scope="module")
+def tiny_segmenter(tmp_path_factory):
+    from transformers import ConvNextConfig, SegformerImageProcessor, UperNetConfig, UperNetForSemanticSegmentation
+    torch.manual_seed(0)
+    backbone = ConvNextConfig(hidden_sizes=[8, 16, 32, 64], depths=[1, 1, 1, 1],
+                              out_features=["stage1", "stage2", "stage3", "stage4"])
+    config = UperNetConfig(backbone_config=backbone, hidden_size=16, num_labels=150, use_auxiliary_head=False)
+    folder = tmp_path_factory.mktemp("tiny-upernet")
+    UperNetForSemanticSegmentation(config).save_pretrained(folder)
+    SegformerImageProcessor(size={"height": 64, "width": 64}).save_pretrained(folder)
+    yield str(folder)
+    engine.release()
+
+
+def test_a_segmentation_model_folder_finds_people_through_the_real_code(tiny_segmenter, small_portrait):
+    from photo3d.inference import portrait
+    rgb = np.random.default_rng(1).uniform(0, 1, (60, 90, 3)).astype(np.float32)
+    p = depth_hf.person_probability(tiny_segmenter, rgb)
+    assert p.shape == (60, 90) and p.dtype == np.float32 and 0 <= p.min() and p.max() <= 1
+    m = portrait.person_mask(rgb, None, tiny_segmenter)
+    assert m is None or (m.dtype == bool and m.shape == (60, 90))
+    r = pipeline.run(small_portrait, pipeline.Settings(segmenter=tiny_segmenter))
+    assert r.foreground_mesh.n_vertices > 0 and r.mask.any()
+
+
+def test_offline_segmenter_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("PHOTO3D_MODEL_DIR", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    depth_hf.set_offline(True)
+    try:
+        with pytest.raises(InputError, match="not downloaded and online access is off"):
+            depth_hf.person_probability("upernet-convnext-small", np.zeros((8, 8, 3), np.float32))
+    finally:
+        depth_hf.set_offline(False)

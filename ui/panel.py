@@ -39,6 +39,8 @@ class PHOTO3D_PT_main(_Sidebar, bpy.types.Panel):
             return
         layout.prop(settings, "depth_model")
         layout.prop(settings, "portrait")
+        if settings.portrait:
+            layout.prop(settings, "segmenter")
         layout.operator("photo3d.make_photo", icon="IMAGE_DATA")
         if build.find_collection(context.scene) is not None:
             layout.operator("photo3d.remove_photo", icon="TRASH")
