@@ -328,6 +328,9 @@ def cmd_bench(args) -> int:
           f"vertices fg {result.foreground_mesh.n_vertices} bg {result.background_mesh.n_vertices}")
     for name, sec in rows:
         print(f"{name:<12} {sec:8.3f} s   peak {peak.get(name, 0):7.0f} MB")
+        if name == "depth":   # its parts, as comment lines (the stage lines stay one per stage)
+            for part, psec in result.details.items():
+                print(f"#   {part:<20} {psec:8.3f} s")
     print(f"total {time.perf_counter() - t0:.3f} s")
     return 0
 

@@ -62,6 +62,7 @@ class Result:
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
     edges: disocclusion.EdgeSamples | None = None   # occlusion edges, for the path's reveal estimate
     faces: int = 0                       # faces given a fitted relief
+    details: dict[str, float] = field(default_factory=dict)   # parts of stages (seconds), for `bench`
 
 
 ProgressFn = Callable[[str, float], None]
@@ -86,6 +87,7 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
     """Run every inference stage. Raises InputError for bad input, Cancelled on request."""
     s = settings or Settings()
     timings: dict[str, float] = {}
+    details: dict[str, float] = {}       # parts of a stage, for the benchmark
     rss: dict[str, float] = {}
     t_stage = [time.perf_counter()]
 
@@ -121,18 +123,28 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
         depth_m = _resize_depth(full, mesh_size)
     else:
         model_name = model.name
+        t = time.perf_counter()
         small = resize(photo.rgb, working_size(w, h, model.working_long_side))
+        details["depth: preprocess"] = time.perf_counter() - t
+        t = time.perf_counter()
         d_small, subj_small, extras = depth_models.estimate_with_info(model.name, small)
+        details["depth: inference"] = time.perf_counter() - t
         metric = model.metric
         if s.hfov_deg is None and photo.hfov_from_exif is None and "hfov_deg" in extras:
             hfov = float(np.clip(extras["hfov_deg"], 10.0, 150.0))   # the model's estimate (Depth Pro)
+        t = time.perf_counter()
         if s.portrait:
             d_small, subj_small, n_faces = portrait.refine(small, d_small, subj_small, hfov, s.segmenter)
+        details["depth: portrait"] = time.perf_counter() - t
+        t = time.perf_counter()
         depth_m = _resize_depth(d_small, mesh_size, texture)
+        details["depth: upsampling"] = time.perf_counter() - t
         if subj_small is not None:
             subject = resize(subj_small.astype(np.float32), mesh_size) > 0.5
         if s.portrait and subject is not None and subject.any():
+            t = time.perf_counter()
             depth_m, subject = portrait.extend_to_strands(resize(texture, mesh_size), depth_m, subject)
+            details["depth: portrait"] += time.perf_counter() - t
     stage_done("depth", 0.45)
 
     # Layers: how far behind an edge the camera can look decides the hidden band.
@@ -179,7 +191,7 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
 
     return Result(photo_path, (w, h), hfov, metric, texture, background, alpha,
                   lay.depth, bg_depth, mask, lay.hidden, fg, bg, extent, band, model_name,
-                  timings, rss, edges, n_faces)
+                  timings, rss, edges, n_faces, details)
 
 
 def _photo_alpha(photo: Photo, size: tuple[int, int]) -> np.ndarray | None:
