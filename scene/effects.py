@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
+from .materials import empty_material
 from .objects import mark
 
 EFFECT_KEY = "photo3d_effect"
@@ -46,11 +47,8 @@ def frame_of(scene: bpy.types.Scene) -> Frame:
 # ----------------------------------------------------------------------------- helpers
 
 def _emission_material(name: str, colour, strength: float, alpha: float = 1.0) -> bpy.types.Material:
-    mat = mark(bpy.data.materials.new(name))
-    if bpy.app.version < (5, 0, 0):
-        mat.use_nodes = True
+    mat = empty_material(name)
     nt = mat.node_tree
-    nt.nodes.clear()
     emit = nt.nodes.new("ShaderNodeEmission")
     emit.inputs["Color"].default_value = (*colour[:3], 1.0)
     emit.inputs["Strength"].default_value = strength
@@ -69,24 +67,20 @@ def _emission_material(name: str, colour, strength: float, alpha: float = 1.0) -
     return mat
 
 
-class _Graph:
-    """A little builder for geometry-node trees (math written as calls)."""
+class _Nodes:
+    """Math written as calls, on any node tree (shader or geometry nodes)."""
 
-    def __init__(self, name: str):
-        self.ng = mark(bpy.data.node_groups.new(name, "GeometryNodeTree"))
-        self.ng.interface.new_socket(name="Geometry", in_out="INPUT", socket_type="NodeSocketGeometry")
-        self.ng.interface.new_socket(name="Geometry", in_out="OUTPUT", socket_type="NodeSocketGeometry")
-        self.inp = self.ng.nodes.new("NodeGroupInput")
-        self.out = self.ng.nodes.new("NodeGroupOutput")
+    def __init__(self, tree):
+        self.tree = tree
 
     def node(self, kind: str, **values):
-        n = self.ng.nodes.new(kind)
+        n = self.tree.nodes.new(kind)
         for k, v in values.items():
             setattr(n, k, v)
         return n
 
     def link(self, a, b):
-        self.ng.links.new(a, b)
+        self.tree.links.new(a, b)
 
     def _val(self, x, socket):
         if isinstance(x, (int, float)):
@@ -113,6 +107,18 @@ class _Graph:
         for v, s in zip((x, y, z), n.inputs):
             self._val(v, s)
         return n.outputs[0]
+
+
+class _Graph(_Nodes):
+    """A new geometry-nodes group (geometry in, geometry out)."""
+
+    def __init__(self, name: str):
+        self.ng = mark(bpy.data.node_groups.new(name, "GeometryNodeTree"))
+        super().__init__(self.ng)
+        self.ng.interface.new_socket(name="Geometry", in_out="INPUT", socket_type="NodeSocketGeometry")
+        self.ng.interface.new_socket(name="Geometry", in_out="OUTPUT", socket_type="NodeSocketGeometry")
+        self.inp = self.ng.nodes.new("NodeGroupInput")
+        self.out = self.ng.nodes.new("NodeGroupOutput")
 
 
 def _effect_object(name: str, kind: str, coll, parent) -> bpy.types.Object:
@@ -152,26 +158,13 @@ def add_fog(coll, parent, fr: Frame, density: float, colour, height_falloff: flo
     verts = [(x, y, -z) for z in (z0, z1) for y in (-ys, ys) for x in (-xs, xs)]
     faces = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
     ob.data.from_pydata(verts, [], faces)
-    mat = mark(bpy.data.materials.new("3D Photo Fog"))
-    if bpy.app.version < (5, 0, 0):
-        mat.use_nodes = True
+    mat = empty_material("3D Photo Fog")
     nt = mat.node_tree
-    nt.nodes.clear()
-    new, link = nt.nodes.new, nt.links.new
+    g = _Nodes(nt)
+    new, link, m = nt.nodes.new, nt.links.new, g.math
     coord = new("ShaderNodeTexCoord")
     sep = new("ShaderNodeSeparateXYZ")
     link(coord.outputs["Object"], sep.inputs[0])
-
-    def m(op, a, b=None):
-        n = new("ShaderNodeMath"); n.operation = op
-        for x, s in zip((a, b), n.inputs):
-            if x is None:
-                continue
-            if isinstance(x, (int, float)):
-                s.default_value = float(x)
-            else:
-                link(x, s)
-        return n.outputs[0]
 
     # Density per unit length: `density` at the far depth; zero up to the subject's near side.
     t = m("DIVIDE", m("SUBTRACT", m("MULTIPLY", sep.outputs["Z"], -1.0), fr.near), max(fr.far - fr.near, 1e-6))

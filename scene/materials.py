@@ -14,15 +14,21 @@ import bpy
 from .objects import mark
 
 
+def empty_material(name: str) -> bpy.types.Material:
+    """A new photo3d material with an empty node tree, in 4.2 to 5.0."""
+    mat = mark(bpy.data.materials.new(name))
+    if bpy.app.version < (5, 0, 0):   # 5.0 materials always have nodes (use_nodes is deprecated)
+        mat.use_nodes = True
+    mat.node_tree.nodes.clear()
+    return mat
+
+
 def projection_material(name: str, image: bpy.types.Image, hfov_deg: float, width: int, height: int,
                         strength: float = 1.0, use_alpha: bool = False) -> bpy.types.Material:
     """``use_alpha``: the image's alpha blends the surface over what is behind it (soft
     subject edges over the inpainted background); dithered in Eevee, exact in Cycles."""
-    mat = mark(bpy.data.materials.new(name))
-    if bpy.app.version < (5, 0, 0):   # 5.0 materials always have nodes (use_nodes is deprecated)
-        mat.use_nodes = True
+    mat = empty_material(name)
     nt = mat.node_tree
-    nt.nodes.clear()
     new = nt.nodes.new
     link = nt.links.new
 

@@ -325,6 +325,12 @@ def test_reset_and_remove_operators(empty_scene, box_result, blender):
     assert not bpy.ops.photo3d.remove_photo.poll()
 
 
+def _aims_at(matrix, target) -> bool:
+    """The camera with world matrix ``matrix`` looks straight at the object ``target``."""
+    to_target = np.array(target.matrix_world.translation) - matrix[:3, 3]
+    return np.allclose(np.cross(-matrix[:3, 2], to_target / np.linalg.norm(to_target)), 0, atol=1e-5)
+
+
 def test_moving_the_target_re_aims_the_camera(empty_scene, box_result, blender):
     sc = empty_scene
     build.build_scene(sc, box_result, build.BuildOptions(path="circle", frames=20))
@@ -335,12 +341,9 @@ def test_moving_the_target_re_aims_the_camera(empty_scene, box_result, blender):
     sc.frame_set(6)
     after = np.array(cam.matrix_world)
     assert np.allclose(before[:3, 3], after[:3, 3])                 # same place on the path...
-    fwd = -after[:3, 2]
-    to_target = np.array(target.matrix_world.translation) - after[:3, 3]
     assert not np.allclose(before[:3, :3], after[:3, :3])           # ...now aimed at the moved target
-    assert np.allclose(np.cross(fwd, to_target / np.linalg.norm(to_target)), 0, atol=1e-5)
-    bpy_ops_reset = blender.ops.photo3d.reset_path
-    assert bpy_ops_reset() == {"FINISHED"}
+    assert _aims_at(after, target)
+    assert blender.ops.photo3d.reset_path() == {"FINISHED"}
     sc.frame_set(6)
     assert np.allclose(np.array(cam.matrix_world), before, atol=1e-6)   # Reset restores the target
 
@@ -369,8 +372,7 @@ def test_look_around_tilts_keys_and_restores(empty_scene, box_result, blender):
     blender.context.view_layer.update()
     tilted = np.array(cam.matrix_world)
     assert tilted[0, 3] > start[0, 3] + 1e-3                         # moved right...
-    to_target = np.array(target.matrix_world.translation) - tilted[:3, 3]
-    assert np.allclose(np.cross(-tilted[:3, 2], to_target / np.linalg.norm(to_target)), 0, atol=1e-5)
+    assert _aims_at(tilted, target)                                   # ...still aimed at the target
     sc.frame_set(5)
     look.move(0.0, 1.0)
     look.key()

@@ -65,11 +65,9 @@ def test_eevee_animation_has_parallax(empty_scene, small_portrait, blender, tmp_
 
 
 def _flat_emission(bpy, name, value):
-    mat = bpy.data.materials.new(name)
-    if bpy.app.version < (5, 0, 0):
-        mat.use_nodes = True
+    from photo3d.scene.materials import empty_material
+    mat = empty_material(name)
     nt = mat.node_tree
-    nt.nodes.clear()
     em = nt.nodes.new("ShaderNodeEmission")
     em.inputs["Color"].default_value = (value, value, value, 1.0)
     out = nt.nodes.new("ShaderNodeOutputMaterial")
