@@ -13,7 +13,7 @@ Losses (weights on the command line):
 * normals: 1 - cos(pred, gt) over the valid pixels;
 * subject mask: BCE + Dice on the logits.
 
-AdamW, linear warm-up then cosine decay; checkpoints ``last.pt`` (and ``step_N.pt``)
+AdamW, linear warm-up then cosine decay (over --steps, or over --minutes if that ends first); checkpoints ``last.pt`` (and ``step_N.pt``)
 in ``--out``, resumable with ``--resume`` (``--resume`` alone: ``OUT/last.pt``).
 
     python tools/train_depth/train.py --data data/depth --out runs/depth \\
@@ -87,10 +87,14 @@ def _photometric(rgb: np.ndarray, rng: random.Random) -> np.ndarray:
 
 
 class NpzDepthDataset(Dataset):
-    """Random-scale crops, horizontal flips and photometric augmentation of npz samples."""
+    """Random-scale crops, horizontal flips and photometric augmentation of the samples in
+    ``root``: the generator's ``.npz`` files, or the shards ``pack.py`` makes of them."""
 
     def __init__(self, root: str, crop=(288, 384), augment=True, scale=(1.0, 1.6), seed=0, sky_far=False):
         self.root = root
+        self.packs = sorted(glob.glob(os.path.join(root, "pack_*.npz")))
+        self.shards = [dict(np.load(p)) for p in self.packs]
+        self.index = [(k, j) for k, sh in enumerate(self.shards) for j in range(len(sh["offsets"]))]
         self.files = self.scan()
         if not self.files:
             raise SystemExit(f"no .npz files under {root}")
@@ -99,18 +103,25 @@ class NpzDepthDataset(Dataset):
         self.epoch = 0
 
     def scan(self):
+        if self.packs:
+            return self.index
         return sorted(glob.glob(os.path.join(self.root, "**", "*.npz"), recursive=True))
 
     def __len__(self):
         return len(self.files)
 
-    def load(self, path):
-        with np.load(path) as z:
-            rgb = z["rgb"]
-            depth = z["depth"].astype(np.float32)
-            valid = z["valid"].astype(bool) if "valid" in z else np.ones(depth.shape, bool)
-            normal = z["normal"].astype(np.float32) if "normal" in z else None
-            mask = z["mask"] if "mask" in z else None
+    def load(self, item):
+        if self.packs:
+            from pack import decode_sample
+            k, j = item
+            rgb, depth, valid, normal, mask = decode_sample(self.shards[k]["blob"], self.shards[k]["offsets"][j])
+        else:
+            with np.load(item) as z:
+                rgb = z["rgb"]
+                depth = z["depth"].astype(np.float32)
+                valid = z["valid"].astype(bool) if "valid" in z else np.ones(depth.shape, bool)
+                normal = z["normal"].astype(np.float32) if "normal" in z else None
+                mask = z["mask"] if "mask" in z else None
         valid &= np.isfinite(depth) & (depth > 0)
         if self.sky_far:
             # The generator marks sky / beyond --max-depth as invalid and stores max depth there;
@@ -168,41 +179,42 @@ class NpzDepthDataset(Dataset):
 
 
 # --------------------------------------------------------------------------- losses
+def _normalise(x, m, count):
+    """Per image: (x - median) / mean absolute deviation over the valid pixels (MiDaS)."""
+    n = x.shape[0]
+    med = torch.nan_to_num(torch.where(m, x, torch.nan).flatten(1).nanmedian(1).values).view(n, 1, 1, 1)
+    mad = torch.where(m, (x - med).abs(), 0.0).flatten(1).sum(1).view(n, 1, 1, 1) / count.view(n, 1, 1, 1)
+    return (x - med) / mad.clamp_min(1e-3)
+
+
 def ssi_loss(pred, target, valid, scales=4, min_pixels=16):
-    """MiDaS scale-and-shift-invariant loss + multi-scale gradient matching.
+    """MiDaS scale-and-shift-invariant loss + multi-scale gradient matching, batched.
 
     pred, target: (B,1,H,W) inverse depth; valid: (B,1,H,W) {0,1}. Returns (ssi, grad).
+    Both prediction and target are normalised by their own median and mean absolute
+    deviation. (Aligning the prediction to the target by least squares instead, as this
+    script first did, scales the gradient by the fitted scale, which is ~0 while the
+    prediction is still uncorrelated with the target: training sat at the constant
+    prediction for hundreds of steps.)
     """
-    ssi, grad, n = pred.new_zeros(()), pred.new_zeros(()), 0
-    for b in range(pred.shape[0]):
-        m = valid[b, 0] > 0.5
-        if int(m.sum()) < min_pixels:
-            continue
-        d = target[b, 0]
-        dv = d[m]
-        med = dv.median()
-        dn = (d - med) / (dv - med).abs().mean().clamp_min(1e-6)      # normalised target
-        p = pred[b, 0]
-        mf = m.float()
-        # least squares s, t minimising sum m (s p + t - dn)^2
-        a00, a01, a11 = (mf * p * p).sum(), (mf * p).sum(), mf.sum()
-        b0, b1 = (mf * p * dn).sum(), (mf * dn).sum()
-        det = (a00 * a11 - a01 * a01).clamp_min(1e-6)
-        s = (a11 * b0 - a01 * b1) / det
-        t = (-a01 * b0 + a00 * b1) / det
-        res = (s * p + t - dn) * mf
-        ssi = ssi + res.abs().sum() / a11
-        g = pred.new_zeros(())
-        for k in range(scales):
-            step = 2 ** k
-            r, mk = res[::step, ::step], mf[::step, ::step]
-            gx = (r[:, 1:] - r[:, :-1]).abs() * mk[:, 1:] * mk[:, :-1]
-            gy = (r[1:] - r[:-1]).abs() * mk[1:] * mk[:-1]
-            g = g + (gx.sum() + gy.sum()) / mk.sum().clamp_min(1.0)
-        grad = grad + g
-        n += 1
-    n = max(n, 1)
-    return ssi / n, grad / n
+    m = valid > 0.5
+    count = m.flatten(1).sum(1).float()
+    use = count >= min_pixels
+    if not bool(use.any()):
+        z = pred.sum() * 0.0
+        return z, z
+    pred, target, m, count = pred[use], target[use], m[use], count[use]
+    mf = m.float()
+    res = (_normalise(pred, m, count) - _normalise(target, m, count)) * mf
+    ssi = (res.abs().flatten(1).sum(1) / count).mean()
+    grad = 0.0
+    for k in range(scales):
+        step = 2 ** k
+        r, mk = res[..., ::step, ::step], mf[..., ::step, ::step]
+        gx = ((r[..., 1:] - r[..., :-1]).abs() * mk[..., 1:] * mk[..., :-1]).flatten(1).sum(1)
+        gy = ((r[..., 1:, :] - r[..., :-1, :]).abs() * mk[..., 1:, :] * mk[..., :-1, :]).flatten(1).sum(1)
+        grad = grad + (gx + gy) / mk.flatten(1).sum(1).clamp_min(1.0)
+    return ssi, grad.mean()
 
 
 def normal_loss(pred, gt, nvalid):
@@ -212,14 +224,12 @@ def normal_loss(pred, gt, nvalid):
 
 def mask_loss(logits, target, has_mask):
     w = has_mask.view(-1, 1, 1, 1)
-    if float(w.sum()) == 0:
-        return logits.new_zeros(())
     bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    bce = (bce * w).sum() / (w.sum() * logits[0].numel())
+    bce = (bce * w).sum() / (w.sum().clamp_min(1.0) * logits[0].numel())
     p = torch.sigmoid(logits)
     inter = (p * target).sum((1, 2, 3))
     dice = 1 - (2 * inter + 1) / (p.sum((1, 2, 3)) + target.sum((1, 2, 3)) + 1)
-    dice = (dice * w.view(-1)).sum() / w.sum()
+    dice = (dice * w.view(-1)).sum() / w.sum().clamp_min(1.0)
     return bce + dice
 
 
@@ -236,13 +246,13 @@ def compute_losses(outputs, batch, weights):
 
 
 # --------------------------------------------------------------------------- training
-def lr_lambda(warmup, total, floor=0.02):
-    def f(step):
-        if step < warmup:
-            return (step + 1) / warmup
-        q = min(1.0, (step - warmup) / max(1, total - warmup))
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * q))
-    return f
+def lr_factor(step, progress, warmup, floor=0.02):
+    """Linear warm-up over the first ``warmup`` steps, then a cosine from 1 to ``floor``
+    as ``progress`` (0..1, by steps or by time) runs out."""
+    if step < warmup:
+        return (step + 1) / warmup
+    q = min(1.0, max(0.0, progress))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * q))
 
 
 def save_checkpoint(path, **state):
@@ -262,6 +272,9 @@ def parse_args(argv=None):
     ap.add_argument("--data", required=True, help="folder of .npz samples (searched recursively)")
     ap.add_argument("--out", default="runs/depth", help="checkpoint / log folder")
     ap.add_argument("--steps", type=int, default=40000)
+    ap.add_argument("--minutes", type=float, default=0,
+                    help="time budget: stop after this many minutes (the learning rate decays "
+                         "over whichever of steps and time runs out first)")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--crop", type=int, nargs=2, default=(288, 384), metavar=("H", "W"),
                     help="training crop (multiples of 32)")
@@ -279,6 +292,8 @@ def parse_args(argv=None):
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     ap.add_argument("--log-every", type=int, default=20)
+    ap.add_argument("--val", type=int, default=0, help="hold out this many samples (the last ones)")
+    ap.add_argument("--val-every", type=int, default=1000)
     ap.add_argument("--save-every", type=int, default=1000)
     ap.add_argument("--keep-every", type=int, default=0, help="also keep step_N.pt every N steps")
     ap.add_argument("--resume", nargs="?", const="auto", default=None,
@@ -324,16 +339,20 @@ def main(argv=None):
         (no_decay if p.ndim <= 1 else decay).append(p)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.wd},
                              {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(args.warmup, args.steps))
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optim"])
-        sched.load_state_dict(state["sched"])
         start = state["step"]
     print(f"model: {count_parameters(model) / 1e6:.3f} M parameters, device {device}")
 
     ds = NpzDepthDataset(args.data, crop=args.crop, seed=args.seed, sky_far=args.sky_far)
-    print(f"data: {len(ds)} samples from {args.data}")
+    val = None
+    if args.val:
+        # the last --val samples, centre-cropped and unaugmented, score every --val-every
+        # steps; the best weights are kept as best.pt (a long run on little data overfits)
+        val = NpzDepthDataset(args.data, crop=args.crop, augment=False, sky_far=args.sky_far)
+        val.files, ds.files = ds.files[-args.val:], ds.files[:-args.val]
+    print(f"data: {len(ds)} samples from {args.data}" + (f", {len(val)} held out" if val else ""))
     def make_loader():
         return DataLoader(ds, batch_size=args.batch, shuffle=True, drop_last=len(ds) >= args.batch,
                           num_workers=args.workers, pin_memory=device.type == "cuda",
@@ -346,7 +365,7 @@ def main(argv=None):
         epoch, loader = start, make_loader()
         while True:
             files = ds.scan()
-            if len(files) != len(ds.files):
+            if not ds.packs and val is None and len(files) != len(ds.files):
                 ds.files, loader = files, make_loader()
                 print(f"data: {len(ds)} samples", flush=True)
             ds.epoch = epoch
@@ -358,15 +377,53 @@ def main(argv=None):
 
     def checkpoint(step):
         save_checkpoint(os.path.join(args.out, "last.pt"), model=model.state_dict(), optim=opt.state_dict(),
-                        sched=sched.state_dict(), step=step, **meta)
+                        step=step, **meta)
         if args.keep_every and step % args.keep_every == 0:
             save_checkpoint(os.path.join(args.out, f"step_{step}.pt"), model=model.state_dict(), step=step, **meta)
 
+    best = float("inf")
+
+    def validate(step):
+        nonlocal best
+        model.eval()
+        loader = DataLoader(val, batch_size=args.batch, num_workers=min(2, args.workers))
+        tot, n = 0.0, 0
+        with torch.no_grad():
+            for b in loader:
+                b = {k: v.to(device) for k, v in b.items()}
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                    outs = model(b["rgb"])
+                ssi, _ = ssi_loss(outs[0].float(), b["inv"], b["valid"])
+                tot, n = tot + float(ssi) * len(b["rgb"]), n + len(b["rgb"])
+        model.train()
+        score = tot / max(n, 1)
+        mark = ""
+        if score < best:
+            best, mark = score, " (best)"
+            save_checkpoint(os.path.join(args.out, "best.pt"), model=model.state_dict(), step=step,
+                            val_ssi=score, **meta)
+        print(f"step {step} val_ssi {score:.4f}{mark}", flush=True)
+        with open(log_path, "a") as f:
+            f.write(json.dumps({"step": step, "val_ssi": score}) + "\n")
+
     model.train()
     step, t0 = start, time.time()
+    began = time.time()
+    budget = args.minutes * 60.0
+    base_lrs = [args.lr] * len(opt.param_groups)
     acc, nacc = {}, 0
+    last_save = time.time()
     it = batches()
     while step < args.steps:
+        progress = (step - args.warmup) / max(1, args.steps - args.warmup)
+        if budget:
+            elapsed = time.time() - began
+            if elapsed >= budget:
+                break
+            # by time or by steps, whichever is further: the cosine decay always ends
+            progress = max(progress, elapsed / budget)
+        for g, lr0 in zip(opt.param_groups, base_lrs):
+            g["lr"] = lr0 * lr_factor(step, progress, args.warmup)
         batch = {k: v.to(device, non_blocking=True) for k, v in next(it).items()}
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             outputs = model(batch["rgb"])
@@ -375,23 +432,29 @@ def main(argv=None):
         total.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        sched.step()
         step += 1
-        for k, v in {"total": total, **parts}.items():
-            acc[k] = acc.get(k, 0.0) + float(v.detach())
+        for k, v in {"total": total, **parts}.items():          # summed on the device: no sync
+            acc[k] = acc.get(k, 0.0) + v.detach()
         nacc += 1
         if step % args.log_every == 0 or step == args.steps:
-            rec = {"step": step, "lr": sched.get_last_lr()[0], **{k: v / nacc for k, v in acc.items()},
+            rec = {"step": step, "lr": opt.param_groups[0]["lr"], **{k: float(v) / nacc for k, v in acc.items()},
                    "s_per_step": (time.time() - t0) / nacc}
             print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in rec.items()),
                   flush=True)
             with open(log_path, "a") as f:
                 f.write(json.dumps(rec) + "\n")
             acc, nacc, t0 = {}, 0, time.time()
-        if step % args.save_every == 0:
+        if val is not None and step % args.val_every == 0:
+            validate(step)
+        if step % args.save_every == 0 or (budget and time.time() - last_save > 120):
             checkpoint(step)
+            last_save = time.time()
     checkpoint(step)
-    print(f"saved {os.path.join(args.out, 'last.pt')} at step {step}")
+    if val is not None:
+        validate(step)
+    # the weights alone (a third of last.pt: no optimiser state), what export.py needs
+    save_checkpoint(os.path.join(args.out, "model.pt"), model=model.state_dict(), step=step, **meta)
+    print(f"saved {os.path.join(args.out, 'last.pt')} and model.pt at step {step}")
 
 
 if __name__ == "__main__":
