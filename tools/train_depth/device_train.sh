@@ -8,13 +8,16 @@
 set -uo pipefail
 MINUTES=${1:-8}; shift || true
 OUT=${OUT:-build/device-out}
+PY=${PY:-python3}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
-python3 -c "import torch, cv2, onnx; print('torch', torch.__version__, 'cv2', cv2.__version__, 'onnx', onnx.__version__, 'cuda', torch.cuda.is_available())"
-python3 tools/train_depth/train.py --data build/depth-pack --out /tmp/run --device cuda \
-    --minutes "$MINUTES" --steps 200000 --batch 64 --crop 128 160 --workers 14 --threads 2 \
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
+"$PY" -c "import torch, cv2, onnx; print('torch', torch.__version__, 'cv2', cv2.__version__, 'onnx', onnx.__version__, 'cuda', torch.cuda.is_available())"
+"$PY" tools/train_depth/train.py --data build/depth-pack --out /tmp/run --device "${DEVICE:-cuda}" \
+    --minutes "$MINUTES" --steps 200000 --batch 64 --crop 128 192 --workers 14 --lr 1.5e-3 --val 64 --val-every 1000 --scale-max 2.0 --threads 2 \
     --sky-far --warmup 300 --log-every 250 --save-every 100000 "$@" 2>&1 | tee "$OUT/train.log"
-cp /tmp/run/model.pt /tmp/run/log.jsonl "$OUT/" || cp /tmp/run/last.pt "$OUT/last.pt"
-python3 tools/train_depth/export.py /tmp/run/model.pt --out "$OUT/photo3d_depth.onnx" --no-time 2>&1 | tail -4 || true
+cp /tmp/run/model.pt /tmp/run/best.pt /tmp/run/log.jsonl "$OUT/"
+for w in best model; do
+  [ -f "/tmp/run/$w.pt" ] && "$PY" tools/train_depth/export.py "/tmp/run/$w.pt" --out "$OUT/$w.onnx" --no-time 2>&1 | tail -3
+done
 ls -la "$OUT"

@@ -279,6 +279,9 @@ def parse_args(argv=None):
     ap.add_argument("--crop", type=int, nargs=2, default=(288, 384), metavar=("H", "W"),
                     help="training crop (multiples of 32)")
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--scale-max", type=float, default=1.6,
+                    help="random up-scaling of the samples before cropping, up to this factor "
+                         "(inference runs at 384 px, twice the 192 px renders)")
     ap.add_argument("--wd", type=float, default=1e-4)
     ap.add_argument("--warmup", type=int, default=500)
     ap.add_argument("--width", type=float, default=1.0, help="channel width multiplier")
@@ -345,7 +348,8 @@ def main(argv=None):
         start = state["step"]
     print(f"model: {count_parameters(model) / 1e6:.3f} M parameters, device {device}")
 
-    ds = NpzDepthDataset(args.data, crop=args.crop, seed=args.seed, sky_far=args.sky_far)
+    ds = NpzDepthDataset(args.data, crop=args.crop, seed=args.seed, sky_far=args.sky_far,
+                         scale=(1.0, args.scale_max))
     val = None
     if args.val:
         # the last --val samples, centre-cropped and unaugmented, score every --val-every
