@@ -25,6 +25,8 @@ class DepthModel:
     size_mb: float = 0.0
     is_cached: Callable[[], bool] | None = None   # None: built in
     metric: bool = False                 # depth in metres
+    # Downloads the model if needed (report: depth_hf.DownloadStatus callback); None: on disk
+    fetch: Callable[..., object] | None = None
 
     def cached(self) -> bool:
         return True if self.is_cached is None else self.is_cached()
@@ -63,7 +65,8 @@ DEFAULT_MODEL = "classical"
 def _zoo_model(name: str, summary: str, licence: str, size_mb: float, metric: bool = False) -> DepthModel:
     from . import depth_hf
     return DepthModel(name, summary, licence, 518, lambda rgb: depth_hf.run(name, rgb), size_mb,
-                      is_cached=lambda: depth_hf.cached(name), metric=metric)
+                      is_cached=lambda: depth_hf.cached(name), metric=metric,
+                      fetch=lambda report=None: depth_hf.local_folder(name, report))
 
 
 def _register_zoo():

@@ -4,18 +4,27 @@ Each model is fetched on first use into the Hugging Face cache (or ``PHOTO3D_MOD
 never when offline: ``set_offline(True)`` (Blender's "Allow Online Access" off, or the
 CLI's ``--offline``) turns a missing model into a clear message instead of a download.
 A local folder written by ``save_pretrained`` works as a model too (``--depth-model PATH``).
-``huggingface_hub`` downloads into temporary files and renames them when complete, so an
-interrupted download leaves no broken cache entry, and a later run resumes it.
+Downloads go through ``huggingface_hub`` (``hf_hub_download`` per file, into ``.incomplete``
+files renamed when whole, resumed by the next run), report bytes per file and overall,
+are checked against the Hub's checksums, and only then get a ``photo3d-complete.json``
+manifest: a snapshot without it (interrupted, failed) is never taken as cached.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
+import glob
+import hashlib
+import json
 import os
+import threading
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from . import engine
-from .errors import InputError
+from .errors import Cancelled, InputError
 
 
 @dataclass(frozen=True)
@@ -70,20 +79,111 @@ def available() -> bool:
     return engine.torch_available()
 
 
+# --- downloading --------------------------------------------------------------------------
+# What a model needs from its repository (configs, weights, vocabularies); no other formats.
+PATTERNS = ["*.json", "*.safetensors", "*.txt"]
+# Written into the model's cache folder only once every file is there and checked: a
+# snapshot without it is a partial download and never counts as cached.
+MANIFEST = "photo3d-complete.json"
+
+
+@dataclass(frozen=True)
+class DownloadStatus:
+    """Where a model download stands (bytes), sent to ``report`` callbacks."""
+    model: str
+    file: str                 # the file being fetched
+    file_done: int
+    file_total: int
+    done: int                 # all files
+    total: int
+    files_done: int
+    files: int
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.done / self.total) if self.total else 0.0
+
+    @property
+    def finished(self) -> bool:
+        return self.files_done >= self.files
+
+    def text(self) -> str:
+        mb = 1e6
+        if self.finished:
+            return f"Downloaded {self.model} ({self.total / mb:.0f} MB)"
+        return (f"Downloading {self.model}: {self.done / mb:.1f} / {self.total / mb:.1f} MB "
+                f"({self.fraction:.0%}; {self.file} {self.file_done / mb:.1f} / {self.file_total / mb:.1f} MB, "
+                f"file {self.files_done + 1} of {self.files})")
+
+
+DownloadFn = Callable[[DownloadStatus], None]
+
+
+def _cache_root() -> str:
+    if cache_dir():
+        return cache_dir()
+    from huggingface_hub import constants
+    return constants.HF_HUB_CACHE
+
+
+def repo_dir(repo: str) -> str:
+    """The model's folder in the Hugging Face cache (``models--org--name``)."""
+    from huggingface_hub.file_download import repo_folder_name
+    return os.path.join(_cache_root(), repo_folder_name(repo_id=repo, repo_type="model"))
+
+
+def _weights_complete(folder: str) -> bool:
+    """A snapshot someone else downloaded (no manifest): config and all weights present."""
+    if not os.path.isfile(os.path.join(folder, "config.json")):
+        return False
+    if os.path.isfile(os.path.join(folder, "model.safetensors")):
+        return True
+    index = os.path.join(folder, "model.safetensors.index.json")
+    if not os.path.isfile(index):
+        return False
+    try:
+        with open(index) as f:
+            shards = set(json.load(f)["weight_map"].values())
+    except (OSError, ValueError, KeyError):
+        return False
+    return all(os.path.isfile(os.path.join(folder, s)) for s in shards)
+
+
+def complete_snapshot(repo: str) -> str | None:
+    """The folder of a complete, checked download of ``repo``, or None (never downloaded,
+    or only partly). Needs no network."""
+    base = repo_dir(repo)
+    try:
+        with open(os.path.join(base, MANIFEST)) as f:
+            manifest = json.load(f)
+        folder = os.path.join(base, "snapshots", manifest["sha"])
+        ok = all(os.path.isfile(os.path.join(folder, n)) and os.path.getsize(os.path.join(folder, n)) == size
+                 for n, size in manifest["files"].items())
+        return folder if ok else None
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    try:                     # fetched by other tools (transformers, huggingface-cli): check its weights
+        with open(os.path.join(base, "refs", "main")) as f:
+            folder = os.path.join(base, "snapshots", f.read().strip())
+    except OSError:
+        return None
+    return folder if _weights_complete(folder) else None
+
+
 def cached(name: str) -> bool:
+    """On disk and complete (a partial download is not cached)."""
     if os.path.isdir(name):
         return True
     try:
-        from huggingface_hub import try_to_load_from_cache
+        import huggingface_hub  # noqa: F401
     except ImportError:
         return False
-    path = try_to_load_from_cache({**ZOO, **SEGMENTERS}[name].repo, "config.json", cache_dir=cache_dir())
-    return isinstance(path, str)
+    return complete_snapshot({**ZOO, **SEGMENTERS}[name].repo) is not None
 
 
-def local_folder(name: str) -> str:
+def local_folder(name: str, report: DownloadFn | None = None) -> str:
     """The model's files on disk: a local folder as is, a zoo model from the cache,
-    downloading it first when online."""
+    downloading it first when online (``report`` hears how far the download is)."""
     if os.path.isdir(name):
         if not os.path.isfile(os.path.join(name, "config.json")):
             raise InputError(f"{name}: not a model folder (no config.json; write one with save_pretrained)")
@@ -91,18 +191,212 @@ def local_folder(name: str) -> str:
     zoo = {**ZOO, **SEGMENTERS}
     if name not in zoo:
         raise InputError(f"unknown model {name!r}")
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.utils import LocalEntryNotFoundError
     m = zoo[name]
-    patterns = ["*.json", "*.safetensors", "*.txt"]
-    try:
-        return snapshot_download(m.repo, cache_dir=cache_dir(), allow_patterns=patterns, local_files_only=offline())
-    except LocalEntryNotFoundError:
+    folder = complete_snapshot(m.repo)
+    if folder is not None:
+        return folder
+    if offline():
         raise InputError(f"model {name} ({m.size_mb} MB) is not downloaded and online access is off: "
                          "turn on Preferences > System > Allow Online Access in Blender (or run the CLI "
-                         "without --offline) once, or pick the bundled model") from None
-    except OSError as e:   # no network, disk full, ...
-        raise InputError(f"downloading model {name} failed: {e}") from None
+                         "without --offline) once, or pick the bundled model")
+    return download(name, report)
+
+
+class _Progress:
+    """Adds up the hub's per-file byte counts into one status for ``report``."""
+
+    def __init__(self, model: str, sizes: dict[str, int], report: DownloadFn | None):
+        self.model, self.sizes, self.report = model, sizes, report
+        self.total = sum(sizes.values())
+        self.finished_bytes = 0           # files done
+        self.files_done = 0
+        self.file, self.file_done, self.in_file = "", 0, False
+        self.lock = threading.Lock()
+        progress = self
+
+        class Bar:
+            """What the hub's download code calls as a ``tqdm`` progress bar."""
+
+            def __init__(self, *args, total=None, initial=0, desc=None, **kwargs):
+                self.total, self.n, self.desc = total, int(initial or 0), desc
+                progress._bytes(self.n)
+
+            def update(self, n=1):
+                if n:
+                    self.n += int(n)
+                    progress._bytes(self.n)
+                return True
+
+            def close(self):
+                pass
+
+            def refresh(self, *a, **k):
+                pass
+
+            def reset(self, total=None):
+                self.n, self.total = 0, total
+                progress._bytes(0)
+
+            def set_description(self, desc=None, refresh=True):
+                self.desc = desc
+
+            def set_postfix(self, *a, **k):
+                pass
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                return False
+
+        self.tqdm_class = Bar
+
+    def status(self) -> DownloadStatus:
+        total_file = self.sizes.get(self.file, 0)
+        done = min(self.file_done, total_file) if total_file else self.file_done
+        return DownloadStatus(self.model, self.file, done, total_file,
+                              self.finished_bytes + (done if self.in_file else 0),
+                              self.total, self.files_done, len(self.sizes))
+
+    def _send(self):
+        if self.report is not None:
+            self.report(self.status())
+
+    def begin(self, file: str):
+        with self.lock:
+            self.file, self.file_done, self.in_file = file, 0, True
+        self._send()
+
+    def _bytes(self, n: int):
+        with self.lock:
+            self.file_done = n
+        self._send()            # may raise (Cancelled): the hub stops and keeps the partial file
+
+    def end(self, file: str):
+        with self.lock:
+            self.finished_bytes += self.sizes.get(file, 0)
+            self.files_done += 1
+            self.file_done, self.in_file = self.sizes.get(file, 0), False
+        self._send()
+
+
+_route = threading.local()
+_router_lock = threading.Lock()
+
+
+def _install_progress_router():
+    """Send the hub's per-file byte progress bars to this thread's ``_Progress``.
+
+    ``hf_hub_download`` takes no progress class before huggingface_hub 1.0; every download
+    it makes draws its bar through ``file_download._get_progress_bar_context``. Wrapped once
+    here: in a thread that is downloading a photo3d model the bar is ours, anywhere else the
+    hub's own. Without that hook the status still advances file by file."""
+    import huggingface_hub.file_download as fd
+    with _router_lock:
+        original = getattr(fd, "_get_progress_bar_context", None)
+        if original is None or getattr(original, "photo3d_router", False):
+            return
+
+        def routed(*args, **kwargs):
+            progress = getattr(_route, "progress", None)
+            if progress is None or kwargs.get("_tqdm_bar") is not None:
+                return original(*args, **kwargs)
+            return contextlib.closing(progress.tqdm_class(total=kwargs.get("total"),
+                                                          initial=kwargs.get("initial", 0),
+                                                          desc=kwargs.get("desc")))
+
+        routed.photo3d_router = True
+        fd._get_progress_bar_context = routed
+
+
+def _hash_ok(path: str, sibling) -> bool:
+    """The file matches the Hub's checksum: SHA-256 for LFS files, the git blob id otherwise."""
+    lfs = getattr(sibling, "lfs", None)
+    want = getattr(lfs, "sha256", None) or (lfs.get("sha256") if isinstance(lfs, dict) else None)
+    if want:
+        h = hashlib.sha256()
+    elif getattr(sibling, "blob_id", None):
+        want = sibling.blob_id
+        h = hashlib.sha1()
+        h.update(b"blob %d\0" % os.path.getsize(path))
+    else:
+        return True
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest() == want
+
+
+def _drop_partials(base: str):
+    for part in glob.glob(os.path.join(base, "blobs", "*.incomplete")):
+        try:
+            os.remove(part)
+        except OSError:
+            pass
+
+
+def download(name: str, report: DownloadFn | None = None) -> str:
+    """Fetch a zoo model into the cache with the hub's resumable downloads, reporting bytes
+    per file and overall; check every file against the Hub's checksums, then mark the
+    snapshot complete. An interrupted or failed download is never taken as cached: it is
+    resumed by the next run (disk full: its partial files are removed)."""
+    import huggingface_hub
+    from huggingface_hub.utils import filter_repo_objects
+    m = {**ZOO, **SEGMENTERS}[name]
+    base = repo_dir(m.repo)
+    hint = "run again to resume it"
+    try:
+        info = huggingface_hub.HfApi().model_info(m.repo, files_metadata=True)
+    except Exception as e:  # noqa: BLE001 - no network, proxy, Hub down: all the same to the user
+        raise InputError(f"downloading model {name} failed: cannot reach the Hugging Face Hub "
+                         f"({type(e).__name__}); check the connection, or pick the bundled model") from None
+    siblings = {s.rfilename: s for s in (info.siblings or [])}
+    files = list(filter_repo_objects(sorted(siblings), allow_patterns=PATTERNS))
+    if "config.json" not in files:
+        raise InputError(f"downloading model {name} failed: {m.repo} has no config.json")
+    progress = _Progress(name, {f: int(siblings[f].size or 0) for f in files}, report)
+    _install_progress_router()
+    import inspect
+    takes_bar = "tqdm_class" in inspect.signature(huggingface_hub.hf_hub_download).parameters
+    folder = os.path.join(base, "snapshots", info.sha)
+    _route.progress = progress
+    try:
+        for f in files:
+            progress.begin(f)
+            extra = {"tqdm_class": progress.tqdm_class} if takes_bar else {}
+            path = huggingface_hub.hf_hub_download(m.repo, f, revision=info.sha, cache_dir=cache_dir(), **extra)
+            if not _hash_ok(path, siblings[f]):
+                for p in (os.path.realpath(path), path):
+                    if os.path.lexists(p):
+                        os.remove(p)
+                raise InputError(f"downloading model {name} failed: {f} does not match the Hub's checksum "
+                                 f"(removed; {hint})")
+            progress.end(f)
+        files_sizes = {f: os.path.getsize(os.path.join(folder, f)) for f in files}
+        os.makedirs(os.path.join(base, "refs"), exist_ok=True)
+        _write_atomic(os.path.join(base, "refs", "main"), info.sha)
+        _write_atomic(os.path.join(base, MANIFEST), json.dumps({"repo": m.repo, "sha": info.sha,
+                                                                "files": files_sizes}, indent=1))
+    except (InputError, Cancelled):
+        raise
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            _drop_partials(base)
+            raise InputError(f"downloading model {name} failed: the disk is full ({m.size_mb} MB needed in "
+                             f"{_cache_root()}; set PHOTO3D_MODEL_DIR to put models elsewhere)") from None
+        raise InputError(f"downloading model {name} failed: {e.strerror or e}; {hint}") from None
+    except Exception as e:  # noqa: BLE001 - connection dropped, Hub errors: resumable
+        raise InputError(f"downloading model {name} failed ({type(e).__name__}: {e}); {hint}") from None
+    finally:
+        _route.progress = None
+    return folder
+
+
+def _write_atomic(path: str, text: str):
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
 def _load(folder: str):
