@@ -71,6 +71,23 @@ def _effects(text: str) -> list[str]:
     return names
 
 
+def _tiles(text: str) -> int:
+    """--depth-tiles: off, auto or a number of tiles along the long side (2-8)."""
+    from .inference.pipeline import AUTO_TILES
+    t = text.strip().lower()
+    if t in ("off", "0", "1", "none"):
+        return 0
+    if t == "auto":
+        return AUTO_TILES
+    try:
+        n = int(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected off, auto or a number of tiles (2-8), not {text!r}") from None
+    if not 2 <= n <= 8:
+        raise argparse.ArgumentTypeError(f"{n} tiles is out of range (2-8)")
+    return n
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, like every other failure
         sys.stderr.write(f"photo3d: error: {message}\n")
@@ -127,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     for sp in (m, d, b):
         sp.add_argument("--offline", action="store_true",
                         help="never download a model (a missing one is an error)")
+        sp.add_argument("--depth-tiles", type=_tiles, default=0, metavar="off|auto|N",
+                        help="sharper depth for large photos: also run the model on N overlapping tiles along "
+                             "the long side (2-8) and merge them with the whole photo's depth; auto: enough "
+                             "tiles to reach the mesh resolution (default: off)")
     return p
 
 
@@ -182,6 +203,36 @@ def _progress(stage: str, frac: float):
     print(f"photo3d: {stage} done ({frac:.0%})" if stage != "start" else "photo3d: started", flush=True)
 
 
+def _tile_progress(i: int, n: int):
+    print(f"photo3d: depth tiles: {i} of {n} model runs done", flush=True)
+
+
+class DownloadPrinter:
+    """Model download progress as lines on stderr: bytes of the file and of all files, at
+    most one line a second (and each file's end)."""
+
+    def __init__(self, stream=None, interval: float = 1.0):
+        self.stream, self.interval = stream, interval
+        self.last_time, self.last_key = 0.0, None
+
+    def __call__(self, st):
+        now = time.monotonic()
+        key = (st.model, st.files_done)
+        if key == self.last_key and now - self.last_time < self.interval:
+            return
+        self.last_time, self.last_key = now, key
+        mb = 1e6
+        if st.finished:
+            line = f"photo3d: downloaded {st.model}: {st.files} files, {st.total / mb:.1f} MB"
+        else:
+            line = (f"photo3d: downloading {st.model}: {st.file} {st.file_done / mb:.1f}/{st.file_total / mb:.1f} MB, "
+                    f"all {st.done / mb:.1f}/{st.total / mb:.1f} MB ({st.fraction:.0%}), "
+                    f"file {st.files_done + 1} of {st.files}")
+        stream = self.stream or sys.stderr
+        stream.write(line + "\n")
+        stream.flush()
+
+
 def cmd_make(args) -> int:
     from .inference import pipeline
     photo = os.path.abspath(args.photo)
@@ -194,8 +245,16 @@ def cmd_make(args) -> int:
     try:
         settings = pipeline.Settings(depth_model=args.depth_model, depth_file=args.depth,
                                      hfov_deg=args.fov, amplitude=args.amplitude, portrait=not args.no_portrait,
-                                     segmenter=args.segmenter)
-        result = pipeline.run(photo, settings, progress=_progress)
+                                     segmenter=args.segmenter, depth_tiles=args.depth_tiles)
+        result = pipeline.run(photo, settings, progress=_progress, on_download=DownloadPrinter(),
+                              on_tile=_tile_progress)
+        if result.tiles is not None:
+            tw, th = result.tiles.out_size
+            print(f"photo3d: depth merged from {result.tiles.count} tiles and the whole photo at {tw}x{th}",
+                  flush=True)
+        if result.hfov_source == "model":
+            print(f"photo3d: field of view {result.hfov_deg:.1f} degrees, estimated by {result.depth_model} "
+                  "(no --fov, no EXIF focal length)", flush=True)
         write_arrays(result, staging)
         _make_scene(result, args, staging)
         for name in sorted(os.listdir(staging)):
@@ -278,6 +337,7 @@ def _make_scene(result, args, folder: str):
 # --- depth, bench, models ------------------------------------------------------------
 
 def cmd_depth(args) -> int:
+    from .inference import pipeline, tiling
     from .inference.photo import load_photo, resize, working_size
     from .inference.pipeline import _resize_depth
     model = depth_models.get_model(args.depth_model)
@@ -288,8 +348,15 @@ def cmd_depth(args) -> int:
         raise CLIError(f"--out {out} is a folder; give a file name ending in .npy")
     if not os.path.isdir(os.path.dirname(out) or "."):
         raise CLIError(f"the folder of --out {out} does not exist")
-    small = resize(photo.rgb, working_size(w, h, model.working_long_side))
-    d, _ = depth_models.estimate(model.name, small)
+    pipeline.fetch_models(pipeline.Settings(depth_model=model.name, portrait=False), DownloadPrinter())
+    tiles = args.depth_tiles if args.depth_tiles >= 0 else tiling.auto_tiles((w, h), model.working_long_side, max(w, h))
+    plan = tiling.plan((w, h), model.working_long_side, tiles)
+    if plan is None:
+        small = resize(photo.rgb, working_size(w, h, model.working_long_side))
+        d, _ = depth_models.estimate(model.name, small)
+    else:
+        d, _, _ = tiling.merge(lambda img: depth_models.estimate_with_info(model.name, img), photo.rgb,
+                               model.working_long_side, plan)
     d = _resize_depth(d, (w, h), photo.rgb)
     tmp = out + ".partial.npy"
     try:
@@ -308,8 +375,8 @@ def cmd_bench(args) -> int:
     from .inference import pipeline
     t0 = time.perf_counter()
     settings = pipeline.Settings(depth_model=args.depth_model, depth_file=args.depth,
-                                 mesh_long_side=args.mesh_long_side)
-    result = pipeline.run(os.path.abspath(args.photo), settings)
+                                 mesh_long_side=args.mesh_long_side, depth_tiles=args.depth_tiles)
+    result = pipeline.run(os.path.abspath(args.photo), settings, on_download=DownloadPrinter())
     rows = list(result.timings.items())
     t = time.perf_counter()
     import bpy
@@ -330,7 +397,13 @@ def cmd_bench(args) -> int:
         print(f"{name:<12} {sec:8.3f} s   peak {peak.get(name, 0):7.0f} MB")
         if name == "depth":   # its parts, as comment lines (the stage lines stay one per stage)
             for part, psec in result.details.items():
-                print(f"#   {part:<20} {psec:8.3f} s")
+                if part != "depth: tiling":
+                    print(f"#   {part:<20} {psec:8.3f} s")
+            if result.tiles is not None:     # its own line: the price of the detail (part of depth)
+                tp = result.tiles
+                print(f"{'tiling':<12} {result.details['depth: tiling']:8.3f} s   peak {peak.get('tiling', 0):7.0f} MB"
+                      f"   # {tp.count} tiles ({tp.grid[0]}x{tp.grid[1]}) + whole photo, depth "
+                      f"{tp.out_size[0]}x{tp.out_size[1]}, part of depth")
     print(f"total {time.perf_counter() - t0:.3f} s")
     return 0
 

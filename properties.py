@@ -77,6 +77,15 @@ class Photo3DSettings(bpy.types.PropertyGroup):
     # What the user picks before making a 3D photo.
     depth_model: EnumProperty(name="Depth", description="How depth is estimated",  # type: ignore
                               items=_model_items)
+    depth_tiles: EnumProperty(name="Detail Tiles", default="off", items=[  # type: ignore
+        ("off", "Off", "Run the depth model once on the whole photo (fastest)"),
+        ("auto", "Automatic", "For large photos: the whole photo for the layout, plus as many overlapping tiles "
+                              "as bring the depth up to the mesh's resolution (none for small photos)"),
+        ("2", "2 Tiles", "Two tiles along the long side, plus the whole photo (5 model runs for a 3:2 photo)"),
+        ("3", "3 Tiles", "Three tiles along the long side, plus the whole photo (7 model runs for a 3:2 photo)"),
+        ("4", "4 Tiles", "Four tiles along the long side, plus the whole photo (13 model runs for a 3:2 photo)")],
+        description="Sharper depth for large photos: the model also runs on overlapping tiles of the "
+                    "full-size photo, aligned to and blended with its view of the whole (slower)")
     portrait: BoolProperty(name="Portrait Refinement", default=True,  # type: ignore
                            description="Find people: one layer per person with soft hair edges, and "
                                        "faces shaped by a fitted face mesh")

@@ -15,7 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 from . import (camera_path, depth as depth_models, disocclusion, inpaint, layers as layering, mesh as meshing,
-               portrait)
+               portrait, tiling)
 from .errors import Cancelled, InputError
 from .upsample import joint_bilateral_upsample
 from .photo import (DEFAULT_HFOV_DEG, MAX_TEXTURE_SIDE, Photo, load_depth_file, load_photo,
@@ -38,6 +38,12 @@ class Settings:
     segmenter: str | None = None         # None: the built-in person segmentation; else a model name / folder
     mesh_block: int = 8                  # adaptive meshes: planar blocks of this many quads become fans (0: off)
     mesh_tol: float = 0.004              # ... when their disparity is this close to a plane (relative)
+    # Depth tiles (inference/tiling.py): 0 off; N >= 2 tiles along the photo's long side (plus a
+    # global run); AUTO_TILES: as many as bring the depth to mesh_long_side (none for small photos).
+    depth_tiles: int = 0
+
+
+AUTO_TILES = -1
 
 
 @dataclass
@@ -63,9 +69,13 @@ class Result:
     edges: disocclusion.EdgeSamples | None = None   # occlusion edges, for the path's reveal estimate
     faces: int = 0                       # faces given a fitted relief
     details: dict[str, float] = field(default_factory=dict)   # parts of stages (seconds), for `bench`
+    tiles: tiling.TilePlan | None = None  # when the depth was merged from tiles
+    hfov_source: str = "default"         # user, exif, model (a depth model's estimate) or default
 
 
 ProgressFn = Callable[[str, float], None]
+DownloadFn = Callable[["object"], None]     # depth_hf.DownloadStatus (imported lazily: no huggingface_hub needed)
+TileFn = Callable[[int, int], None]         # (runs done, runs in all), the global run included
 
 
 def _rss_mb() -> float:
@@ -82,9 +92,38 @@ def scene_extent(depth: np.ndarray, mask: np.ndarray | None) -> camera_path.Scen
     return camera_path.SceneExtent(subject, float(near), float(max(far, near * 1.001)))
 
 
+def fetch_models(settings: Settings, on_download: DownloadFn | None = None,
+                 cancelled: Callable[[], bool] | None = None) -> bool:
+    """Download the depth model (and an online person segmenter) if they are not on disk
+    and online access is allowed, reporting each download's progress; True if anything was
+    downloaded. Cancelling stops a download (the next run resumes it)."""
+    wanted = []
+    if not settings.depth_file:
+        model = depth_models.get_model(settings.depth_model)
+        if model.fetch is not None and not model.cached():
+            wanted.append(model.fetch)
+    if settings.portrait and settings.segmenter:
+        from . import depth_hf
+        if settings.segmenter in depth_hf.SEGMENTERS and not depth_hf.cached(settings.segmenter):
+            wanted.append(lambda report, name=settings.segmenter: depth_hf.local_folder(name, report))
+
+    def report(status):
+        if on_download:
+            on_download(status)
+        if cancelled and cancelled():
+            raise Cancelled()
+
+    for fetch in wanted:
+        fetch(report)
+    return bool(wanted)
+
+
 def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn | None = None,
-        cancelled: Callable[[], bool] | None = None) -> Result:
-    """Run every inference stage. Raises InputError for bad input, Cancelled on request."""
+        cancelled: Callable[[], bool] | None = None, on_download: DownloadFn | None = None,
+        on_tile: TileFn | None = None) -> Result:
+    """Run every inference stage. Raises InputError for bad input, Cancelled on request.
+    ``on_download`` hears model downloads (bytes per file and overall), ``on_tile`` the
+    depth tiles as they are done."""
     s = settings or Settings()
     timings: dict[str, float] = {}
     details: dict[str, float] = {}       # parts of a stage, for the benchmark
@@ -105,14 +144,21 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
         progress("start", 0.0)
     photo: Photo = load_photo(photo_path)
     w, h = photo.size
-    hfov = float(s.hfov_deg or photo.hfov_from_exif or DEFAULT_HFOV_DEG)
+    hfov, hfov_source = field_of_view(s.hfov_deg or None, photo.hfov_from_exif, {})
     if not 1.0 <= hfov <= 170.0:
         raise InputError(f"field of view {hfov:g} degrees is out of range (1-170)")
     tex_size = working_size(w, h, s.texture_long_side)
     texture = resize(photo.rgb, tex_size)
     mesh_size = working_size(w, h, s.mesh_long_side)
     model = depth_models.get_model(s.depth_model)
+    t = time.perf_counter()
+    downloaded = fetch_models(s, on_download, cancelled)
     stage_done("load", 0.1)
+    if downloaded:
+        details["depth: download"] = time.perf_counter() - t
+    tiles = s.depth_tiles if s.depth_tiles >= 0 else tiling.auto_tiles((w, h), model.working_long_side,
+                                                                        s.mesh_long_side)
+    tile_plan = None if s.depth_file else tiling.plan((w, h), model.working_long_side, tiles)
 
     # Depth (and the subject, when the estimator finds one) at mesh resolution.
     subject = None
@@ -124,14 +170,20 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
     else:
         model_name = model.name
         t = time.perf_counter()
-        small = resize(photo.rgb, working_size(w, h, model.working_long_side))
+        small = resize(photo.rgb, tile_plan.out_size if tile_plan else working_size(w, h, model.working_long_side))
         details["depth: preprocess"] = time.perf_counter() - t
         t = time.perf_counter()
-        d_small, subj_small, extras = depth_models.estimate_with_info(model.name, small)
-        details["depth: inference"] = time.perf_counter() - t
+        if tile_plan is None:
+            d_small, subj_small, extras = depth_models.estimate_with_info(model.name, small)
+            details["depth: inference"] = time.perf_counter() - t
+        else:     # the whole photo for the layout, overlapping tiles for the detail
+            d_small, subj_small, extras = tiling.merge(
+                lambda img: depth_models.estimate_with_info(model.name, img), photo.rgb, model.working_long_side,
+                tile_plan, on_tile, cancelled)
+            details["depth: tiling"] = time.perf_counter() - t
+            rss["tiling"] = _rss_mb()
         metric = model.metric
-        if s.hfov_deg is None and photo.hfov_from_exif is None and "hfov_deg" in extras:
-            hfov = float(np.clip(extras["hfov_deg"], 10.0, 150.0))   # the model's estimate (Depth Pro)
+        hfov, hfov_source = field_of_view(s.hfov_deg or None, photo.hfov_from_exif, extras)
         t = time.perf_counter()
         if s.portrait:
             d_small, subj_small, n_faces = portrait.refine(small, d_small, subj_small, hfov, s.segmenter)
@@ -191,7 +243,21 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
 
     return Result(photo_path, (w, h), hfov, metric, texture, background, alpha,
                   lay.depth, bg_depth, mask, lay.hidden, fg, bg, extent, band, model_name,
-                  timings, rss, edges, n_faces, details)
+                  timings, rss, edges, n_faces, details, tile_plan, hfov_source)
+
+
+def field_of_view(user_deg: float | None, exif_deg: float | None, extras: dict) -> tuple[float, str]:
+    """(horizontal field of view, where it came from): the user's, else the EXIF focal
+    length's, else a depth model's own estimate (Depth Pro's ``hfov_deg``, kept within
+    10-150 degrees), else DEFAULT_HFOV_DEG."""
+    if user_deg is not None:
+        return float(user_deg), "user"
+    if exif_deg is not None:
+        return float(exif_deg), "exif"
+    est = extras.get("hfov_deg")
+    if est is not None and math.isfinite(float(est)):
+        return float(np.clip(float(est), 10.0, 150.0)), "model"
+    return DEFAULT_HFOV_DEG, "default"
 
 
 def _photo_alpha(photo: Photo, size: tuple[int, int]) -> np.ndarray | None:

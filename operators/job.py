@@ -23,6 +23,10 @@ class PipelineJob:
         self.state = RUNNING
         self.stage = "queued"
         self.progress = 0.0
+        # What is happening inside a stage (a model download, depth tiles), for the status line.
+        self.detail: str | None = None
+        self.detail_progress = 0.0
+        self.download = None               # the latest depth_hf.DownloadStatus
         self.result: pipeline.Result | None = None
         self.error: str | None = None
         self._messages: queue.Queue = queue.Queue()
@@ -46,7 +50,9 @@ class PipelineJob:
         try:
             result = pipeline.run(self.photo_path, self.settings,
                                   progress=lambda stage, frac: post(("progress", stage, frac)),
-                                  cancelled=self._cancel.is_set)
+                                  cancelled=self._cancel.is_set,
+                                  on_download=lambda status: post(("download", status)),
+                                  on_tile=lambda i, n: post(("tile", i, n)))
             post(("cancelled",) if self._cancel.is_set() else ("done", result))
         except Cancelled:
             post(("cancelled",))
@@ -68,6 +74,19 @@ class PipelineJob:
             kind = msg[0]
             if kind == "progress":
                 self.stage, self.progress = msg[1], msg[2]
+                self.detail = None
+            elif kind == "download":
+                self.download = status = msg[1]
+                self.detail = None if status.finished else status.text()
+                self.detail_progress = status.fraction
+            elif kind == "tile":
+                i, n = msg[1], msg[2]
+                if i >= n:
+                    self.detail = None
+                else:
+                    self.detail = ("Estimating depth: whole photo done, now the tiles" if i == 1 else
+                                   f"Estimating depth: tile {i - 1} of {n - 1} done")
+                self.detail_progress = self.progress + (0.45 - self.progress) * i / n
             elif kind == "done":
                 self.result, self.state, self.progress = msg[1], DONE, 1.0
             elif kind == "cancelled":

@@ -29,8 +29,10 @@ STAGE_TEXT = {
 
 def _settings_from_scene(context) -> pipeline.Settings:
     s = context.scene.photo3d
+    tiles = {"off": 0, "auto": pipeline.AUTO_TILES}.get(s.depth_tiles) if s.depth_tiles in ("off", "auto") \
+        else int(s.depth_tiles)
     return pipeline.Settings(depth_model=s.depth_model or None, amplitude=s.amplitude, portrait=s.portrait,
-                             segmenter=None if s.segmenter == "builtin" else s.segmenter)
+                             segmenter=None if s.segmenter == "builtin" else s.segmenter, depth_tiles=tiles)
 
 
 def _build_options(context) -> build.BuildOptions:
@@ -90,9 +92,12 @@ def _tick(op, context) -> set[str]:
         _cleanup(op, context)
         op.report({"WARNING"}, "3D Photo cancelled; the scene was not changed")
         return {"CANCELLED"}
-    text = f"3D Photo: {STAGE_TEXT.get(job.stage, job.stage)}... (Esc to cancel)"
-    _set_status(context, text, job.progress, running=True)
-    wm.progress_update(job.progress)
+    if job.detail:        # a model download (bytes per file and overall), depth tiles
+        text, frac = f"3D Photo: {job.detail} (Esc to cancel)", job.detail_progress
+    else:
+        text, frac = f"3D Photo: {STAGE_TEXT.get(job.stage, job.stage)}... (Esc to cancel)", job.progress
+    _set_status(context, text, frac, running=True)
+    wm.progress_update(frac)
     return {"RUNNING_MODAL"}
 
 

@@ -38,6 +38,7 @@ class PHOTO3D_PT_main(_Sidebar, bpy.types.Panel):
             layout.operator("photo3d.cancel", icon="CANCEL")
             return
         layout.prop(settings, "depth_model")
+        layout.prop(settings, "depth_tiles")
         layout.prop(settings, "portrait")
         if settings.portrait:
             layout.prop(settings, "segmenter")
