@@ -403,7 +403,12 @@ def _load(folder: str):
     from transformers import AutoImageProcessor, AutoModelForDepthEstimation
     device = engine.pick_device()
     dtype = engine.pick_dtype(device)
-    processor = AutoImageProcessor.from_pretrained(folder)
+    try:
+        processor = AutoImageProcessor.from_pretrained(folder)
+    except ImportError as e:       # Depth Pro's image processor needs torchvision
+        missing = "torchvision" if "torchvision" in str(e).lower() else "a package it imports"
+        raise InputError(f"this depth model needs {missing}: pip install {missing.split()[0]} "
+                         "(into Blender's Python for the extension)") from None
     model = AutoModelForDepthEstimation.from_pretrained(folder, torch_dtype=dtype).to(device).eval()
     return processor, model, device, dtype
 
@@ -415,7 +420,6 @@ def run(name: str, rgb: np.ndarray) -> tuple[np.ndarray, None, dict]:
         raise InputError(f"depth model {name} needs PyTorch and transformers: pip install torch transformers "
                          "(or pick the bundled model)")
     import torch
-    from .depth_net import inverse_depth_to_z
     folder = local_folder(name)
     processor, model, device, dtype = engine.get("hf:" + os.path.abspath(folder) if os.path.isdir(name)
                                                  else "hf:" + name, lambda: _load(folder))
@@ -433,14 +437,23 @@ def run(name: str, rgb: np.ndarray) -> tuple[np.ndarray, None, dict]:
             raise engine.oom_message(name, device) from None
         raise
     post = processor.post_process_depth_estimation(out, target_sizes=[(h, w)])[0]
-    pred = post["predicted_depth"].float().cpu().numpy().astype(np.float32)
-    extras = {}
-    if "field_of_view" in post and post["field_of_view"] is not None:     # Depth Pro: metric depth
-        extras["hfov_deg"] = float(post["field_of_view"])
-        depth = np.clip(np.nan_to_num(pred, nan=1e3), 1e-3, 1e4).astype(np.float32)
-    else:
-        depth = inverse_depth_to_z(pred)      # relative inverse depth, as photo3d's own net
+    depth, extras = depth_from_post(post)
     return depth, None, extras
+
+
+def depth_from_post(post: dict) -> tuple[np.ndarray, dict]:
+    """(z-depth, extras) from one image's ``post_process_depth_estimation`` result. With a
+    ``field_of_view`` (Depth Pro): metric depth, and extras' ``hfov_deg`` (the horizontal
+    field of view in degrees, which the pipeline uses when the user and the EXIF give none).
+    Otherwise relative inverse depth, turned into z-depth as photo3d's own net's."""
+    from .depth_net import inverse_depth_to_z
+    pred = post["predicted_depth"].float().cpu().numpy().astype(np.float32)
+    fov = post.get("field_of_view")
+    if fov is not None:
+        hfov = float(fov.float().reshape(-1)[0]) if hasattr(fov, "reshape") else float(fov)
+        extras = {"hfov_deg": hfov} if np.isfinite(hfov) and 0 < hfov < 180 else {}
+        return np.clip(np.nan_to_num(pred, nan=1e3, posinf=1e4), 1e-3, 1e4).astype(np.float32), extras
+    return inverse_depth_to_z(pred), {}
 
 
 def _load_segmenter(folder: str):
