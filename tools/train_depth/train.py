@@ -321,6 +321,8 @@ def main(argv=None):
     cv2.setNumThreads(1)
     torch.manual_seed(args.seed)
     device = pick_device(args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True          # fixed crop size: pick the fastest kernels once
     os.makedirs(args.out, exist_ok=True)
 
     start, state = 0, None
@@ -382,6 +384,8 @@ def main(argv=None):
     def checkpoint(step):
         save_checkpoint(os.path.join(args.out, "last.pt"), model=model.state_dict(), optim=opt.state_dict(),
                         step=step, **meta)
+        # the weights alone (a third of last.pt: no optimiser state), what export.py needs
+        save_checkpoint(os.path.join(args.out, "model.pt"), model=model.state_dict(), step=step, **meta)
         if args.keep_every and step % args.keep_every == 0:
             save_checkpoint(os.path.join(args.out, f"step_{step}.pt"), model=model.state_dict(), step=step, **meta)
 
@@ -456,8 +460,6 @@ def main(argv=None):
     checkpoint(step)
     if val is not None:
         validate(step)
-    # the weights alone (a third of last.pt: no optimiser state), what export.py needs
-    save_checkpoint(os.path.join(args.out, "model.pt"), model=model.state_dict(), step=step, **meta)
     print(f"saved {os.path.join(args.out, 'last.pt')} and model.pt at step {step}")
 
 
