@@ -174,3 +174,24 @@ def test_classical_model_tiles_too(tmp_path, portrait_path):
     depth, subject, _ = tiling.merge(lambda img: depth_models.estimate("classical", img), big, 512, plan)
     assert depth.shape == plan.out_size[::-1] and np.isfinite(depth).all() and (depth > 0).all()
     assert subject is not None and subject.shape == depth.shape    # the subject of the whole photo
+
+
+def test_cli_depth_tiles(tmp_path, portrait_path):
+    from helpers import run_cli
+    from photo3d.inference.photo import load_photo
+    rgb = load_photo(portrait_path).rgb
+    photo = tmp_path / "large.jpg"
+    cv2.imwrite(str(photo), np.round(cv2.resize(rgb, (1400, 1050))[..., ::-1] * 255).astype(np.uint8))
+    rc, so, se = run_cli("bench", photo, "--depth-tiles", "2")
+    assert rc == 0, se
+    lines = so.strip().splitlines()
+    names = [l.split()[0] for l in lines if not l.startswith("#")]
+    assert names.index("tiling") == names.index("depth") + 1           # its own line, after depth's
+    tiling_line = next(l for l in lines if l.startswith("tiling"))
+    assert " s   peak " in tiling_line and "tiles" in tiling_line
+    assert lines[-1].startswith("total ")
+    rc, so, se = run_cli("depth", photo, "--out", tmp_path / "d.npy", "--depth-tiles", "auto")
+    assert rc == 0, se
+    assert np.load(tmp_path / "d.npy").shape == (1050, 1400)
+    rc, so, se = run_cli("depth", photo, "--out", tmp_path / "d.npy", "--depth-tiles", "9")
+    assert rc == 2 and "out of range" in se and len(se.strip().splitlines()) == 1
