@@ -399,16 +399,111 @@ def _write_atomic(path: str, text: str):
     os.replace(tmp, path)
 
 
+def _model_type(folder: str) -> str:
+    try:
+        with open(os.path.join(folder, "config.json")) as f:
+            return str(json.load(f).get("model_type", ""))
+    except (OSError, ValueError, AttributeError):
+        return ""
+
+
+# PIL resampling codes (what preprocessor_config.json's "resample" holds) -> torch's modes
+_TORCH_MODES = {0: "nearest", 2: "bilinear", 3: "bicubic"}
+
+
+class DepthProProcessor:
+    """What transformers' ``DepthProImageProcessor`` (and its fast twin) compute, in NumPy and
+    torch only: those are marked as needing ``torchvision``, which Blender's Python (or a CPU
+    torch build without a matching torchvision) may not have. The values come from the
+    model's own ``preprocessor_config.json`` (size, resample, rescale factor, mean, std),
+    transformers' defaults where it leaves one out.
+
+    Pre-processing, as transformers': rescale (x/255), normalise ((x - mean) / std), then
+    resize to the model's size (torch's interpolation, no antialiasing). Post-processing:
+    the model's field of view (degrees, horizontal) gives the focal length in pixels of the
+    photo, f = W/2 / tan(fov/2); the model's canonical inverse depth times W/f is metric
+    inverse depth, resized to the photo's size and inverted (clamped to 1e-4..1e4) to depth."""
+
+    def __init__(self, folder: str):
+        from transformers.image_utils import IMAGENET_STANDARD_MEAN, IMAGENET_STANDARD_STD
+        cfg = {}
+        path = os.path.join(folder, "preprocessor_config.json")
+        if os.path.isfile(path):
+            with open(path) as f:
+                cfg = json.load(f)
+        size = cfg.get("size")
+        if size is None:        # the model's own: its patch at the smallest scale covers the image
+            with open(os.path.join(folder, "config.json")) as f:
+                mc = json.load(f)
+            side = int(round(mc["patch_size"] / min(mc["scaled_images_ratios"])))
+            size = {"height": side, "width": side}
+        if isinstance(size, (int, float)):
+            size = {"height": int(size), "width": int(size)}
+        if not {"height", "width"} <= set(size):
+            raise InputError(f"{folder}: Depth Pro needs a size with height and width, not {size}")
+        self.size = (int(size["height"]), int(size["width"]))
+        resample = int(cfg.get("resample", 2))
+        if resample not in _TORCH_MODES:
+            raise InputError(f"{folder}: resampling filter {resample} is not one torch interpolates with")
+        self.mode = _TORCH_MODES[resample]
+        self.do_resize = bool(cfg.get("do_resize", True))
+        self.do_rescale = bool(cfg.get("do_rescale", True))
+        self.rescale_factor = float(cfg.get("rescale_factor", 1 / 255))
+        self.do_normalize = bool(cfg.get("do_normalize", True))
+        mean = cfg.get("image_mean", IMAGENET_STANDARD_MEAN)
+        std = cfg.get("image_std", IMAGENET_STANDARD_STD)
+        self.mean = np.broadcast_to(np.asarray(mean, np.float32).reshape(-1), 3).copy()
+        self.std = np.broadcast_to(np.asarray(std, np.float32).reshape(-1), 3).copy()
+
+    def __call__(self, images: np.ndarray, return_tensors: str = "pt") -> dict:
+        """``{"pixel_values": (1, 3, H, W) float32}`` for one uint8 RGB image (h, w, 3)."""
+        import torch
+        img = np.asarray(images)
+        x = img.astype(np.float64) * self.rescale_factor if self.do_rescale else img
+        x = x.astype(np.float32)
+        if self.do_normalize:
+            x = (x - self.mean) / self.std
+        t = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
+        if self.do_resize:
+            t = torch.nn.functional.interpolate(t, size=self.size, mode=self.mode)
+        return {"pixel_values": t.contiguous()}
+
+    def post_process_depth_estimation(self, outputs, target_sizes=None) -> list[dict]:
+        """One dict per image: ``predicted_depth`` (metric z-depth, float32, the target size),
+        ``field_of_view`` (degrees) and ``focal_length`` (pixels; None without a target size)."""
+        import torch
+        inverse = outputs.predicted_depth.float()
+        fovs = getattr(outputs, "field_of_view", None)
+        results = []
+        for i in range(len(inverse)):
+            inv = inverse[i]
+            fov = None if fovs is None else fovs[i].float()
+            focal = None
+            if target_sizes is not None:
+                h, w = (int(v) for v in target_sizes[i])
+                if fov is not None:
+                    focal = 0.5 * w / torch.tan(0.5 * torch.deg2rad(fov))
+                    inv = inv * w / focal
+                inv = torch.nn.functional.interpolate(inv[None, None], size=(h, w), mode=self.mode)[0, 0]
+            results.append({"predicted_depth": 1.0 / torch.clamp(inv, min=1e-4, max=1e4),
+                            "field_of_view": fov, "focal_length": focal})
+        return results
+
+
 def _load(folder: str):
-    from transformers import AutoImageProcessor, AutoModelForDepthEstimation
+    from transformers import AutoModelForDepthEstimation
     device = engine.pick_device()
     dtype = engine.pick_dtype(device)
-    try:
-        processor = AutoImageProcessor.from_pretrained(folder)
-    except ImportError as e:       # Depth Pro's image processor needs torchvision
-        missing = "torchvision" if "torchvision" in str(e).lower() else "a package it imports"
-        raise InputError(f"this depth model needs {missing}: pip install {missing.split()[0]} "
-                         "(into Blender's Python for the extension)") from None
+    if _model_type(folder) == "depth_pro":     # transformers' processor would need torchvision
+        processor = DepthProProcessor(folder)
+    else:
+        from transformers import AutoImageProcessor
+        try:
+            processor = AutoImageProcessor.from_pretrained(folder)
+        except ImportError as e:
+            missing = "torchvision" if "torchvision" in str(e).lower() else "a package it imports"
+            raise InputError(f"this depth model needs {missing}: pip install {missing.split()[0]} "
+                             "(into Blender's Python for the extension)") from None
     model = AutoModelForDepthEstimation.from_pretrained(folder, torch_dtype=dtype).to(device).eval()
     return processor, model, device, dtype
 
