@@ -145,15 +145,34 @@ def photo_far_colour(texture: np.ndarray, depth: np.ndarray) -> tuple[float, flo
     return tuple(float(c) for c in lin)
 
 
+# Light shafts: how much the shaft medium scatters (optical depth from the camera to the
+# light, at strength 1), the size of the glow around the source (fraction of its distance),
+# and the forward bias of the scattering (Henyey-Greenstein g).
+SHAFT_TAU = 0.35
+SHAFT_GLOW = 0.12
+SHAFT_ANISOTROPY = 0.3
+SHAFT_POWER = 50.0
+SHAFT_BEHIND = 0.15        # haze density behind the subject, relative to in front of it
+SHAFT_MASK_DEPTH = 0.5     # the photo stencil, as a fraction of the light's depth
+SHAFT_MASK_LUMINANCE = 0.75   # sRGB luminance: the stencil stops light below, passes it above
+SHAFT_MASK_CELLS = 160        # stencil cells along the photo's long side
+
+
 def add_fog(coll, parent, fr: Frame, density: float, colour, height_falloff: float = 0.0,
-            scatter: float = 0.0) -> bpy.types.Object:
+            light=None, shafts: float = 0.0) -> bpy.types.Object:
     """A box over the frustum filled with a medium that absorbs and emits the fog colour:
     a point seen through optical depth tau keeps exp(-tau) of its colour and takes the fog
     colour for the rest. Density grows with distance (none in front of the subject's
-    nearest parts), and optionally thins with height. ``scatter`` > 0 also scatters light
-    (forward), so a light in the scene draws shafts where the subject shadows it."""
+    nearest parts), and optionally thins with height.
+
+    With a ``light`` point (the photo's light source) and ``shafts`` > 0, the box also holds
+    a scattering medium from the camera to the light, in front of the subject too, so the
+    subject's shadow draws shafts towards the camera. Its density grows with the square of
+    the distance to the light, which cancels the light's inverse-square falloff: the haze
+    is lit evenly (plus a glow around the source) and the shadows read as crisp dark rays
+    instead of vanishing a few units from the light."""
     ob = _effect_object("3D Photo Fog", "fog", coll, parent)
-    z0, z1 = 0.5 * fr.near, 1.05 * fr.far
+    z0, z1 = (0.2 if shafts > 0 else 0.5) * fr.near, 1.05 * fr.far
     xs, ys = 1.3 * fr.tan_x * z1, 1.3 * fr.tan_y * z1
     verts = [(x, y, -z) for z in (z0, z1) for y in (-ys, ys) for x in (-xs, xs)]
     faces = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
@@ -184,11 +203,26 @@ def add_fog(coll, parent, fr: Frame, density: float, colour, height_falloff: flo
     add = new("ShaderNodeAddShader")
     link(absorb.outputs[0], add.inputs[0])
     link(emit.outputs[0], add.inputs[1])
-    if scatter > 0:
+    if light is not None and shafts > 0:
+        lx, ly, lz = light
+        dist = math.sqrt(lx * lx + ly * ly + lz * lz)
+        # sigma_s = k (|p - L|^2 + r0^2): optical depth ~ k D^3 / 3 along the line of sight
+        k = 3.0 * SHAFT_TAU * shafts / dist ** 3
+        d2 = None
+        for axis, c in (("X", lx), ("Y", ly), ("Z", lz)):
+            dd = m("SUBTRACT", sep.outputs[axis], c)
+            sq = m("MULTIPLY", dd, dd)
+            d2 = sq if d2 is None else m("ADD", d2, sq)
+        # Most of the haze in front of the subject's far side, where its shadow falls
+        # (behind it, every line of sight is lit and would wash the shafts out).
+        ahead = m("DIVIDE", m("SUBTRACT", fr.far, m("MULTIPLY", sep.outputs["Z"], -1.0)),
+                  max(fr.far - fr.subject, 1e-6))
+        ahead = m("ADD", SHAFT_BEHIND, m("MULTIPLY", m("MINIMUM", m("MAXIMUM", ahead, 0.0), 1.0), 1.0 - SHAFT_BEHIND))
+        r0 = SHAFT_GLOW * dist
         sc = new("ShaderNodeVolumeScatter")
-        sc.inputs["Color"].default_value = (*colour[:3], 1.0)
-        sc.inputs["Anisotropy"].default_value = 0.6          # forward: bright towards the light
-        link(m("MULTIPLY", sigma, scatter), sc.inputs["Density"])
+        sc.inputs["Color"].default_value = (1.0, 1.0, 1.0, 1.0)
+        sc.inputs["Anisotropy"].default_value = SHAFT_ANISOTROPY   # forward: bright towards the light
+        link(m("MULTIPLY", m("ADD", m("MULTIPLY", d2, ahead), r0 * r0), k), sc.inputs["Density"])
         add2 = new("ShaderNodeAddShader")
         link(add.outputs[0], add2.inputs[0])
         link(sc.outputs[0], add2.inputs[1])
@@ -221,18 +255,83 @@ def find_light_source(texture: np.ndarray, depth: np.ndarray, hfov_deg: float):
 
 
 def add_light(coll, parent, fr: Frame, point, strength: float) -> bpy.types.Object:
-    """A point light just in front of the photo's light source (behind it, the photo's
-    own surface would hide it): in scattering fog, the subject's shadow draws shafts."""
+    """A point light at ``point`` that lights only the fog's shaft medium (not the photo,
+    which carries its own light), with a small radius so the subject's shadow is crisp."""
     from .build import ROLE
     data = mark(bpy.data.lights.new("3D Photo Light", "POINT"))
-    data.energy = strength * 60.0 * fr.far ** 2           # watts: a glow about the size of the source
-    data.shadow_soft_size = 0.02 * fr.far
+    dist = math.sqrt(sum(c * c for c in point))
+    data.energy = strength * SHAFT_POWER * dist ** 2       # watts: the shaft haze's brightness
+    data.shadow_soft_size = 0.004 * dist                   # small: crisp shadow edges
+    data.use_shadow = True
+    for attr, value in (("diffuse_factor", 0.0), ("specular_factor", 0.0), ("transmission_factor", 0.0)):
+        setattr(data, attr, value)                         # lights the fog only (the photo carries its light)
     ob = mark(bpy.data.objects.new("3D Photo Light", data))
     ob[ROLE] = "effect"
     ob[EFFECT_KEY] = "light"
     coll.objects.link(ob)
     ob.parent = parent
-    ob.location = tuple(0.95 * c for c in point)
+    ob.location = point
+    return ob
+
+
+def photo_image(scene: bpy.types.Scene):
+    """The photo's image datablock (the foreground's projection material), or None."""
+    from .build import find_role
+    fg = find_role(scene, "foreground")
+    for slot in (fg.material_slots if fg is not None else []):
+        if slot.material is not None and slot.material.node_tree is not None:
+            for n in slot.material.node_tree.nodes:
+                if n.type == "TEX_IMAGE" and n.image is not None:
+                    return n.image
+    return None
+
+
+def dark_cells(image, cells: int = SHAFT_MASK_CELLS) -> np.ndarray:
+    """Where the photo is dark, on a grid of about ``cells`` along its long side (bool,
+    bottom row first, as Blender stores images)."""
+    import cv2
+    w, h = image.size
+    px = np.empty(w * h * image.channels, np.float32)
+    image.pixels.foreach_get(px)
+    rgb = px.reshape(h, w, image.channels)[:, :, :3]
+    lum = rgb @ np.array([0.2126, 0.7152, 0.0722], np.float32)   # sRGB-encoded, as stored
+    s = cells / max(w, h)
+    small = cv2.resize(lum, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    return small < SHAFT_MASK_LUMINANCE
+
+
+def add_shaft_mask(coll, parent, fr: Frame, light, image) -> bpy.types.Object:
+    """The photo as a stencil just in front of the light, seen only by its shadows: light
+    passes where the photo is bright (the sky around the sun, a window's panes) and is
+    stopped where it is dark (branches, frames, the subject). Each dark detail near the
+    source casts a dark ray through the haze and each gap a bright one, as in the photo;
+    the photo's meshes alone are too smooth for that, and their depth too uncertain.
+    Opaque cells, not a transparent texture: Eevee's shadows do not sample images."""
+    from .objects import mesh_from_arrays
+    dark = dark_cells(image)
+    gh, gw = dark.shape
+    # Among the occluders: halfway to the light, not in front of the subject. Nearer the
+    # light, the haze's shadows would all come from the few cells right around it.
+    z = max(SHAFT_MASK_DEPTH * -light[2], min(fr.subject, 0.9 * -light[2]))
+    xs, ys = fr.tan_x * z, fr.tan_y * z
+    gx, gy = np.meshgrid(np.linspace(-xs, xs, gw + 1), np.linspace(-ys, ys, gh + 1))
+    pos = np.stack([gx.ravel(), gy.ravel(), np.full(gx.size, -z)], 1)
+    r, c = np.nonzero(dark)
+    v00 = r * (gw + 1) + c
+    quads = np.stack([v00, v00 + 1, v00 + gw + 2, v00 + gw + 1], 1)
+    tris = np.concatenate([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]])
+    from .build import ROLE
+    me = mesh_from_arrays("3D Photo Light Mask", pos, tris)
+    ob = mark(bpy.data.objects.new("3D Photo Light Mask", me))
+    ob[ROLE] = "effect"
+    ob[EFFECT_KEY] = "light_mask"
+    coll.objects.link(ob)
+    ob.parent = parent
+    ob.visible_camera = False                              # only its shadow shows
+    for attr in ("visible_diffuse", "visible_glossy", "visible_transmission", "visible_volume_scatter"):
+        setattr(ob, attr, False)
+    ob.hide_select = True
+    ob.display_type = "WIRE"
     return ob
 
 
@@ -372,15 +471,25 @@ def apply_effects(scene: bpy.types.Scene) -> list[str]:
     made = []
     if s.fog:
         shafts = s.fog_shafts and s.has_light_source
-        add_fog(coll, root, fr, s.fog_density, tuple(s.fog_color), s.fog_height, scatter=1.0 if shafts else 0.0)
+        # just in front of the photo's light source (behind it, the photo's own surface would hide it)
+        lamp = tuple(0.95 * c for c in s.light_source)
+        add_fog(coll, root, fr, s.fog_density, tuple(s.fog_color), s.fog_height,
+                light=lamp if shafts else None, shafts=1.0 if shafts else 0.0)
         eevee = scene.eevee
         if hasattr(eevee, "use_volume_custom_range"):   # else the range is the camera's clipping range
             eevee.use_volume_custom_range = True
-        eevee.volumetric_start = max(1e-3, 0.3 * fr.near)
+        eevee.volumetric_start = max(1e-3, (0.15 if shafts else 0.3) * fr.near)
         eevee.volumetric_end = 1.1 * fr.far
         made.append("fog")
         if shafts:
-            add_light(coll, root, fr, tuple(s.light_source), s.fog_shafts_strength)
+            add_light(coll, root, fr, lamp, s.fog_shafts_strength)
+            image = photo_image(scene)
+            if image is not None:
+                add_shaft_mask(coll, root, fr, lamp, image)
+            # Crisp shafts need fine volume cells: about 320 across the frame (8 px at 1280 wide is
+            # Eevee's default, blurring a shaft into its neighbours).
+            tile = min(8, max(2, 2 ** round(math.log2(max(scene.render.resolution_x, 1) / 320))))
+            eevee.volumetric_tile_size = str(tile)
             eevee.use_volumetric_shadows = True
             if hasattr(eevee, "use_shadows"):
                 eevee.use_shadows = True

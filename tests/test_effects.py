@@ -145,3 +145,49 @@ def test_a_light_in_the_photo_lights_the_fog(empty_scene, blender, tmp_path):
     sc.photo3d.fog_shafts = True
     build.remove_photo(sc)
     assert set(bpy.data.lights.keys()) == lights_before
+
+
+@pytest.mark.slow
+def test_light_shafts_render_dark_rays_behind_an_occluder_and_off_is_exact(empty_scene, blender, tmp_path):
+    """A sun on a bright sky with a dark clump beside it (Eevee, tiny): the shaft haze in
+    the clump's shadow wedge (away from the sun) is darker than beside it, and switching
+    shafts and fog off gives back the plain frame."""
+    from photo3d.inference import pipeline
+    bpy = blender
+    h, w = 60, 80
+    depth = np.full((h, w), 6.0, np.float32)
+    depth[48:, :] = 3.0                                               # a near strip at the bottom
+    rgb = np.full((h, w, 3), 205, np.uint8)                           # bright sky
+    sun, clump = np.array([52.0, 14.0]), np.array([40.0, 26.0])
+    cv2.circle(rgb, tuple(int(c) for c in sun), 7, (255, 255, 255), -1)
+    cv2.circle(rgb, tuple(int(c) for c in clump), 5, (40, 40, 40), -1)
+    rgb[48:] = 90
+    cv2.imwrite(str(tmp_path / "sun.png"), rgb)
+    np.save(str(tmp_path / "sun.npy"), depth)
+    r = pipeline.run(str(tmp_path / "sun.png"), pipeline.Settings(depth_file=str(tmp_path / "sun.npy"), hfov_deg=60))
+    sc = empty_scene
+    build.build_scene(sc, r, build.BuildOptions(frames=8, path="zoom-in", amplitude=0.0, size=(w, h), samples=2))
+    assert sc.photo3d.has_light_source
+    plain = _render(bpy, sc, tmp_path / "plain.png")
+    s = sc.photo3d
+    s.fog_density = 0.0                                               # the shafts' haze alone
+    s.fog = True
+    assert _effect(sc, "light") is not None and _effect(sc, "light_mask") is not None
+    assert sc.eevee.volumetric_tile_size == "2"
+    shafts = _render(bpy, sc, tmp_path / "shafts.png")
+    lift = shafts.mean(2) - plain.mean(2)
+    # Sample along rays from the sun: through the clump (the wedge) and 40 degrees either side.
+    yy, xx = np.mgrid[0:h, 0:w]
+    ang = np.degrees(np.arctan2(yy - sun[1], xx - sun[0]))
+    rad = np.hypot(yy - sun[1], xx - sun[0])
+    ray = np.degrees(np.arctan2(*(clump - sun)[::-1]))
+    band = (rad > 24) & (rad < 34) & (yy < 46)                        # beyond the clump, above the strip
+    wedge = band & (np.abs(ang - ray) < 8)
+    beside = band & (np.abs(np.abs(ang - ray) - 40) < 8)
+    assert wedge.sum() > 10 and beside.sum() > 10
+    assert lift[beside].mean() > 8                                    # the haze is lit...
+    assert lift[wedge].mean() < 0.7 * lift[beside].mean()             # ...except in the clump's shadow
+    s.fog_shafts = False
+    assert _effect(sc, "light") is None and _effect(sc, "light_mask") is None
+    s.fog = False
+    assert np.array_equal(_render(bpy, sc, tmp_path / "off.png"), plain)
