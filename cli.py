@@ -20,7 +20,7 @@ from .inference import camera_path, depth as depth_models
 from .inference.errors import InputError, Photo3DError
 from .inference.photo import DEFAULT_HFOV_DEG
 
-EFFECTS = ("fog", "rain", "dust", "snow", "fireflies", "bokeh", "dof")   # scene/effects.py (no bpy import here)
+EFFECTS = ("fog", "rain", "splashes", "dust", "snow", "fireflies", "bokeh", "dof")   # scene/effects.py (no bpy here)
 ENGINES = ("eevee", "cycles", "workbench")
 
 
@@ -119,7 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--fps", type=_positive_int, default=30)
     m.add_argument("--size", type=_size, default=None, help="render size WxH (default: photo aspect, 1080 long side)")
     m.add_argument("--effects", type=_effects, default=[],
-                   help=f"none | comma list of {', '.join(EFFECTS)} (dust, snow, fireflies, bokeh: one of them)")
+                   help=f"none | comma list of {', '.join(EFFECTS)} (dust, snow, fireflies, bokeh: one of them; "
+                        "splashes: rain with splashes on the ground)")
+    m.add_argument("--shafts", type=float, default=1.0, metavar="STRENGTH",
+                   help="fog: strength of the light shafts when the photo shows a light (0: none; default 1)")
     m.add_argument("--engine", default="eevee", choices=ENGINES)
     m.add_argument("--samples", type=_positive_int, default=16, help="render samples per pixel (default 16)")
     m.add_argument("--no-render", action="store_true", help="write the scene only")
@@ -301,6 +304,9 @@ def _make_scene(result, args, folder: str):
                                   samples=args.samples, effects=tuple(args.effects))
         build.build_scene(scene, result, opts)
         s = scene.photo3d
+        if args.shafts != s.fog_shafts_strength or (args.shafts > 0) != s.fog_shafts:
+            s.fog_shafts_strength = max(0.0, args.shafts)
+            s.fog_shafts = args.shafts > 0
         s.source_photo = result.photo_path
         s.portrait = not args.no_portrait
         if result.faces:

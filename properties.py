@@ -120,8 +120,9 @@ class Photo3DSettings(bpy.types.PropertyGroup):
                               description="0: even with height; else thinner higher up (frame heights)",
                               update=_update_effects)
     fog_shafts: BoolProperty(name="Light Shafts", default=True, update=_update_effects,  # type: ignore
-                             description="When the photo shows a light (sun, window, lamp), light it in the fog "
-                                         "so the subject casts shafts (slower: shadows on)")
+                             description="When the photo shows a light (sun, window, lamp), light the fog from it: "
+                                         "what is dark around it in the photo casts rays through the haze "
+                                         "(slower: shadows and finer volumes on)")
     fog_shafts_strength: FloatProperty(name="Shaft Strength", default=1.0, min=0.0, soft_max=5.0,  # type: ignore
                                        update=_update_effects)
     has_light_source: BoolProperty(default=False, options={"HIDDEN"})  # type: ignore
@@ -135,6 +136,9 @@ class Photo3DSettings(bpy.types.PropertyGroup):
                                update=_update_effects)
     rain_wind: FloatProperty(name="Wind", subtype="ANGLE", default=math.radians(10.0),  # type: ignore
                              min=-math.radians(60), max=math.radians(60), update=_update_effects)
+    rain_splashes: BoolProperty(name="Splashes", default=False, update=_update_effects,  # type: ignore
+                                description="Short-lived crowns where the rain meets the reconstructed ground "
+                                            "(surfaces facing up, below the camera); as many as the rain's density")
     particles: EnumProperty(name="Particles", default="none", update=_update_effects, items=[  # type: ignore
         ("none", "None", "No particles"),
         ("dust", "Dust", "Warm motes drifting in the air"),

@@ -184,7 +184,8 @@ def build_scene(scene: bpy.types.Scene, result: Result, opts: BuildOptions | Non
                 if name in effects_mod.PARTICLE_KINDS:
                     settings.particles = name
                 else:
-                    setattr(settings, name, True)
+                    for attr in effects_mod.SETTINGS_OF.get(name, (name,)):
+                        setattr(settings, attr, True)
         finally:
             settings.is_updating = False
         effects_mod.apply_effects(scene)

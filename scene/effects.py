@@ -20,7 +20,9 @@ from .objects import mark
 
 EFFECT_KEY = "photo3d_effect"
 PARTICLE_KINDS = ("dust", "snow", "fireflies", "bokeh")
-EFFECTS = ("fog", "rain", *PARTICLE_KINDS, "dof")
+EFFECTS = ("fog", "rain", "splashes", *PARTICLE_KINDS, "dof")
+# Effect names that switch on more than the setting of the same name.
+SETTINGS_OF = {"splashes": ("rain", "rain_splashes")}
 
 
 @dataclass
@@ -425,6 +427,109 @@ def add_points(coll, parent, fr: Frame, kind: str, drift: Drift) -> bpy.types.Ob
     return ob
 
 
+# ----------------------------------------------------------------------------- rain splashes
+
+SPLASH_COUNT = 2500        # splashes per clip at rain density 1 (each point splashes once per clip)
+SPLASH_LIFE = 5            # frames a splash lasts
+SPLASH_SIZE = 0.01         # crown radius at its widest, as a fraction of its depth (like the streaks)
+
+
+def ground_points(scene: bpy.types.Scene, count: int, seed: int = 21) -> np.ndarray:
+    """``count`` points on the reconstructed ground: faces of the photo mesh that face the
+    camera, point up (the photo's +Y) and lie below the camera, drawn uniformly per area of
+    the image (a splash keeps its size on screen, like the streaks), in the 3D Photo's
+    frame. Empty where the photo shows no ground."""
+    from .build import find_role
+    fg = find_role(scene, "foreground")
+    if fg is None or fg.type != "MESH" or count <= 0 or not len(fg.data.polygons):
+        return np.zeros((0, 3), np.float32)
+    me = fg.data
+    n = len(me.polygons)
+    normal, centre, area = np.empty(3 * n, np.float32), np.empty(3 * n, np.float32), np.empty(n, np.float32)
+    me.polygons.foreach_get("normal", normal)
+    me.polygons.foreach_get("center", centre)
+    me.polygons.foreach_get("area", area)
+    normal, centre = normal.reshape(n, 3), centre.reshape(n, 3)
+    depth = np.maximum(-centre[:, 2], 1e-6)
+    view = centre / np.linalg.norm(centre, axis=1, keepdims=True).clip(1e-9)
+    facing = -(normal * view).sum(1)
+    normal = np.where(facing[:, None] < 0, -normal, normal)      # whatever the winding: towards the camera
+    facing = np.abs(facing)
+    ground = (normal[:, 1] > 0.5) & (centre[:, 1] < 0) & (facing > 0.03)
+    weight = np.where(ground, area * facing / depth ** 2, 0.0)   # area in the image
+    if weight.sum() <= 0:
+        return np.zeros((0, 3), np.float32)
+    rng = np.random.default_rng(seed)
+    faces = rng.choice(n, size=count, p=weight / weight.sum())
+    total = np.empty(n, np.int32)
+    me.polygons.foreach_get("loop_total", total)
+    if (total == 3).all():                                       # triangles: anywhere inside them
+        corners = np.empty(3 * n, np.int32)
+        me.attributes[".corner_vert"].data.foreach_get("value", corners)
+        pos = np.empty(3 * len(me.vertices), np.float32)
+        me.attributes["position"].data.foreach_get("vector", pos)
+        tri = pos.reshape(-1, 3)[corners.reshape(n, 3)[faces]]
+        a, b = rng.random(count), rng.random(count)
+        flip = a + b > 1
+        a, b = np.where(flip, 1 - a, a), np.where(flip, 1 - b, b)
+        pts = tri[:, 0] + a[:, None] * (tri[:, 1] - tri[:, 0]) + b[:, None] * (tri[:, 2] - tri[:, 0])
+    else:
+        pts = centre[faces]
+    return pts.astype(np.float32)
+
+
+def add_splashes(coll, parent, fr: Frame, points: np.ndarray, colour, strength: float, alpha: float,
+                 seed: int = 22) -> bpy.types.Object:
+    """Rain splashes on the ground: at each point a crown (an open ring standing on the
+    ground) that widens and sinks over SPLASH_LIFE frames, once per clip at a random time,
+    so the clip loops seamlessly. The points are the object's vertices (move or delete
+    them in Edit Mode); geometry nodes animate them."""
+    ob = _effect_object("3D Photo Splashes", "splashes", coll, parent)
+    if len(points):
+        ob.data.vertices.add(len(points))
+        ob.data.vertices.foreach_set("co", np.ascontiguousarray(points, np.float32).ravel())
+        ob.data.update()
+    g = _Graph("3D Photo Splashes")
+    pts = g.node("GeometryNodeMeshToPoints")
+    g.link(g.inp.outputs[0], pts.inputs["Mesh"])
+    frame = g.node("GeometryNodeInputSceneTime").outputs["Frame"]
+    p = g.random(0.0, 1.0, seed)
+    # Age in frames since this point's splash began; it shows while younger than its life.
+    age = g.math("MULTIPLY", g.math("FRACT", g.math("ADD", p, g.math("MULTIPLY", frame, 1.0 / fr.frames))), fr.frames)
+    life = float(min(SPLASH_LIFE, max(1, fr.frames // 2)))
+    t = g.math("DIVIDE", age, life)
+    alive = g.math("LESS_THAN", age, life)
+    z = g.node("ShaderNodeSeparateXYZ")
+    g.link(g.node("GeometryNodeInputPosition").outputs[0], z.inputs[0])
+    zdepth = g.math("MULTIPLY", z.outputs["Z"], -1.0)
+    size = g.math("MULTIPLY", zdepth, SPLASH_SIZE)
+    widen = g.math("MULTIPLY", size, g.math("ADD", 0.35, g.math("MULTIPLY", t, 0.65)))      # radius grows...
+    sink = g.math("MULTIPLY", size, g.math("MULTIPLY", 0.6, g.math("SUBTRACT", 1.0, t)))    # ...height falls
+    crown = g.node("GeometryNodeMeshCylinder", fill_type="NONE")
+    crown.inputs["Vertices"].default_value = 12
+    crown.inputs["Radius"].default_value = 1.0
+    crown.inputs["Depth"].default_value = 1.0
+    # stand it on the ground: its base at the point, its axis up (+Y)
+    lift = g.node("GeometryNodeTransform")
+    g.link(crown.outputs["Mesh"], lift.inputs["Geometry"])
+    lift.inputs["Translation"].default_value = (0.0, 0.0, 0.5)
+    mat = _emission_material("3D Photo Splashes", colour, strength, alpha)
+    setmat = g.node("GeometryNodeSetMaterial")
+    setmat.inputs["Material"].default_value = mat
+    g.link(lift.outputs[0], setmat.inputs["Geometry"])
+    iop = g.node("GeometryNodeInstanceOnPoints")
+    g.link(pts.outputs[0], iop.inputs["Points"])
+    g.link(alive, iop.inputs["Selection"])
+    g.link(setmat.outputs[0], iop.inputs["Instance"])
+    iop.inputs["Rotation"].default_value = (-math.pi / 2, 0.0, 0.0)      # local Z -> world +Y
+    g.link(g.xyz(widen, widen, sink), iop.inputs["Scale"])
+    g.link(iop.outputs[0], g.out.inputs[0])
+    mod = ob.modifiers.new("3D Photo splashes", "NODES")
+    mod.node_group = g.ng
+    ob.data.materials.append(mat)
+    return ob
+
+
 # ----------------------------------------------------------------------------- all effects
 
 def remove_effects(scene: bpy.types.Scene):
@@ -501,6 +606,10 @@ def apply_effects(scene: bpy.types.Scene) -> list[str]:
                                                     math.degrees(s.rain_wind), d.shape, d.size * s.rain_length,
                                                     d.colour, d.strength, d.alpha, d.seed))
         made.append("rain")
+        if s.rain_splashes:
+            count = int(SPLASH_COUNT * s.rain_density)
+            add_splashes(coll, root, fr, ground_points(scene, count), d.colour, 1.2, 0.8)
+            made.append("splashes")
     if s.particles != "none":
         d = PRESETS[s.particles]
         add_points(coll, root, fr, s.particles, Drift(int(d.count * s.particle_density), d.falls, d.sway,

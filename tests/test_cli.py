@@ -142,11 +142,13 @@ def test_make_with_effects(tmp_path, box_files, blender):
     photo, depth = box_files
     out = tmp_path / "fx"
     rc, so, se = run_cli("make", photo, "--out", out, "--depth", depth, "--no-render", "--frames", 8,
-                         "--effects", "fog,rain,fireflies,dof")
+                         "--effects", "fog,splashes,fireflies,dof", "--shafts", 0)
     assert rc == 0, se
     blender.ops.wm.open_mainfile(filepath=str(out / "scene.blend"))
     kinds = {o.get("photo3d_effect") for o in blender.data.objects if o.get("photo3d_effect")}
-    assert kinds == {"fog", "rain", "fireflies"} and blender.context.scene.camera.data.dof.use_dof
+    assert kinds == {"fog", "rain", "splashes", "fireflies"} and blender.context.scene.camera.data.dof.use_dof
+    s = blender.context.scene.photo3d
+    assert s.rain and s.rain_splashes and not s.fog_shafts     # splashes bring the rain; --shafts 0: none
     blender.ops.wm.read_factory_settings(use_empty=True)
     rc, so, se = run_cli("make", photo, "--out", tmp_path / "x", "--effects", "snow,dust")
     assert rc == 2 and "one of dust, snow, fireflies, bokeh" in se

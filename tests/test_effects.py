@@ -191,3 +191,71 @@ def test_light_shafts_render_dark_rays_behind_an_occluder_and_off_is_exact(empty
     assert _effect(sc, "light") is None and _effect(sc, "light_mask") is None
     s.fog = False
     assert np.array_equal(_render(bpy, sc, tmp_path / "off.png"), plain)
+
+
+def _ground_result(tmp_path, h=60, w=80, hfov=60.0):
+    """A photo of a flat ground one unit below the camera under a far sky."""
+    from photo3d.inference import pipeline
+    f = 0.5 * w / math.tan(math.radians(hfov) / 2)
+    below = (np.arange(h) + 0.5 - h / 2) / f                           # -y / z of each row's ray
+    depth = np.where(below > 0, 1.0 / np.maximum(below, 1e-6), 20.0).clip(None, 20.0)
+    depth = np.repeat(depth[:, None], w, 1).astype(np.float32)
+    rgb = np.zeros((h, w, 3), np.uint8)
+    rgb[:] = (150, 110, 90)                                            # sky
+    rgb[depth < 20] = (40, 70, 60)                                     # ground
+    cv2.imwrite(str(tmp_path / "ground.png"), rgb)
+    np.save(str(tmp_path / "ground.npy"), depth)
+    return pipeline.run(str(tmp_path / "ground.png"),
+                        pipeline.Settings(depth_file=str(tmp_path / "ground.npy"), hfov_deg=hfov)), depth
+
+
+def test_splashes_sit_on_the_ground_and_loop(empty_scene, box_result, blender, tmp_path):
+    bpy = blender
+    r, _ = _ground_result(tmp_path)
+    sc = empty_scene
+    build.build_scene(sc, r, build.BuildOptions(frames=24, effects=("splashes",)))
+    s = sc.photo3d
+    assert s.rain and s.rain_splashes
+    ob = _effect(sc, "splashes")
+    pts = np.array([v.co[:] for v in ob.data.vertices])
+    assert len(pts) == effects.SPLASH_COUNT
+    near = -pts[:, 2] < 15                                              # (the test's ground ends at 20)
+    assert near.mean() > 0.9 and np.allclose(pts[near, 1], -1.0, atol=0.05)   # on the ground plane, y = -1
+    sc.frame_set(sc.frame_start)
+    a = _instances(bpy, sc, ob)
+    assert 0 < len(a) < len(pts)                                       # a few splash at any moment
+    sc.frame_set(sc.frame_start + 2)
+    assert len(_instances(bpy, sc, ob)) > 0
+    sc.frame_set(sc.frame_start + effects.frame_of(sc).frames)         # one clip later: the same splashes
+    assert np.allclose(a, _instances(bpy, sc, ob), atol=1e-4)
+    s.rain_density = 0.5
+    assert len(_effect(sc, "splashes").data.vertices) == effects.SPLASH_COUNT // 2
+    s.rain_splashes = False
+    assert _effect(sc, "splashes") is None and _effect(sc, "rain") is not None
+    # no ground in the photo (a box before a wall): no splashes
+    assert len(effects.ground_points(sc, 100)) > 0
+    build.build_scene(sc, box_result, build.BuildOptions(frames=8))
+    assert len(effects.ground_points(sc, 100)) == 0
+
+
+@pytest.mark.slow
+def test_splashes_render_bright_dots_on_the_ground_not_in_the_sky(empty_scene, blender, tmp_path):
+    bpy = blender
+    r, depth = _ground_result(tmp_path)
+    sc = empty_scene
+    w, h = 160, 120
+    build.build_scene(sc, r, build.BuildOptions(frames=8, engine="cycles", size=(w, h), samples=4,
+                                                path="zoom-in", amplitude=0.0))
+    sc.cycles.filter_width = 0.01
+    s = sc.photo3d
+    s.rain = True
+    s.rain_density = 0.0                                                 # no streaks: splashes alone
+    rain = _render(bpy, sc, tmp_path / "rain.png")
+    s.rain_splashes = True
+    s.rain_density = 1.0
+    _effect(sc, "rain").hide_render = True
+    splash = _render(bpy, sc, tmp_path / "splash.png")
+    dots = (splash.mean(2) - rain.mean(2)) > 25
+    ground = cv2.resize((depth < 20).astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+    sky = cv2.erode((~ground).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    assert dots[ground].mean() > 0.01 and dots[sky].sum() == 0

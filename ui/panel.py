@@ -86,13 +86,15 @@ class PHOTO3D_PT_effects(_OfThePhoto, bpy.types.Panel):
         layout.use_property_split = True
         for toggle, params in (("fog", ("fog_density", "fog_color", "fog_height", "fog_shafts",
                                          "fog_shafts_strength")),
-                               ("rain", ("rain_density", "rain_speed", "rain_length", "rain_wind")),
+                               ("rain", ("rain_density", "rain_speed", "rain_length", "rain_wind", "rain_splashes")),
                                ("dof", ("dof_fstop",))):
             layout.prop(s, toggle)
             if getattr(s, toggle):
                 col = layout.column(align=True)
                 for p in params:
                     col.prop(s, p)
+                if toggle == "fog" and s.fog_shafts and not s.has_light_source:
+                    col.label(text="No light in the photo to cast shafts", icon="INFO")
         layout.prop(s, "particles")
         if s.particles != "none":
             layout.prop(s, "particle_density")
