@@ -3,8 +3,10 @@
     .venv/bin/python tools/effects_bench.py [--photo P] [--size 1280x720] [--samples 16] [--out DIR]
 
 Prints seconds per frame for: plain, each effect alone, all together, and their ratios to
-plain; writes the frames (PNG) into --out for looking at. The first render of a session
-compiles shaders: it is rendered twice and the second time counts.
+plain (with a photo that shows a light, fog comes with and without its shafts); writes
+the frames (PNG) into --out for looking at. The first render of each scene compiles its
+shaders (on a CPU, for minutes): every frame is rendered twice and the
+second time counts, which is what each frame of an animation costs.
 """
 import argparse
 import os
@@ -12,8 +14,9 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CASES = [(), ("fog",), ("rain",), ("dust",), ("snow",), ("fireflies",), ("dof",),
-         ("fog", "rain", "dust", "dof")]
+# "noshafts": fog without its light shafts (with a photo that shows a light, "fog" has them).
+CASES = [(), ("fog", "noshafts"), ("fog",), ("rain",), ("splashes",), ("dust",), ("snow",), ("fireflies",),
+         ("dof",), ("fog", "splashes", "dust", "dof")]
 
 
 def main():
@@ -38,13 +41,16 @@ def main():
             bpy.ops.wm.read_factory_settings(use_empty=True)
             sc = bpy.context.scene
             build.build_scene(sc, result, build.BuildOptions(path="swing", frames=48, engine=a.engine, size=(w, h),
-                                                             samples=a.samples, effects=fx))
+                                                             samples=a.samples,
+                                                             effects=tuple(e for e in fx if e != "noshafts")))
+            if "noshafts" in fx:
+                sc.photo3d.fog_shafts = False
             render.set_png_output(sc, "")
             sc.render.use_file_extension = False
             sc.frame_set(13)
             name = "+".join(fx) or "plain"
             sc.render.filepath = os.path.join(a.out, f"{name}.png")
-            for _ in range(2 if i == 0 else 1):      # the first render compiles shaders
+            for _ in range(2):                       # the first render of each scene compiles its shaders
                 t = time.perf_counter()
                 bpy.ops.render.render(write_still=True)
                 times[name] = time.perf_counter() - t
@@ -61,6 +67,7 @@ def main():
         for colour, thick in (((0, 0, 0), 3), ((255, 255, 255), 1)):
             cv2.putText(im, name, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, thick, cv2.LINE_AA)
         tiles.append(im)
+    tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % 4)
     rows = [np.concatenate(tiles[i:i + 4], 1) for i in range(0, len(tiles), 4)]
     cv2.imwrite(os.path.join(a.out, "sheet.jpg"), np.concatenate(rows, 0), [cv2.IMWRITE_JPEG_QUALITY, 85])
     os._exit(0)
