@@ -532,9 +532,37 @@ def add_splashes(coll, parent, fr: Frame, points: np.ndarray, colour, strength: 
 
 # ----------------------------------------------------------------------------- all effects
 
+_SAVED = "photo3d_eevee_saved"
+
+
+def _override(scene: bpy.types.Scene, attr: str, value):
+    """Set an Eevee setting for an effect, keeping the scene's own value to give back."""
+    eevee = scene.eevee
+    if not hasattr(eevee, attr):
+        return
+    saved = scene.get(_SAVED)
+    if saved is None:
+        scene[_SAVED] = {}
+        saved = scene[_SAVED]
+    if attr not in saved:
+        saved[attr] = getattr(eevee, attr)
+    setattr(eevee, attr, value)
+
+
+def _restore(scene: bpy.types.Scene):
+    """Give back the Eevee settings that effects overrode (shadows, volume cells)."""
+    saved = scene.get(_SAVED)
+    if saved is not None:
+        for attr, value in saved.items():
+            setattr(scene.eevee, attr, value)
+        del scene[_SAVED]
+
+
 def remove_effects(scene: bpy.types.Scene):
-    """Delete the effect objects (and their meshes, node groups, materials) of the 3D Photo."""
+    """Delete the effect objects (and their meshes, node groups, materials) of the 3D Photo,
+    and give back the render settings they changed."""
     from .build import find_collection
+    _restore(scene)
     coll = find_collection(scene)
     if coll is None:
         return
@@ -594,10 +622,8 @@ def apply_effects(scene: bpy.types.Scene) -> list[str]:
             # Crisp shafts need fine volume cells: about 320 across the frame (8 px at 1280 wide is
             # Eevee's default, blurring a shaft into its neighbours).
             tile = min(8, max(2, 2 ** round(math.log2(max(scene.render.resolution_x, 1) / 320))))
-            eevee.volumetric_tile_size = str(tile)
-            eevee.use_volumetric_shadows = True
-            if hasattr(eevee, "use_shadows"):
-                eevee.use_shadows = True
+            _override(scene, "volumetric_tile_size", str(tile))
+            _override(scene, "use_shadows", True)          # the stencil's and the subject's shadows
             made.append("light")
     if s.rain:
         d = PRESETS["rain"]

@@ -139,9 +139,10 @@ def test_a_light_in_the_photo_lights_the_fog(empty_scene, blender, tmp_path):
     build.build_scene(sc, r, build.BuildOptions(frames=8, effects=("fog",)))
     light = _effect(sc, "light")
     assert light is not None and light.type == "LIGHT" and -6.0 < light.location.z < -5.0
-    assert sc.eevee.use_volumetric_shadows
+    assert sc.eevee.use_shadows                                          # the scene's own: off
     sc.photo3d.fog_shafts = False
     assert _effect(sc, "light") is None and _effect(sc, "fog") is not None
+    assert not sc.eevee.use_shadows and sc.eevee.volumetric_tile_size == "8"   # given back
     sc.photo3d.fog_shafts = True
     build.remove_photo(sc)
     assert set(bpy.data.lights.keys()) == lights_before
