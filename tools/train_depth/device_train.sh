@@ -17,7 +17,7 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
     --minutes "$MINUTES" --steps 200000 --batch 64 --crop 128 192 --workers 14 --lr 1.5e-3 --val 64 --val-every 1000 --scale-max 2.0 --threads 2 \
     --sky-far --warmup 300 --log-every 250 --save-every 100000 "$@" 2>&1 | tee "$OUT/train.log"
 cp /tmp/run/model.pt /tmp/run/best.pt /tmp/run/log.jsonl "$OUT/"
-for w in best model; do
+for w in $([ "${EXPORT:-1}" = 1 ] && echo best model); do     # EXPORT=0: export back home
   [ -f "/tmp/run/$w.pt" ] && "$PY" tools/train_depth/export.py "/tmp/run/$w.pt" --out "$OUT/$w.onnx" --no-time 2>&1 | tail -3
 done
 ls -la "$OUT"
