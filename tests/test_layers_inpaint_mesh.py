@@ -145,3 +145,33 @@ def test_adaptive_mesh_is_lighter_and_has_no_cracks():
     # the full mesh (checked at the vertices the two share, and at the bump's top).
     assert np.allclose(np.sort(light.positions[:, 2])[-5:], np.sort(full.positions[:, 2])[-5:])
     assert light.positions[:, 2].max() == full.positions[:, 2].max()
+
+
+def test_what_lies_behind_an_object_in_front_of_another_is_that_other_object():
+    """A torus before a vase before a wall: behind the torus's edge over the vase lies the
+    vase (its depth and colour), not the wall; behind the vase's own edge, the wall."""
+    h, w = 60, 90
+    depth = np.full((h, w), 10.0, np.float32)
+    rgb = np.zeros((h, w, 3), np.float32)
+    rgb[...] = (0.0, 0.0, 1.0)                    # wall blue
+    depth[10:50, 20:70] = 5.0
+    rgb[10:50, 20:70] = (0.0, 1.0, 0.0)           # vase green
+    depth[20:40, 40:60] = 3.0
+    rgb[20:40, 40:60] = (1.0, 0.0, 0.0)           # torus red
+    lay = layers.split_layers(depth, band=6)
+    bg = inpaint.fill_depth_behind(lay.depth, lay.hidden, lay.cut_h, lay.cut_v)
+    assert bg[30, 41] == pytest.approx(5.0, rel=0.02)       # behind the torus: the vase
+    assert bg[30, 21] == pytest.approx(10.0, rel=0.02)      # behind the vase: the wall
+    edge = np.zeros((h, w), bool)
+    edge[:, :-1] |= lay.cut_h
+    edge[:, 1:] |= lay.cut_h
+    edge[:-1, :] |= lay.cut_v
+    edge[1:, :] |= lay.cut_v
+    rim = np.zeros((h, w), bool)
+    groups = inpaint.behind_groups(lay.depth, bg, lay.hidden, rim, ~edge)
+    out = inpaint.inpaint_colour(rgb, lay.hidden, lay.context_weight, lay.depth, bg, groups=groups)
+    # Push-pull is a smooth fill: mostly the right colour, and never the occluder's own.
+    assert out[30, 41, 1] > 0.75 and out[30, 41, 0] < 0.01      # vase green, no torus red
+    assert out[30, 21, 2] > 0.75 and out[30, 21, 1] < 0.25      # wall blue
+    assert (out[lay.hidden][:, 0] < 0.01).all()                 # the torus's red nowhere behind
+    assert np.array_equal(out[~lay.hidden], rgb[~lay.hidden])
