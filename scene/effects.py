@@ -429,7 +429,7 @@ def add_points(coll, parent, fr: Frame, kind: str, drift: Drift) -> bpy.types.Ob
 
 # ----------------------------------------------------------------------------- rain splashes
 
-SPLASH_COUNT = 2500        # splashes per clip at rain density 1 (each point splashes once per clip)
+SPLASH_COUNT = 1500        # splashes per clip at rain density 1 (each point splashes once per clip)
 SPLASH_LIFE = 5            # frames a splash lasts
 SPLASH_SIZE = 0.01         # crown radius at its widest, as a fraction of its depth (like the streaks)
 
@@ -503,8 +503,8 @@ def add_splashes(coll, parent, fr: Frame, points: np.ndarray, colour, strength: 
     g.link(g.node("GeometryNodeInputPosition").outputs[0], z.inputs[0])
     zdepth = g.math("MULTIPLY", z.outputs["Z"], -1.0)
     size = g.math("MULTIPLY", zdepth, SPLASH_SIZE)
-    widen = g.math("MULTIPLY", size, g.math("ADD", 0.35, g.math("MULTIPLY", t, 0.65)))      # radius grows...
-    sink = g.math("MULTIPLY", size, g.math("MULTIPLY", 0.6, g.math("SUBTRACT", 1.0, t)))    # ...height falls
+    widen = g.math("MULTIPLY", size, g.math("ADD", 0.4, g.math("MULTIPLY", t, 0.6)))       # radius grows...
+    sink = g.math("MULTIPLY", size, g.math("MULTIPLY", 0.3, g.math("SUBTRACT", 1.0, t)))    # ...height falls
     crown = g.node("GeometryNodeMeshCylinder", fill_type="NONE")
     crown.inputs["Vertices"].default_value = 12
     crown.inputs["Radius"].default_value = 1.0
@@ -619,9 +619,9 @@ def apply_effects(scene: bpy.types.Scene) -> list[str]:
             image = photo_image(scene)
             if image is not None:
                 add_shaft_mask(coll, root, fr, lamp, image)
-            # Crisp shafts need fine volume cells: about 320 across the frame (8 px at 1280 wide is
-            # Eevee's default, blurring a shaft into its neighbours).
-            tile = min(8, max(2, 2 ** round(math.log2(max(scene.render.resolution_x, 1) / 320))))
+            # Shafts need volume cells of at least about 160 across the frame: Eevee's default
+            # of 8 px from 1280 wide up (finer costs 3-4x the frame on a CPU), 2 px in tiny frames.
+            tile = min(8, max(2, 2 ** round(math.log2(max(scene.render.resolution_x, 1) / 160))))
             _override(scene, "volumetric_tile_size", str(tile))
             _override(scene, "use_shadows", True)          # the stencil's and the subject's shadows
             made.append("light")
@@ -634,7 +634,7 @@ def apply_effects(scene: bpy.types.Scene) -> list[str]:
         made.append("rain")
         if s.rain_splashes:
             count = int(SPLASH_COUNT * s.rain_density)
-            add_splashes(coll, root, fr, ground_points(scene, count), d.colour, 1.2, 0.8)
+            add_splashes(coll, root, fr, ground_points(scene, count), d.colour, 1.2, 0.6)
             made.append("splashes")
     if s.particles != "none":
         d = PRESETS[s.particles]
