@@ -174,10 +174,11 @@ def test_unnamed_outputs_are_read_by_order(tmp_path):
 
 
 def test_model_input_size():
-    assert depth_net.model_input_size(4000, 3000) == ((384, 288), (384, 288))
-    assert depth_net.model_input_size(1920, 1080) == ((384, 216), (384, 224))
-    assert depth_net.model_input_size(1080, 1920) == ((216, 384), (224, 384))
-    (rw, rh), (pw, ph) = depth_net.model_input_size(10, 1000)
+    assert depth_net.model_input_size(4000, 3000, 384) == ((384, 288), (384, 288))
+    assert depth_net.model_input_size(1920, 1080, 384) == ((384, 216), (384, 224))
+    assert depth_net.model_input_size(1080, 1920, 384) == ((216, 384), (224, 384))
+    assert depth_net.model_input_size(4000, 3000) == ((320, 240), (320, 256))
+    (rw, rh), (pw, ph) = depth_net.model_input_size(10, 1000, 384)
     assert (rw, rh) == (4, 384) and (pw, ph) == (32, 384)
 
 
