@@ -308,6 +308,9 @@ def faces_in(rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
 
 # ----------------------------------------------------------------------------- all together
 
+PERSON_DEPTH_RATIO = 1.3       # farthest / near part (30th percentile) of a person's depth
+
+
 def refine(rgb: np.ndarray, depth: np.ndarray, subject: np.ndarray | None, hfov_deg: float,
            segmenter: str | None = None):
     """Portrait refinement of a depth model's output, all at ``rgb``'s size.
@@ -315,7 +318,8 @@ def refine(rgb: np.ndarray, depth: np.ndarray, subject: np.ndarray | None, hfov_
     Returns (depth, subject probability or None, number of faces given a relief). People
     found by the segmenter join the subject; where they reach beyond the depth model's
     subject (hair, an arm), their depth is taken from the nearest part of the subject the
-    two agree on, so the person is one layer. Each face gets its fitted relief.
+    two agree on, so the person is one layer, no deeper than PERSON_DEPTH_RATIO times its
+    near part. Each face gets its fitted relief.
     """
     if not available() and not segmenter:
         return depth, subject, 0
@@ -329,6 +333,11 @@ def refine(rgb: np.ndarray, depth: np.ndarray, subject: np.ndarray | None, hfov_
             idx = ndimage.distance_transform_edt(~core, return_distances=False, return_indices=True)
             near_depth = depth[idx[0], idx[1]]
             depth = np.where(person & ~core, np.minimum(depth, near_depth), depth).astype(np.float32)
+        # A person is about as deep as they are thick: keep their depth within a small
+        # ratio of their near part, so a model that lets a dark suit or a shoulder sink
+        # into the background still leaves the person one layer in front of it.
+        ref = float(np.percentile(depth[person], 30))
+        depth = np.where(person, np.minimum(depth, ref * PERSON_DEPTH_RATIO), depth).astype(np.float32)
         p = np.where(person, 1.0, 0.0).astype(np.float32)
         subject = p if subject is None else np.maximum(subject, p)
     fits = [lm for lm in (face_landmarks(rgb, b) for b in faces) if lm is not None]
