@@ -3,8 +3,8 @@
     .venv/bin/python tools/depth_sheet.py [--weights models/photo3d_depth.onnx] [--out docs/depth_net.jpg]
         [--compare classical] [PHOTO ...]
 
-Without photos it uses the real photographs that ship with the packages in .venv plus
-the repository's test photos: scikit-image's astronaut (portrait), coffee (still life),
+Photos given on the command line come first, then the real photographs that ship with
+the packages in .venv and the repository's test photos: scikit-image's astronaut (portrait), coffee (still life),
 rocket (outdoors) and the Middlebury motorcycle (interior, has stereo ground truth,
 shown as a last column), and tests/data (portrait, cat). Depth is drawn as inverse depth
 (near = bright), normals as RGB (x right, y up, z towards the viewer), the subject as
@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(ROOT))
 def default_photos():
     from skimage import data
     photos = [("astronaut", data.astronaut()), ("coffee", data.coffee()), ("rocket", data.rocket())]
-    for name in ("portrait.jpg", "cat.jpg"):
+    for name in ("cat.jpg",):                       # (tests/data/portrait.jpg is the astronaut)
         img = cv2.imread(os.path.join(ROOT, "tests", "data", name))
         if img is not None:
             photos.append((name.split(".")[0], img[..., ::-1]))
@@ -57,15 +57,18 @@ def main(argv=None):
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "depth_net.jpg"))
     ap.add_argument("--compare", default="classical", help="registered model shown beside ('' for none)")
     ap.add_argument("--height", type=int, default=180, help="row height in pixels")
+    ap.add_argument("--long-side", type=int, default=None, help="the network's working size (default: its own)")
     a = ap.parse_args(argv)
     from photo3d.inference import depth as models, depth_net
 
-    photos = [(os.path.basename(p), cv2.imread(p)[..., ::-1]) for p in a.photos] if a.photos else default_photos()
+    extra = [(os.path.basename(p).rsplit(".", 1)[0], cv2.imread(p)[..., ::-1]) for p in a.photos]
+    photos = extra + default_photos()
     rows = []
     for item in photos:
         name, rgb8 = item[0], np.ascontiguousarray(item[1][..., :3])
         rgb = rgb8.astype(np.float32) / 255.0
-        depth, subject, normals = depth_net.run(rgb, a.weights)
+        kw = {"long_side": a.long_side} if a.long_side else {}
+        depth, subject, normals = depth_net.run(rgb, a.weights, **kw)
         h, w = rgb.shape[:2]
         cols = [_label(rgb8[..., ::-1], name), _label(_inv_depth_image(depth), "photo3d-net depth")]
         if normals is not None:

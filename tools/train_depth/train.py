@@ -301,6 +301,9 @@ def parse_args(argv=None):
     ap.add_argument("--keep-every", type=int, default=0, help="also keep step_N.pt every N steps")
     ap.add_argument("--resume", nargs="?", const="auto", default=None,
                     help="checkpoint to resume from (alone: OUT/last.pt, if it exists)")
+    ap.add_argument("--new-schedule", action="store_true",
+                    help="with --resume: a fresh cosine from --lr, from the resumed step to --steps "
+                         "(a second, gentler stage; a time budget always starts a fresh one)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sky-far", action="store_true",
                     help="supervise sky / beyond --max-depth pixels as the farthest (else they are ignored)")
@@ -423,7 +426,8 @@ def main(argv=None):
     last_save = time.time()
     it = batches()
     while step < args.steps:
-        progress = (step - args.warmup) / max(1, args.steps - args.warmup)
+        first = start if args.new_schedule else args.warmup
+        progress = (step - first) / max(1, args.steps - first)
         if budget:
             elapsed = time.time() - began
             if elapsed >= budget:
