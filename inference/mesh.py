@@ -58,7 +58,11 @@ def flat_blocks(depth: np.ndarray, keep: np.ndarray, cut_h: np.ndarray, cut_v: n
     mean = tiles.mean((2, 3), keepdims=True)
     a = (tiles * uu).sum((2, 3), keepdims=True) / su2
     b = (tiles * vv).sum((2, 3), keepdims=True) / su2
-    err = np.abs(tiles - (mean + a * uu + b * vv)).max((2, 3)) / np.maximum(mean[..., 0, 0], 1e-12)
+    # Relative to the block's disparity, but never finer than relative to the photo's median
+    # disparity: what a moving camera shows is parallax, proportional to absolute disparity
+    # error, so blocks behind the median (walls, sky) may be as coarse as those at it.
+    ref = np.maximum(mean[..., 0, 0], float(np.median(disp)))
+    err = np.abs(tiles - (mean + a * uu + b * vv)).max((2, 3)) / np.maximum(ref, 1e-12)
     ok = err <= tol
     # No cut touching the block (inside or on its rim), every vertex usable.
     blocked = np.zeros((h, w), bool)
