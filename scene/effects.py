@@ -258,7 +258,7 @@ def find_light_source(texture: np.ndarray, depth: np.ndarray, hfov_deg: float):
 
 def add_light(coll, parent, fr: Frame, point, strength: float) -> bpy.types.Object:
     """A point light at ``point`` that lights only the fog's shaft medium (not the photo,
-    which carries its own light), with a small radius so the subject's shadow is crisp."""
+    which carries its own light), with a small radius so the stencil's shadows are crisp."""
     from .build import ROLE
     data = mark(bpy.data.lights.new("3D Photo Light", "POINT"))
     dist = math.sqrt(sum(c * c for c in point))
@@ -533,6 +533,7 @@ def add_splashes(coll, parent, fr: Frame, points: np.ndarray, colour, strength: 
 # ----------------------------------------------------------------------------- all effects
 
 _SAVED = "photo3d_eevee_saved"
+_SHADOW_OFF = "photo3d_shadow_off"
 
 
 def _override(scene: bpy.types.Scene, attr: str, value):
@@ -550,7 +551,13 @@ def _override(scene: bpy.types.Scene, attr: str, value):
 
 
 def _restore(scene: bpy.types.Scene):
-    """Give back the Eevee settings that effects overrode (shadows, volume cells)."""
+    """Give back the settings that effects overrode (shadows, volume cells)."""
+    from .build import find_collection
+    coll = find_collection(scene)
+    for ob in (coll.all_objects if coll is not None else []):
+        if ob.get(_SHADOW_OFF):
+            ob.visible_shadow = True
+            del ob[_SHADOW_OFF]
     saved = scene.get(_SAVED)
     if saved is not None:
         for attr, value in saved.items():
@@ -623,7 +630,14 @@ def apply_effects(scene: bpy.types.Scene) -> list[str]:
             # of 8 px from 1280 wide up (finer costs 3-4x the frame on a CPU), 2 px in tiny frames.
             tile = min(8, max(2, 2 ** round(math.log2(max(scene.render.resolution_x, 1) / 160))))
             _override(scene, "volumetric_tile_size", str(tile))
-            _override(scene, "use_shadows", True)          # the stencil's and the subject's shadows
+            _override(scene, "use_shadows", True)          # the stencil's shadows
+            # The photo's meshes cast none: drawing them into the light's shadow maps costs
+            # 5-8x the frame on a CPU, and the stencil already holds their dark outlines.
+            for role in ("foreground", "background"):
+                ob = find_role(scene, role)
+                if ob is not None and ob.visible_shadow:
+                    ob.visible_shadow = False
+                    ob[_SHADOW_OFF] = True
             made.append("light")
     if s.rain:
         d = PRESETS["rain"]

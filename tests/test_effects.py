@@ -143,6 +143,7 @@ def test_a_light_in_the_photo_lights_the_fog(empty_scene, blender, tmp_path):
     sc.photo3d.fog_shafts = False
     assert _effect(sc, "light") is None and _effect(sc, "fog") is not None
     assert not sc.eevee.use_shadows and sc.eevee.volumetric_tile_size == "8"   # given back
+    assert build.find_role(sc, "foreground").visible_shadow
     sc.photo3d.fog_shafts = True
     build.remove_photo(sc)
     assert set(bpy.data.lights.keys()) == lights_before
