@@ -151,9 +151,9 @@ def photo_far_colour(texture: np.ndarray, depth: np.ndarray) -> tuple[float, flo
 # light, at strength 1), the size of the glow around the source (fraction of its distance),
 # and the forward bias of the scattering (Henyey-Greenstein g).
 SHAFT_TAU = 0.35
-SHAFT_GLOW = 0.12
+SHAFT_GLOW = 0.05
 SHAFT_ANISOTROPY = 0.3
-SHAFT_POWER = 50.0
+SHAFT_POWER = 35.0
 SHAFT_BEHIND = 0.15        # haze density behind the subject, relative to in front of it
 SHAFT_MASK_DEPTH = 0.5     # the photo stencil, as a fraction of the light's depth
 SHAFT_MASK_LUMINANCE = 0.75   # sRGB luminance: the stencil stops light below, passes it above

@@ -187,7 +187,7 @@ def test_light_shafts_render_dark_rays_behind_an_occluder_and_off_is_exact(empty
     wedge = band & (np.abs(ang - ray) < 8)
     beside = band & (np.abs(np.abs(ang - ray) - 40) < 8)
     assert wedge.sum() > 10 and beside.sum() > 10
-    assert lift[beside].mean() > 8                                    # the haze is lit...
+    assert lift[beside].mean() > 5                                    # the haze is lit...
     assert lift[wedge].mean() < 0.7 * lift[beside].mean()             # ...except in the clump's shadow
     s.fog_shafts = False
     assert _effect(sc, "light") is None and _effect(sc, "light_mask") is None
