@@ -107,3 +107,12 @@ def test_ball_in_front_of_wall_on_a_receding_floor(blender, tmp_path):
     ring &= yy < cy                                        # wall beside and above the ball
     assert ball_z < float(np.median(depth[ring])), "the ball does not stand out from what is behind it"
     assert subject[ball].mean() > subject[wall].mean() + 0.2
+
+
+def test_portrait_pipeline_with_the_default_model(small_portrait):
+    from photo3d.inference import pipeline
+    r = pipeline.run(small_portrait)
+    assert r.depth_model == "photo3d-net"
+    assert 0.1 < r.mask.mean() < 0.8 and r.mask[52:62, 108:118].all()     # the astronaut, face included
+    assert np.median(r.depth[r.mask]) < 0.8 * np.median(r.depth[~r.mask])  # in front of her background
+    assert r.foreground_mesh.n_vertices < 256 * 256

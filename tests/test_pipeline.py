@@ -7,7 +7,7 @@ from photo3d.inference.errors import Cancelled, InputError
 
 
 def test_portrait_with_classical_depth(small_portrait):
-    r = pipeline.run(small_portrait)
+    r = pipeline.run(small_portrait, pipeline.Settings(depth_model="classical"))
     assert r.size == (256, 256) and r.depth.shape == (256, 256)
     assert r.texture.shape == (256, 256, 3) and r.background.shape == (256, 256, 3)
     assert r.mask.any() and 0.1 < r.mask.mean() < 0.8           # the astronaut stands out
@@ -19,7 +19,7 @@ def test_portrait_with_classical_depth(small_portrait):
     assert (r.background_depth[r.hidden] >= r.depth[r.hidden]).all()
     # adaptive density: far fewer vertices than pixels (every pixel with mesh_block=0)
     assert 0.05 * 256 * 256 < r.foreground_mesh.n_vertices < 0.6 * 256 * 256 and r.background_mesh.n_vertices > 0
-    dense = pipeline.run(small_portrait, pipeline.Settings(mesh_block=0))
+    dense = pipeline.run(small_portrait, pipeline.Settings(depth_model="classical", mesh_block=0))
     assert dense.foreground_mesh.n_vertices > 0.9 * 256 * 256
     assert set(r.timings) == set(pipeline.STAGES)
     assert r.hfov_deg == pytest.approx(65.0)
