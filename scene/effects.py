@@ -129,6 +129,7 @@ def _effect_object(name: str, kind: str, coll, parent) -> bpy.types.Object:
     ob = mark(bpy.data.objects.new(name, me))
     ob[ROLE] = "effect"
     ob[EFFECT_KEY] = kind
+    ob.visible_shadow = False        # glowing haze and drops: nothing to shadow (and slow in shadow maps)
     coll.objects.link(ob)
     ob.parent = parent
     return ob
