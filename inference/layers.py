@@ -107,6 +107,14 @@ def split_layers(depth: np.ndarray, band: int, subject: np.ndarray | None = None
         cut_h, cut_v = occlusion_edges(depth)
         n, lab = pieces(cut_h, cut_v)
 
+    if subject is not None:
+        # The subject is one layer: no occlusion cut runs inside it (a learned depth's
+        # steps across a face or a sleeve would open as cracks when the camera moves).
+        s = subject > 0.5
+        cut_h &= ~(s[:, :-1] & s[:, 1:])
+        cut_v &= ~(s[:-1, :] & s[1:, :])
+        n, lab = pieces(cut_h, cut_v)
+
     near_px, far_px = _edge_pairs(depth, cut_h, cut_v)
     # A piece is "near" when most of its occlusion boundary has it on the near side.
     lab_f = lab.ravel()
