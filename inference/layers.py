@@ -84,6 +84,9 @@ def _edge_pairs(depth, cut_h, cut_v):
     return near, far
 
 
+SUBJECT_STEP = 0.15     # steps inside a subject smaller than this (relative disparity) never cut
+
+
 def split_layers(depth: np.ndarray, band: int, subject: np.ndarray | None = None) -> Layers:
     """Find occlusion edges and the regions a moving camera can see behind.
 
@@ -110,9 +113,14 @@ def split_layers(depth: np.ndarray, band: int, subject: np.ndarray | None = None
     if subject is not None:
         # The subject is one layer: no occlusion cut runs inside it (a learned depth's
         # steps across a face or a sleeve would open as cracks when the camera moves).
-        s = subject > 0.5
-        cut_h &= ~(s[:, :-1] & s[:, 1:])
-        cut_v &= ~(s[:-1, :] & s[1:, :])
+        # Only well inside it and only small steps: outlines and real gaps (an arm in
+        # front of the body) keep their cuts.
+        s = ndimage.binary_erosion(subject > 0.5, iterations=3)
+        disp = 1.0 / np.maximum(depth.astype(np.float64), 1e-9)
+        small_h = np.abs(np.diff(disp, axis=1)) < SUBJECT_STEP * np.maximum(disp[:, :-1], disp[:, 1:])
+        small_v = np.abs(np.diff(disp, axis=0)) < SUBJECT_STEP * np.maximum(disp[:-1], disp[1:])
+        cut_h &= ~(s[:, :-1] & s[:, 1:] & small_h)
+        cut_v &= ~(s[:-1, :] & s[1:, :] & small_v)
         n, lab = pieces(cut_h, cut_v)
 
     near_px, far_px = _edge_pairs(depth, cut_h, cut_v)
