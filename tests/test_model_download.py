@@ -17,6 +17,7 @@ import pytest
 
 from photo3d.inference import depth as depth_models, depth_hf, engine, pipeline
 from photo3d.inference.errors import Cancelled, InputError
+from helpers import save_tiny_depth_anything
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -31,18 +32,7 @@ CHUNK = 8192
 @pytest.fixture(scope="module")
 def repo_files(tmp_path_factory):
     """The files of a tiny Depth Anything repository, by name (bytes)."""
-    from transformers import (DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config,
-                              DPTImageProcessor)
-    torch.manual_seed(0)
-    backbone = Dinov2Config(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64,
-                            image_size=56, patch_size=14, reshape_hidden_states=False,
-                            out_features=["stage1", "stage2", "stage3", "stage4"])
-    config = DepthAnythingConfig(backbone_config=backbone, reassemble_hidden_size=32,
-                                 neck_hidden_sizes=[8, 16, 32, 32], fusion_hidden_size=16, head_hidden_size=8)
-    folder = tmp_path_factory.mktemp("tiny-repo")
-    DepthAnythingForDepthEstimation(config).save_pretrained(folder)
-    DPTImageProcessor(size={"height": 56, "width": 56}, keep_aspect_ratio=True,
-                      ensure_multiple_of=14).save_pretrained(folder)
+    folder = save_tiny_depth_anything(tmp_path_factory.mktemp("tiny-repo"))
     files = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
     files["README.md"] = b"not wanted: only configs and weights are fetched"
     return files

@@ -7,6 +7,7 @@ import pytest
 
 from photo3d.inference import depth as depth_models, depth_hf, engine, pipeline
 from photo3d.inference.errors import InputError
+from helpers import save_tiny_depth_anything
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -14,18 +15,7 @@ transformers = pytest.importorskip("transformers")
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    from transformers import (DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config,
-                              DPTImageProcessor)
-    torch.manual_seed(0)
-    backbone = Dinov2Config(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64,
-                            image_size=56, patch_size=14, reshape_hidden_states=False,
-                            out_features=["stage1", "stage2", "stage3", "stage4"])
-    config = DepthAnythingConfig(backbone_config=backbone, reassemble_hidden_size=32,
-                                 neck_hidden_sizes=[8, 16, 32, 32], fusion_hidden_size=16, head_hidden_size=8)
-    folder = tmp_path_factory.mktemp("tiny-depth-anything")
-    DepthAnythingForDepthEstimation(config).save_pretrained(folder)
-    DPTImageProcessor(size={"height": 56, "width": 56}, keep_aspect_ratio=True,
-                      ensure_multiple_of=14).save_pretrained(folder)
+    folder = save_tiny_depth_anything(tmp_path_factory.mktemp("tiny-depth-anything"))
     yield str(folder)
     engine.release()
 
