@@ -87,6 +87,21 @@ def _edge_pairs(depth, cut_h, cut_v):
 SUBJECT_STEP = 0.15     # steps inside a subject smaller than this (relative disparity) never cut
 
 
+def _cuts(depth: np.ndarray, inner: np.ndarray | None):
+    """Occlusion edges, less the small steps well inside the subject (``inner``): the
+    subject is one layer, and a learned depth's steps across a face or a sleeve would open
+    as cracks when the camera moves. Outlines and real gaps (an arm in front of the body)
+    keep their cuts."""
+    cut_h, cut_v = occlusion_edges(depth)
+    if inner is None:
+        return cut_h, cut_v
+    disp = 1.0 / np.maximum(depth.astype(np.float64), 1e-9)
+    small_h = np.abs(np.diff(disp, axis=1)) < SUBJECT_STEP * np.maximum(disp[:, :-1], disp[:, 1:])
+    small_v = np.abs(np.diff(disp, axis=0)) < SUBJECT_STEP * np.maximum(disp[:-1], disp[1:])
+    return (cut_h & ~(inner[:, :-1] & inner[:, 1:] & small_h),
+            cut_v & ~(inner[:-1, :] & inner[1:, :] & small_v))
+
+
 def split_layers(depth: np.ndarray, band: int, subject: np.ndarray | None = None) -> Layers:
     """Find occlusion edges and the regions a moving camera can see behind.
 
@@ -97,7 +112,8 @@ def split_layers(depth: np.ndarray, band: int, subject: np.ndarray | None = None
     """
     depth = depth.astype(np.float32)
     h, w = depth.shape
-    cut_h, cut_v = occlusion_edges(depth)
+    inner = ndimage.binary_erosion(subject > 0.5, iterations=3) if subject is not None else None
+    cut_h, cut_v = _cuts(depth, inner)
     n, lab = pieces(cut_h, cut_v)
 
     # Tiny pieces are fragments of a smeared edge: merge them with the far side so that
@@ -107,20 +123,7 @@ def split_layers(depth: np.ndarray, band: int, subject: np.ndarray | None = None
     if tiny.any():
         grown = ndimage.grey_dilation(np.where(tiny, 0, depth), size=3)
         depth = np.where(tiny, np.maximum(depth, grown), depth).astype(np.float32)
-        cut_h, cut_v = occlusion_edges(depth)
-        n, lab = pieces(cut_h, cut_v)
-
-    if subject is not None:
-        # The subject is one layer: no occlusion cut runs inside it (a learned depth's
-        # steps across a face or a sleeve would open as cracks when the camera moves).
-        # Only well inside it and only small steps: outlines and real gaps (an arm in
-        # front of the body) keep their cuts.
-        s = ndimage.binary_erosion(subject > 0.5, iterations=3)
-        disp = 1.0 / np.maximum(depth.astype(np.float64), 1e-9)
-        small_h = np.abs(np.diff(disp, axis=1)) < SUBJECT_STEP * np.maximum(disp[:, :-1], disp[:, 1:])
-        small_v = np.abs(np.diff(disp, axis=0)) < SUBJECT_STEP * np.maximum(disp[:-1], disp[1:])
-        cut_h &= ~(s[:, :-1] & s[:, 1:] & small_h)
-        cut_v &= ~(s[:-1, :] & s[1:, :] & small_v)
+        cut_h, cut_v = _cuts(depth, inner)
         n, lab = pieces(cut_h, cut_v)
 
     near_px, far_px = _edge_pairs(depth, cut_h, cut_v)
