@@ -151,7 +151,8 @@ def inpaint_colour(rgb: np.ndarray, hole: np.ndarray, context: np.ndarray,
         src = np.zeros((mh, mw), bool)
         for _, c in groups:
             src |= np.asarray(c) > 0.5
-        return continue_texture(rgb.astype(np.float32), smooth, hole, src, texture, nearest=nearest)
+        return continue_texture(rgb.astype(np.float32), smooth, hole, src, texture, nearest=nearest,
+                                groups=groups)
     return continue_texture(rgb.astype(np.float32), smooth, hole, ctx > 0.5, texture)
 
 
@@ -170,13 +171,20 @@ def _window(part: np.ndarray, src: np.ndarray, margin: int, align: int = 1) -> t
 
 
 def _depth_bins(z: np.ndarray, ratio: float, max_bins: int) -> np.ndarray:
-    """Bin edges over ``z``: geometric, each ``ratio`` deep, or quantiles when that needs
-    more than ``max_bins``; the last edge is open."""
-    lo, hi = float(z.min()), float(z.max())
-    nb = int(np.ceil(np.log(max(hi / lo, 1.0 + 1e-6)) / np.log(ratio)))
-    edges = np.quantile(z, np.linspace(0, 1, max_bins + 1)) if nb > max_bins else lo * ratio ** np.arange(nb + 1)
-    edges[-1] = np.inf
-    return edges
+    """Bin edges over ``z``: geometric, each ``ratio`` deep, empty ones dropped; while more
+    than ``max_bins`` are left, the two neighbours whose union is shallowest merge. A bin
+    reads sources as far as its nearest depth, so a deep bin (quantiles were used before)
+    let the floor behind a cone take the cone's own stripes. The last edge is open."""
+    lo = float(z.min())
+    k = np.floor(np.log(np.maximum(z / lo, 1.0)) / np.log(ratio)).astype(np.int64)
+    occupied = np.unique(k)
+    start = lo * ratio ** occupied.astype(np.float64)
+    end = lo * ratio ** (occupied + 1.0)
+    while len(start) > max_bins:
+        i = int(np.argmin(end[1:] / start[:-1]))
+        end = np.delete(end, i)
+        start = np.delete(start, i + 1)
+    return np.append(start, np.inf)
 
 
 def behind_groups(depth: np.ndarray, hole_depth: np.ndarray, hidden: np.ndarray, rim: np.ndarray,
@@ -267,11 +275,14 @@ def fill_depth_behind(depth: np.ndarray, hidden: np.ndarray, cut_h: np.ndarray, 
 
 def continue_texture(rgb: np.ndarray, smooth: np.ndarray, hole: np.ndarray, context: np.ndarray,
                      amount: float = 0.8, sigma_mask_px: float = 1.5,
-                     nearest: np.ndarray | None = None) -> np.ndarray:
+                     nearest: np.ndarray | None = None,
+                     groups: list[tuple[np.ndarray, np.ndarray]] | None = None) -> np.ndarray:
     """Add the background's fine texture to a smooth fill: each hole pixel takes the detail
     (photo minus its local mean, from context only) of the context pixel mirrored across
     the nearest edge, so grain, weave and mottling continue into the hole instead of a
-    flat smear. ``hole``/``context`` may be at a lower resolution than ``rgb``."""
+    flat smear. ``hole``/``context`` may be at a lower resolution than ``rgb``.
+    ``groups`` (part of the hole, its sources): a mirrored pixel lends detail only to the
+    parts it is a source of (the floor behind a cone never takes the cone's stripes)."""
     h, w = rgb.shape[:2]
     mh, mw = hole.shape
     s = w / mw
@@ -309,9 +320,22 @@ def continue_texture(rgb: np.ndarray, smooth: np.ndarray, hole: np.ndarray, cont
         my = np.minimum((py / s).astype(np.int64), mh - 1)
         mx = np.minimum((px / s).astype(np.int64), mw - 1)
         qy, qx = (iv[my, mx] + 0.5) * s - 0.5, (iu[my, mx] + 0.5) * s - 0.5
-    ry = np.clip(np.round(2 * qy - py), 0, h - 1).astype(np.int64)
-    rx = np.clip(np.round(2 * qx - px), 0, w - 1).astype(np.int64)
-    ok = ctx_big[ry, rx]
+    ry, rx = np.round(2 * qy - py).astype(np.int64), np.round(2 * qx - px).astype(np.int64)
+    inside = (ry >= 0) & (ry < h) & (rx >= 0) & (rx < w)      # clamped, it would read the border
+    ry, rx = np.clip(ry, 0, h - 1), np.clip(rx, 0, w - 1)
+    ok = inside & ctx_big[ry, rx]
+    if groups is not None:
+        # At the masks' resolution: is the mirrored pixel a source of this pixel's own part?
+        if (mh, mw) == (h, w):
+            my, mx, rmy, rmx = py, px, ry, rx
+        else:
+            rmy = np.minimum((ry / s).astype(np.int64), mh - 1)
+            rmx = np.minimum((rx / s).astype(np.int64), mw - 1)
+        mine = np.zeros(ok.shape, bool)
+        for part, c in groups:
+            at = part[my, mx]
+            mine[at] = np.asarray(c)[rmy[at], rmx[at]] > 0.5
+        ok &= mine
     # Where the mirror lands off the context (a thin strip of background), the edge pixel itself.
     qyi = np.clip(np.round(qy), 0, h - 1).astype(np.int64)
     qxi = np.clip(np.round(qx), 0, w - 1).astype(np.int64)
