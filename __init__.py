@@ -9,16 +9,20 @@ __version__ = "0.1.0"
 
 
 def register():
-    from . import properties, operators, ui
+    from . import properties, operators, preferences, ui
+    from .operators import runtime
 
     properties.register()
     operators.register()
+    preferences.register()
     ui.register()
+    runtime.activate_existing()      # PyTorch installed on request by an earlier session
 
 
 def unregister():
-    from . import properties, operators, ui
+    from . import properties, operators, preferences, ui
 
     ui.unregister()
+    preferences.unregister()
     operators.unregister()
     properties.unregister()

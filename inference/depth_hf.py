@@ -70,6 +70,11 @@ def cache_dir() -> str | None:
     return os.environ.get("PHOTO3D_MODEL_DIR") or None
 
 
+# Where the user gets them: the extension installs them on request (runtime_install.py).
+INSTALL_HINT = ("in Blender, click Install PyTorch & Transformers in the 3D Photo panel or the extension's "
+                "preferences; elsewhere pip install torch transformers")
+
+
 def available() -> bool:
     """PyTorch and transformers are installed (the zoo needs them; photo3d otherwise not)."""
     try:
@@ -512,7 +517,7 @@ def run(name: str, rgb: np.ndarray) -> tuple[np.ndarray, None, dict]:
     """(z-depth, no subject, extras) for float RGB in [0, 1]; extras may hold ``hfov_deg``
     (Depth Pro's estimate of the photo's field of view)."""
     if not available():
-        raise InputError(f"depth model {name} needs PyTorch and transformers: pip install torch transformers "
+        raise InputError(f"depth model {name} needs PyTorch and transformers: {INSTALL_HINT} "
                          "(or pick the bundled model)")
     import torch
     folder = local_folder(name)
@@ -563,8 +568,8 @@ def person_probability(name: str, rgb: np.ndarray) -> np.ndarray:
     """Probability of "person" per pixel (float32, ``rgb``'s size) from a segmentation
     model of the zoo or a model folder; ADE20K's class 12 when no label says "person"."""
     if not available():
-        raise InputError(f"segmentation model {name} needs PyTorch and transformers (pip install torch "
-                         "transformers), or use the built-in person segmentation")
+        raise InputError(f"segmentation model {name} needs PyTorch and transformers ({INSTALL_HINT}), "
+                         "or use the built-in person segmentation")
     import torch
     folder = local_folder(name)
     processor, model, device = engine.get("seg:" + os.path.abspath(folder), lambda: _load_segmenter(folder))

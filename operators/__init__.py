@@ -1,9 +1,10 @@
-"""Blender operators: Make 3D Photo (background job), Cancel, Remove, Reset Path, Look Around."""
+"""Blender operators: Make 3D Photo (background job), Cancel, Remove, Reset Path, Look Around,
+Install / Remove PyTorch."""
 import bpy
 
-from . import look_around, make_photo
+from . import look_around, make_photo, runtime
 
-classes = make_photo.classes + look_around.classes
+classes = make_photo.classes + look_around.classes + runtime.classes
 
 
 def register():
@@ -12,5 +13,6 @@ def register():
 
 
 def unregister():
+    runtime.shutdown()
     for c in reversed(classes):
         bpy.utils.unregister_class(c)

@@ -40,3 +40,60 @@ def save_tiny_depth_anything(folder):
     DPTImageProcessor(size={"height": 56, "width": 56}, keep_aspect_ratio=True,
                       ensure_multiple_of=14).save_pretrained(folder)
     return folder
+
+
+def write_wheel(folder, name, version="1.0", files=None, requires=()):
+    """A pure-Python wheel written by hand (no build backend, no network): ``files`` maps
+    paths inside the wheel to their text (default: ``NAME/__init__.py`` with a VERSION);
+    ``requires`` become its Requires-Dist. Returns the wheel's path."""
+    import base64
+    import hashlib
+    import os
+    import zipfile
+    files = dict(files or {f"{name}/__init__.py": f"VERSION = {version!r}\n"})
+    info = f"{name}-{version}.dist-info"
+    files[f"{info}/METADATA"] = "".join([f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+                                         *(f"Requires-Dist: {r}\n" for r in requires)])
+    files[f"{info}/WHEEL"] = "Wheel-Version: 1.0\nGenerator: photo3d-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    record = []
+    for path, text in files.items():
+        data = text.encode()
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(data)}")
+    files[f"{info}/RECORD"] = "\n".join(record + [f"{info}/RECORD,,"]) + "\n"
+    path = os.path.join(str(folder), f"{name}-{version}-py3-none-any.whl")
+    with zipfile.ZipFile(path, "w") as zf:
+        for p, text in files.items():
+            zf.writestr(p, text)
+    return path
+
+
+class FakeLayout:
+    """Stands in for UILayout in draw() calls: checks that each property and operator drawn
+    exists; ``drawn`` lists them in order (labels as "label"), ``labels`` the texts shown."""
+
+    def __init__(self, bpy):
+        self.bpy, self.drawn, self.labels = bpy, [], []
+        self.use_property_split = False
+
+    def prop(self, data, name, **kw):
+        assert name in data.bl_rna.properties, name
+        self.drawn.append(name)
+
+    def operator(self, idname, **kw):
+        mod, op = idname.split(".")
+        assert hasattr(getattr(self.bpy.ops, mod), op), idname
+        self.drawn.append(idname)
+
+    def progress(self, factor=0.0, text="", **kw):
+        self.drawn.append("progress")
+        self.labels.append(text)
+
+    def label(self, text="", **kw):
+        self.drawn.append("label")
+        self.labels.append(text)
+
+    def column(self, **kw):
+        return self
+
+    row = column

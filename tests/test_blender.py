@@ -10,6 +10,7 @@ from photo3d.inference import pipeline
 from photo3d.operators import make_photo
 from photo3d.operators.job import CANCELLED, DONE, PipelineJob
 from photo3d.scene import build, camera, render
+from helpers import FakeLayout as _Layout
 
 pytestmark = pytest.mark.blender
 
@@ -234,35 +235,6 @@ def test_failed_job_reports_and_changes_nothing(empty_scene, tmp_path, blender):
     assert make_photo._tick(op, bpy.context) == {"CANCELLED"}
     assert reports[-1][0] == {"ERROR"} and "too small" in reports[-1][1]
     assert _snapshot(bpy) == before
-
-
-class _Layout:
-    """Stands in for UILayout: checks each property and operator the panels draw exists."""
-
-    def __init__(self, bpy):
-        self.bpy, self.drawn = bpy, []
-        self.use_property_split = False
-
-    def prop(self, data, name, **kw):
-        assert name in data.bl_rna.properties, name
-        self.drawn.append(name)
-
-    def operator(self, idname, **kw):
-        mod, op = idname.split(".")
-        assert hasattr(getattr(self.bpy.ops, mod), op), idname
-        self.drawn.append(idname)
-
-    def progress(self, **kw):
-        self.drawn.append("progress")
-
-    def label(self, text="", **kw):
-        self.drawn.append("label")
-        self.labels = getattr(self, "labels", []) + [text]
-
-    def column(self, **kw):
-        return self
-
-    row = column
 
 
 def test_panels_draw(empty_scene, box_result, blender):

@@ -3,6 +3,8 @@ import math
 
 import bpy
 
+from ..operators.runtime import installing
+from ..preferences import draw_runtime, needs_runtime
 from ..scene import build
 
 
@@ -42,6 +44,8 @@ class PHOTO3D_PT_main(_Sidebar, bpy.types.Panel):
         layout.prop(settings, "portrait")
         if settings.portrait:
             layout.prop(settings, "segmenter")
+        if needs_runtime(settings) or installing() is not None:
+            draw_runtime(layout, context, compact=True)     # PyTorch missing: install it from here
         layout.operator("photo3d.make_photo", icon="IMAGE_DATA")
         if build.find_collection(context.scene) is not None:
             layout.operator("photo3d.remove_photo", icon="TRASH")

@@ -1,0 +1,398 @@
+"""PyTorch on request (runtime_install.py, operators/runtime.py), with real pip and no network:
+tiny wheels written by hand into a temporary folder stand in for torch and transformers, and
+``PHOTO3D_PIP_ARGS=--no-index --find-links DIR`` points pip at them, exactly as a studio's
+wheel mirror would. Checked: the install lands whole or not at all (a failure keeps the
+previous runtime), Blender's NumPy is never replaced, cancel kills pip at once, no network
+and Blender's offline switch give clear messages, and the operator works in the real bpy."""
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import types
+
+import numpy as np
+import pytest
+
+from photo3d import runtime_install as rt
+from helpers import FakeLayout, write_wheel
+
+
+@pytest.fixture
+def mirror(tmp_path, monkeypatch):
+    """A local wheel folder and pip configured to see only it (no user config, no index)."""
+    folder = tmp_path / "mirror"
+    folder.mkdir()
+    write_wheel(folder, "tinyrt", "1.0", requires=["numpy"])
+    write_wheel(folder, "tinyrt", "2.0", requires=["numpy"])
+    # A stand-in NumPy at the running version: pip installs it into the target (--target
+    # ignores what is installed), and photo3d must delete it again.
+    write_wheel(folder, "numpy", np.__version__, files={"numpy/__init__.py": "FAKE = True\n"})
+    write_wheel(folder, "numpy", "2.9.0", files={"numpy/__init__.py": "FAKE = True\n"})
+    write_wheel(folder, "wantsnp2", "1.0", requires=["numpy>=2"])
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    for var in ("PIP_FIND_LINKS", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_CONSTRAINT", rt.ENV_PACKAGES,
+                rt.ENV_DIR):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv(rt.ENV_PIP_ARGS, f"--no-index --find-links {folder}")
+    return folder
+
+
+@pytest.fixture
+def path_guard():
+    """Whatever a test activates leaves sys.path and sys.modules as they were."""
+    path, mods = list(sys.path), set(sys.modules)
+    yield
+    sys.path[:] = path
+    for m in set(sys.modules) - mods:
+        if m.startswith("tinyrt"):
+            del sys.modules[m]
+
+
+def _leftovers(target):
+    parent, base = os.path.split(str(target))
+    return sorted(n for n in os.listdir(parent) if n.startswith(base + "."))
+
+
+def _install(target, pkgs, **kw):
+    inst = rt.Installer(str(target), "CPU", pkgs, **kw)
+    t0 = time.perf_counter()
+    state = inst.start().wait(120)
+    return inst, state, time.perf_counter() - t0
+
+
+def test_install_activates_and_keeps_blenders_numpy(mirror, tmp_path, path_guard):
+    target = tmp_path / "runtime" / "site-packages"
+    seen = []
+    inst = rt.Installer(str(target), "CPU", ["tinyrt==1.0"]).start()
+    while inst.step() == rt.RUNNING:            # stepped like Blender's modal timer
+        seen.append((inst.text, inst.fraction))
+        time.sleep(0.02)
+    assert inst.state == rt.DONE, inst.error
+    assert any(p.startswith("numpy-") for p in inst.output.installed)   # pip brought a NumPy...
+    assert inst.installed == ["tinyrt-1.0"]                             # ...that is not kept
+    assert sorted(os.listdir(target)) == ["tinyrt", "tinyrt-1.0.dist-info"]
+    assert _leftovers(target) == []                              # no staging folder, no pip temp files
+    assert any(t.startswith("Reading tinyrt") or t.startswith("Installing") for t, _ in seen)
+    assert [f for _, f in seen] == sorted(f for _, f in seen) and inst.fraction == 1.0
+    assert rt.activate(str(target)) and sys.path[-1] == str(target)     # appended, never first
+    import tinyrt
+    import numpy
+    assert tinyrt.VERSION == "1.0" and tinyrt.__file__.startswith(str(target))
+    assert numpy is np and not hasattr(numpy, "FAKE")
+
+
+def test_pip_gets_the_running_numpy_as_a_constraint(mirror, tmp_path):
+    """A package that needs another NumPy cannot be installed: Blender's stays."""
+    target = tmp_path / "site-packages"
+    inst, state, _ = _install(target, ["wantsnp2"])
+    assert state == rt.FAILED
+    assert "wantsnp2" in inst.error and "Blender's NumPy is kept" in inst.error
+    assert not target.exists() and _leftovers(target) == []
+    assert rt.constraints_text() == f"numpy=={np.__version__}\n"
+
+
+def test_failed_install_keeps_the_previous_runtime(mirror, tmp_path):
+    target = tmp_path / "site-packages"
+    inst, state, _ = _install(target, ["nosuchpkg"])
+    assert state == rt.FAILED and inst.error.startswith("pip: ") and "nosuchpkg" in inst.error
+    assert not target.exists() and _leftovers(target) == []      # nothing half-installed
+    _install(target, ["tinyrt==1.0"])
+    inst, state, _ = _install(target, ["tinyrt==2.0", "nosuchpkg"])
+    assert state == rt.FAILED
+    assert sorted(os.listdir(target)) == ["tinyrt", "tinyrt-1.0.dist-info"] and _leftovers(target) == []
+    inst, state, _ = _install(target, ["tinyrt==2.0"])          # an upgrade replaces it whole
+    assert state == rt.DONE and sorted(os.listdir(target)) == ["tinyrt", "tinyrt-2.0.dist-info"]
+    assert _leftovers(target) == []
+
+
+@pytest.fixture
+def stalled_index(monkeypatch, mirror):
+    """An index that accepts connections and never answers: pip waits until it is killed."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    monkeypatch.setenv(rt.ENV_PIP_ARGS, f"--index-url http://127.0.0.1:{srv.getsockname()[1]}/simple "
+                                        "--timeout 60 --retries 0")
+    yield srv
+    srv.close()
+
+
+def _wait_for_pip(inst, timeout=30.0):
+    """The pip install process (not the pip check) once it has started."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        proc = inst._proc
+        if proc is not None and "install" in proc.args and os.path.isdir(os.path.join(inst.staging, "tmp")):
+            return proc
+        time.sleep(0.02)
+    raise AssertionError("pip never started")
+
+
+def test_cancel_kills_pip_and_cleans_up(stalled_index, tmp_path):
+    target = tmp_path / "site-packages"
+    inst = rt.Installer(str(target), "CPU", ["tinyrt"]).start()
+    proc = _wait_for_pip(inst)
+    time.sleep(0.3)
+    assert proc.poll() is None                                   # stuck on the index
+    t0 = time.perf_counter()
+    inst.cancel()
+    assert inst.wait(10) == rt.CANCELLED
+    assert time.perf_counter() - t0 < 5 and proc.poll() is not None
+    assert not target.exists() and _leftovers(target) == []
+
+
+def test_no_network_is_one_clear_message(mirror, tmp_path, monkeypatch):
+    with socket.socket() as s:               # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv(rt.ENV_PIP_ARGS, f"--index-url http://127.0.0.1:{port}/simple --retries 1 --timeout 5")
+    inst, state, _ = _install(tmp_path / "site-packages", ["tinyrt"])
+    assert state == rt.FAILED
+    assert inst.error.startswith("cannot reach the package index (127.0.0.1)") and rt.ENV_PIP_ARGS in inst.error
+    assert not (tmp_path / "site-packages").exists()
+
+
+def test_pip_command_per_build_and_platform(monkeypatch):
+    monkeypatch.delenv(rt.ENV_PIP_ARGS, raising=False)
+    monkeypatch.delenv(rt.ENV_PACKAGES, raising=False)
+    linux, win, mac = rt.builds("linux"), rt.builds("win32"), rt.builds("darwin")
+    cmd = rt.pip_command("/t", linux["CPU"], "/c.txt", python="py")
+    assert cmd[:8] == ["py", "-m", "pip", "install", "--target", "/t", "--constraint", "/c.txt"]
+    assert cmd[-len(rt.PACKAGES):] == list(rt.PACKAGES)
+    assert cmd[cmd.index("--index-url") + 1] == rt.TORCH_CPU_INDEX and rt.PYPI in cmd
+    assert "--index-url" not in rt.pip_command("/t", linux["GPU"], "/c.txt")          # PyPI's CUDA torch
+    assert rt.pip_command("/t", win["GPU"], "/c.txt")[cmd.index("--index-url") + 1].startswith(
+        "https://download.pytorch.org/whl/cu")                                          # PyPI's is CPU-only there
+    assert "--index-url" not in rt.pip_command("/t", mac["CPU"], "/c.txt")             # MPS from PyPI
+    assert linux["CPU"].download_mb < 500 < 2000 < linux["GPU"].download_mb
+    # A studio's mirror replaces the build's indexes; its own arguments are kept, quoted paths too.
+    env = {rt.ENV_PIP_ARGS: "--no-index --find-links '/wheel mirror'", rt.ENV_PACKAGES: "torch==2.5.1 transformers"}
+    cmd = rt.pip_command("/t", linux["CPU"], "/c.txt", env=env)
+    assert "--index-url" not in cmd and cmd[-4:] == ["--find-links", "/wheel mirror", "torch==2.5.1", "transformers"]
+    assert not rt.uses_network(env) and rt.uses_network({})
+
+
+def test_manifest_declares_network_use():
+    import tomllib
+    with open(os.path.join(os.path.dirname(rt.__file__), "blender_manifest.toml"), "rb") as f:
+        assert "PyTorch" in tomllib.load(f)["permissions"]["network"]
+
+
+def test_pip_output_becomes_a_short_status():
+    out = rt.PipOutput(expected_mb=250)
+    fractions = []
+    for line in ["Looking in indexes: https://download.pytorch.org/whl/cpu, https://pypi.org/simple",
+                 "Collecting torch",
+                 "  Downloading https://download.pytorch.org/whl/cpu/torch-2.5.1%2Bcpu-cp311-cp311-linux_x86_64.whl"
+                 " (174.7 MB)", "Progress 0 of 174700000", "Progress 87350000 of 174700000",
+                 "Collecting transformers<5,>=4.50",
+                 "  Downloading transformers-4.57.6-py3-none-any.whl (12.0 MB)",
+                 "Installing collected packages: mpmath, typing-extensions, torch, transformers",
+                 "Successfully installed mpmath-1.3.0 torch-2.5.1+cpu transformers-4.57.6 typing-extensions-4.12.2"]:
+        out.feed(line)
+        fractions.append(out.fraction)
+        if line.startswith("Progress 8"):
+            assert out.text == "Downloading torch: 87 of 175 MB"
+        if "(12.0 MB)" in line:
+            assert out.text == "Downloading transformers (12 MB)"
+        if line.startswith("Installing"):
+            assert out.text == "Installing 4 packages..."
+    assert fractions == sorted(fractions) and 0.3 < fractions[4] < 0.5
+    assert out.installed[1] == "torch-2.5.1+cpu" and out.cuda_in_cpu_build(torch_named_cpu=True) is None
+    # The CPU index unreachable: pip would fall back to PyPI's CUDA torch; that is caught.
+    out.feed("Collecting nvidia-cudnn-cu12==9.1.0.70 (from torch)")
+    assert out.cuda_in_cpu_build() == "nvidia-cudnn-cu12"
+    full = rt.PipOutput()
+    full.feed("ERROR: Could not install packages due to an OSError: [Errno 28] No space left on device")
+    assert full.error("/x").startswith("the disk is full")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the +cpu wheel names are checked on Linux")
+def test_cpu_build_never_falls_back_to_cuda_torch(mirror, tmp_path, monkeypatch):
+    """The CPU index unreachable, pip would take PyPI's torch (CUDA, GBs): stopped as its
+    download starts, with a message that says why."""
+    index = tmp_path / "index"
+    (index / "torch").mkdir(parents=True)
+    wheel = os.path.basename(write_wheel(index / "torch", "torch", "2.5.1"))   # no +cpu: PyPI's CUDA build
+    (index / "torch" / "index.html").write_text(f'<a href="{wheel}">{wheel}</a>')
+    monkeypatch.delenv(rt.ENV_PIP_ARGS)
+    cpu = rt.Build("CPU", "CPU", "", ("--index-url", f"file://{index}"), 1, 1)
+    inst = rt.Installer(str(tmp_path / "site-packages"), cpu, ["torch"])
+    assert inst.start().wait(60) == rt.FAILED
+    assert "CUDA build (torch-2.5.1-py3-none-any.whl" in inst.error and "choose the GPU build" in inst.error
+    assert not (tmp_path / "site-packages").exists() and _leftovers(tmp_path / "site-packages") == []
+
+
+def test_runtime_info_reads_metadata(mirror, tmp_path, monkeypatch):
+    target = tmp_path / "site-packages"
+    write_wheel(mirror, "torch", "2.5.1+cpu")
+    write_wheel(mirror, "transformers", "4.57.6")
+    _install(target, ["torch==2.5.1+cpu", "transformers==4.57.6"])
+    # Another torch already loaded (Blender's own, the test venv's) says nothing about this one.
+    elsewhere = types.SimpleNamespace(__file__="/elsewhere/torch/__init__.py",
+                                      cuda=types.SimpleNamespace(is_available=lambda: True))
+    monkeypatch.setitem(sys.modules, "torch", elsewhere)
+    info = rt.info(str(target))
+    assert info.ready and info.in_target and info.torch == "2.5.1+cpu"
+    assert info.text() == "PyTorch 2.5.1+cpu (CPU build), transformers 4.57.6"
+    restart = rt.remove(str(target))
+    assert not restart and not target.exists()
+    assert not rt.info(str(target)).in_target
+
+
+@pytest.mark.slow
+def test_ensurepip_when_pythons_pip_is_missing(mirror, tmp_path):
+    """A Python without pip (some Blender builds): ensurepip first, then the install (its
+    old pip has no raw progress bar: the plain one is asked for)."""
+    venv = tmp_path / "nopip"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = str(venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python"))
+    assert subprocess.run([python, "-c", "import pip"], capture_output=True).returncode != 0
+    inst, state, _ = _install(tmp_path / "site-packages", ["tinyrt==1.0"], python=python)
+    assert state == rt.DONE, inst.error
+    assert rt._version_tuple(inst.pip_version) >= (9,)          # pip now runs there
+    assert sorted(os.listdir(tmp_path / "site-packages")) == ["tinyrt", "tinyrt-1.0.dist-info"]
+
+
+# --- in Blender -------------------------------------------------------------------------------
+
+@pytest.fixture
+def fallback_home(mirror, tmp_path, monkeypatch, path_guard):
+    """No extension folder outside Blender's extension system: the runtime goes to
+    ~/.cache/photo3d/runtime/site-packages, here under a temporary home."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("USERPROFILE", str(tmp_path / "home"))
+    monkeypatch.setenv(rt.ENV_PACKAGES, "tinyrt==1.0")
+    from photo3d.operators import runtime
+    target = os.path.join(str(tmp_path / "home"), ".cache", "photo3d", "runtime", "site-packages")
+    assert runtime.runtime_dir() == target
+    yield target
+    runtime.state.installer, runtime.state.message = None, ""
+
+
+@pytest.mark.blender
+def test_operator_installs_activates_and_removes(blender, fallback_home):
+    bpy = blender
+    from photo3d.operators import runtime
+    assert bpy.app.online_access is False            # a --no-index mirror needs no online access
+    t0 = time.perf_counter()
+    assert bpy.ops.photo3d.install_runtime() == {"FINISHED"}
+    seconds = time.perf_counter() - t0
+    assert sorted(os.listdir(fallback_home)) == ["tinyrt", "tinyrt-1.0.dist-info"]
+    assert sys.path[-1] == fallback_home and "Installed" in runtime.state.message
+    import tinyrt
+    assert tinyrt.__file__.startswith(fallback_home) and seconds < 30
+    # The preferences show it, with the remove button.
+    from photo3d.preferences import Photo3DPreferences, draw_runtime
+    layout = FakeLayout(bpy)
+    draw_runtime(layout, bpy.context, types.SimpleNamespace(bl_rna=Photo3DPreferences.bl_rna))
+    assert {"torch_build", "photo3d.install_runtime", "photo3d.remove_runtime"} <= set(layout.drawn)
+    assert bpy.ops.photo3d.remove_runtime() == {"FINISHED"}
+    assert not os.path.exists(fallback_home) and fallback_home not in sys.path
+    assert "Removed PyTorch" in runtime.state.message
+
+
+@pytest.mark.blender
+def test_operator_refuses_when_online_access_is_off(blender, fallback_home, monkeypatch):
+    monkeypatch.delenv(rt.ENV_PIP_ARGS)                  # PyPI, but Blender may not go online
+    with pytest.raises(RuntimeError, match="Online access is off.*Allow Online Access"):
+        blender.ops.photo3d.install_runtime()
+    assert not os.path.exists(fallback_home)
+
+
+@pytest.mark.blender
+def test_register_activates_an_installed_runtime(blender, fallback_home):
+    import photo3d
+    inst, state, _ = _install(fallback_home, None)
+    assert state == rt.DONE and fallback_home not in sys.path
+    photo3d.unregister()
+    try:
+        assert fallback_home not in sys.path
+    finally:
+        photo3d.register()
+    assert sys.path[-1] == fallback_home
+
+
+@pytest.mark.blender
+def test_panel_offers_the_install_and_the_modal_timer_steps_it(blender, fallback_home, stalled_index,
+                                                               empty_scene, monkeypatch):
+    """A zoo model chosen without PyTorch: the panel says so and offers the install; the
+    install stepped like Blender's modal timer shows its progress, and Cancel stops it."""
+    bpy = blender
+    from photo3d.inference import depth_hf
+    from photo3d.operators import runtime
+    from photo3d.ui import panel
+    monkeypatch.setattr(depth_hf, "available", lambda: False)
+    bpy.context.scene.photo3d.depth_model = "depth-anything-v2-small"
+    layout = FakeLayout(bpy)
+    panel.PHOTO3D_PT_main.draw(types.SimpleNamespace(layout=layout), bpy.context)
+    assert "photo3d.install_runtime" in layout.drawn and any("needs PyTorch" in t for t in layout.labels)
+    # What execute() does in a window: start, then modal TIMER steps.
+    inst = runtime.state.installer = rt.Installer(runtime.runtime_dir(), "CPU").start()
+    reports = []
+    op = types.SimpleNamespace(_timer=None, report=lambda kind, msg: reports.append((kind, msg)))
+    op._remove_timer = lambda ctx: None
+    op._end = lambda installer: runtime.PHOTO3D_OT_install_runtime._end(op, installer)
+    timer = types.SimpleNamespace(type="TIMER", value="NOTHING")
+    _wait_for_pip(inst)
+    assert runtime.PHOTO3D_OT_install_runtime.modal(op, bpy.context, timer) == {"PASS_THROUGH"}
+    busy = FakeLayout(bpy)
+    panel.PHOTO3D_PT_main.draw(types.SimpleNamespace(layout=busy), bpy.context)
+    assert {"progress", "photo3d.cancel_runtime_install"} <= set(busy.drawn)
+    assert any(t.startswith("Installing PyTorch: ") for t in busy.labels)
+    assert not bpy.ops.photo3d.install_runtime.poll()            # one install at a time
+    assert bpy.ops.photo3d.cancel_runtime_install() == {"FINISHED"}
+    for _ in range(500):
+        ret = runtime.PHOTO3D_OT_install_runtime.modal(op, bpy.context, timer)
+        if ret != {"PASS_THROUGH"}:
+            break
+        time.sleep(0.02)
+    assert ret == {"CANCELLED"} and reports[-1][0] == {"WARNING"} and "cancelled" in reports[-1][1]
+    assert runtime.state.installer is None and not os.path.exists(fallback_home)
+    assert _leftovers(fallback_home) == []
+
+
+EXTENSION_SCRIPT = textwrap.dedent("""
+    import os, sys, bpy
+    from importlib import import_module
+    mod = 'bl_ext.user_default.photo3d'
+    res = bpy.ops.extensions.package_install_files(filepath=sys.argv[1], repo='user_default', enable_on_install=True)
+    assert res == {'FINISHED'}, res
+    prefs = bpy.context.preferences.addons[mod].preferences
+    assert prefs.torch_build == 'CPU'
+    prefs.torch_build = 'GPU'
+    runtime = import_module(mod + '.operators.runtime')
+    assert runtime.chosen_build(bpy.context).key == 'GPU'
+    assert bpy.ops.photo3d.install_runtime() == {'FINISHED'}
+    import tinyrt
+    print('RUNTIME', os.path.dirname(os.path.dirname(tinyrt.__file__)))
+    bpy.ops.preferences.addon_disable(module=mod)
+    assert runtime.runtime_dir() not in sys.path
+    bpy.ops.preferences.addon_enable(module=mod)
+    assert sys.path[-1] == runtime.runtime_dir()
+    bpy.ops.preferences.addon_disable(module=mod)
+    print('EXTENSION-OK')
+""")
+
+
+@pytest.mark.blender
+@pytest.mark.slow
+def test_installed_extension_keeps_its_runtime_in_its_user_folder(mirror, tmp_path, monkeypatch):
+    """As Blender users get it (the zip installed as bl_ext.user_default.photo3d): its
+    preferences hold the build, the runtime goes into the extension's user folder, and
+    disabling / enabling the extension takes it off / puts it back on sys.path."""
+    root = os.path.dirname(rt.__file__)
+    build = subprocess.run([sys.executable, os.path.join(root, "tools", "build_extension.py"), "--out",
+                            str(tmp_path / "build"), "--no-wheels"], capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    zips = sorted((tmp_path / "build").glob("*.zip"))
+    script = tmp_path / "ext.py"
+    script.write_text(EXTENSION_SCRIPT)
+    monkeypatch.setenv(rt.ENV_PACKAGES, "tinyrt==1.0")
+    monkeypatch.setenv("BLENDER_USER_RESOURCES", str(tmp_path / "user"))
+    p = subprocess.run([sys.executable, str(script), str(zips[0])], capture_output=True, text=True, timeout=300)
+    assert "EXTENSION-OK" in p.stdout, p.stdout[-2000:] + p.stderr[-2000:]
+    want = os.path.join(str(tmp_path / "user"), "extensions", ".user", "user_default", "photo3d", "site-packages")
+    assert f"RUNTIME {want}" in p.stdout
