@@ -150,7 +150,15 @@ def split_layers(depth: np.ndarray, band: int, subject: np.ndarray | None = None
     seeds = seeds.reshape(h, w) | (near & ~ndimage.binary_erosion(near, border_value=1))
     if seeds.any() and band > 0:
         dist, (iv, iu) = ndimage.distance_transform_edt(~seeds, return_indices=True)
-        same_side = (lab[iv, iu] == lab) | (near & near[iv, iu])
+        # Same side: the seed's piece and nearer than what lies across its cut. A piece can
+        # reach round an edge (a box standing on the floor is one piece with the wall
+        # behind it): without the depth test the band spread over the far side too, and
+        # a pagoda's band took half the sky.
+        disp = 1.0 / np.maximum(depth, 1e-9)
+        behind = np.zeros(h * w, np.float32)
+        np.maximum.at(behind, near_px, disp.ravel()[far_px])
+        behind = behind.reshape(h, w)[iv, iu]
+        same_side = ((lab[iv, iu] == lab) & (disp > behind * (1 + 0.5 * REL_JUMP))) | (near & near[iv, iu])
         hidden = (dist <= band) & same_side
     else:
         hidden = np.zeros((h, w), bool)

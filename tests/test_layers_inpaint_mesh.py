@@ -175,3 +175,40 @@ def test_what_lies_behind_an_object_in_front_of_another_is_that_other_object():
     assert out[30, 21, 2] > 0.75 and out[30, 21, 1] < 0.25      # wall blue
     assert (out[lay.hidden][:, 0] < 0.01).all()                 # the torus's red nowhere behind
     assert np.array_equal(out[~lay.hidden], rgb[~lay.hidden])
+
+
+def test_hidden_band_stays_in_front_where_an_object_joins_the_wall():
+    """A box joined to the wall by a ramp (one piece, as a box standing on a floor is):
+    the band behind its outline lies on the box, never on the wall beside it."""
+    h, w = 80, 100
+    depth = np.full((h, w), 10.0, np.float32)
+    depth[30:50, 30:60] = 4.0                                     # the box
+    depth[38:42, 60:80] = np.linspace(4.0, 10.0, 20)[None, :]     # a ramp back to the wall
+    lay = layers.split_layers(depth, band=12)
+    assert lay.hidden[30:50, 30:60].any()
+    assert not (lay.hidden & (depth >= 10.0)).any()
+
+
+def test_depth_bins_keep_an_object_apart_from_the_floor_behind_it():
+    """A few hidden pixels at the cone's own depth and many at the floor's: one bin for
+    both would let the floor read the cone's colours (quantile bins did)."""
+    z = np.concatenate([np.full(40, 3.8), np.full(3000, 6.4), np.linspace(7.0, 8.0, 3000), np.full(2000, 11.9)])
+    edges = inpaint._depth_bins(z.astype(np.float32), 1.1, 4)
+    assert len(edges) - 1 <= 4
+    i_cone, i_floor = np.searchsorted(edges, [3.8, 6.4], side="right")
+    assert i_cone != i_floor
+
+
+def test_structure_fill_carries_an_edge_into_the_hole():
+    """A horizon (dark above, light below) ends at a hole with sources on one side only:
+    just inside the hole it goes on sharper than the smooth fill alone makes it."""
+    img = np.full((64, 96, 3), 0.8, np.float32)
+    img[:32] = 0.2
+    known = np.ones((64, 96), bool)
+    known[:, 40:] = False
+    out = inpaint.structure_fill(img * known[:, :, None], known.astype(np.float32))
+    smooth = inpaint.push_pull(img * known[:, :, None], known)
+    step = lambda a: a[35, 44].mean() - a[28, 44].mean()     # noqa: E731
+    assert step(out) > step(smooth) + 0.05
+    assert out[:27, 41].mean() < 0.3 and out[37:, 41].mean() > 0.65
+    assert np.array_equal(out[known], img[known])
