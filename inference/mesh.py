@@ -75,42 +75,74 @@ def flat_blocks(depth: np.ndarray, keep: np.ndarray, cut_h: np.ndarray, cut_v: n
     return ok
 
 
-def _fan_triangles(idx: np.ndarray, coarse: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
-    """Triangles of the coarse blocks (fans from each block's centre vertex) and the quad
-    mask (h-1, w-1) they replace. A side shared with a fine block (or the image edge)
-    keeps every vertex along it, so no T-junction opens a crack; a side shared with
-    another coarse block keeps its two corners only."""
+def quadtree_blocks(depth: np.ndarray, keep: np.ndarray, cut_h: np.ndarray, cut_v: np.ndarray,
+                    block: int, tol: float) -> tuple[list[tuple[int, np.ndarray]], np.ndarray]:
+    """Planar blocks from ``block`` quads down to 2, each level filling what the larger ones
+    left (aligned, so they nest as a quadtree): [(size, (nby, nbx) bool)], and the size of
+    the block covering each grid quad, (h-1, w-1), 1 where no block does. Curved surfaces
+    (a face, a cone) are planar in 4x4 or 2x2 blocks where they are not in 8x8 ones."""
+    h, w = depth.shape
+    size = np.ones((h - 1, w - 1), np.int64)
+    levels = []
+    b = block
+    while b >= 2:
+        ok = flat_blocks(depth, keep, cut_h, cut_v, b, tol)
+        nby, nbx = ok.shape
+        if ok.size:
+            taken = (size[:nby * b, :nbx * b] > 1).reshape(nby, b, nbx, b).any((1, 3))
+            ok &= ~taken
+            size[:nby * b, :nbx * b] = np.where(np.repeat(np.repeat(ok, b, 0), b, 1), b,
+                                                size[:nby * b, :nbx * b])
+            levels.append((b, ok))
+        b //= 2
+    return levels, size
+
+
+def _fan_triangles(idx: np.ndarray, levels: list[tuple[int, np.ndarray]],
+                   size: np.ndarray) -> np.ndarray:
+    """Triangles of the coarse blocks: fans from each block's centre vertex to the
+    vertices along its sides that a neighbour has as a corner (every vertex beside
+    per-pixel quads or the image edge, the corners of smaller blocks, just its own
+    corners beside larger ones), so that no T-junction opens a crack."""
     h, w = idx.shape
-    B = block
-    nby, nbx = coarse.shape
-    covered = np.zeros((h - 1, w - 1), bool)
-    if not coarse.any():
-        return np.zeros((0, 3), np.int64), covered
-    covered[:nby * B, :nbx * B] = np.repeat(np.repeat(coarse, B, 0), B, 1)
-    pad = np.pad(coarse, 1, constant_values=False)
-    by, bx = np.nonzero(coarse)
-    y0, x0 = by * B, bx * B
-    centre = idx[y0 + B // 2, x0 + B // 2]
-    k = np.arange(B + 1)
-    # The four sides in fan order (down the left, along the bottom, up the right, back
-    # along the top): vertices (len, B+1) and whether the neighbour there is coarse.
-    sides = [
-        (idx[y0[:, None] + k, x0[:, None]], pad[by + 1, bx]),                       # left, going down
-        (idx[(y0 + B)[:, None], x0[:, None] + k], pad[by + 2, bx + 1]),             # bottom, going right
-        (idx[(y0 + B)[:, None] - k, (x0 + B)[:, None]], pad[by + 1, bx + 2]),       # right, going up
-        (idx[y0[:, None], (x0 + B)[:, None] - k], pad[by, bx + 1]),                 # top, going left
-    ]
+    # The neighbour's block size per quad, 1 (keep every vertex) outside the image.
+    nb = np.pad(size, 1, constant_values=1)
     tris = []
-    for verts, neighbour_coarse in sides:
-        sparse = neighbour_coarse
-        if sparse.any():
-            tris.append(np.stack([centre[sparse], verts[sparse, 0], verts[sparse, -1]], -1))
-        dense = ~sparse
-        if dense.any():
-            v = verts[dense]
-            c = np.repeat(centre[dense], B)
-            tris.append(np.stack([c, v[:, :-1].ravel(), v[:, 1:].ravel()], -1))
-    return np.concatenate(tris), covered
+    for B, coarse in levels:
+        if not coarse.any():
+            continue
+        by, bx = np.nonzero(coarse)
+        y0, x0 = by * B, bx * B
+        centre = idx[y0 + B // 2, x0 + B // 2]
+        k = np.arange(B + 1)
+        kq = np.minimum(k, B - 1)                  # the quad beside vertex k (and k - 1)
+        kp = np.maximum(k - 1, 0)
+        # The four sides in fan order (down the left, along the bottom, up the right, back
+        # along the top): their vertices, the global positions along the side, and the
+        # neighbour's size for the quads before and after each vertex (padded indices).
+        sides = []
+        for verts, pos, n_before, n_after in (
+            (idx[y0[:, None] + k, x0[:, None]], y0[:, None] + k,
+             nb[y0[:, None] + kp + 1, x0[:, None]], nb[y0[:, None] + kq + 1, x0[:, None]]),
+            (idx[(y0 + B)[:, None], x0[:, None] + k], x0[:, None] + k,
+             nb[(y0 + B + 1)[:, None], x0[:, None] + kp + 1], nb[(y0 + B + 1)[:, None], x0[:, None] + kq + 1]),
+        ):
+            sides.append((verts, pos, n_before, n_after))
+        for verts, pos, n_before, n_after in (
+            (idx[y0[:, None] + k, (x0 + B)[:, None]], y0[:, None] + k,
+             nb[y0[:, None] + kp + 1, (x0 + B + 1)[:, None]], nb[y0[:, None] + kq + 1, (x0 + B + 1)[:, None]]),
+            (idx[y0[:, None], x0[:, None] + k], x0[:, None] + k,
+             nb[y0[:, None], x0[:, None] + kp + 1], nb[y0[:, None], x0[:, None] + kq + 1]),
+        ):
+            sides.append((verts[:, ::-1], pos[:, ::-1], n_before[:, ::-1], n_after[:, ::-1]))
+        for verts, pos, n_before, n_after in sides:
+            need = (pos % n_before == 0) | (pos % n_after == 0)
+            need[:, 0] = need[:, -1] = True
+            r, c = np.nonzero(need)                 # row-major: each side's kept vertices in order
+            pair = r[:-1] == r[1:]
+            tris.append(np.stack([centre[r[:-1][pair]], verts[r[:-1][pair], c[:-1][pair]],
+                                  verts[r[1:][pair], c[1:][pair]]], -1))
+    return np.concatenate(tris) if tris else np.zeros((0, 3), np.int64)
 
 
 def grid_mesh(depth: np.ndarray, hfov_deg: float, keep: np.ndarray | None = None,
@@ -164,26 +196,31 @@ def grid_mesh(depth: np.ndarray, hfov_deg: float, keep: np.ndarray | None = None
     fine = np.ones((h - 1, w - 1), bool)
     fans = np.zeros((0, 3), np.int64)
     if block and block % 2 == 0:
-        coarse = flat_blocks(depth, keep, cut_h, cut_v, block, tol)
-        fans, covered = _fan_triangles(idx, coarse, block)
-        fine = ~covered
+        levels, size = quadtree_blocks(depth, keep, cut_h, cut_v, block, tol)
+        fans = _fan_triangles(idx, levels, size)
+        fine = size == 1
     tri = np.concatenate([np.stack([v[ok & whole & fine] for v in corners], -1) for corners, ok, whole in cand]
                          + [fans])
     used = np.zeros(h * w, bool)
     used[tri.ravel()] = True
+    flaps = np.zeros((0, 3), np.int64)
+    if margin:
+        flaps = np.concatenate([np.stack([v[ok & ~whole & fine] for v in corners], -1)
+                                for corners, ok, whole in cand])
+        zf = depth.ravel()[flaps]                              # (K, 3)
+        znear = zf.min(1, keepdims=True)
+        moved = zf > znear * 1.02
+        used[flaps[~moved]] = True        # a corner left where it is is the grid's own vertex
     remap = np.cumsum(used) - 1
     pts_all = unproject(depth, hfov_deg).reshape(-1, 3)
     pts = pts_all[used]
     tri = remap[tri]
-    if margin:
-        flaps = np.concatenate([np.stack([v[ok & ~whole & fine] for v in corners], -1)
-                                for corners, ok, whole in cand])
-        if len(flaps):
-            zf = depth.ravel()[flaps]                              # (K, 3)
-            znear = zf.min(1, keepdims=True)
-            zf = np.where(zf > znear * 1.02, znear, zf)
-            scale = (zf / depth.ravel()[flaps])[..., None]         # along each pixel's ray
-            extra = (pts_all[flaps] * scale).reshape(-1, 3)
-            tri = np.concatenate([tri, len(pts) + np.arange(extra.shape[0]).reshape(-1, 3)])
-            pts = np.concatenate([pts, extra])
+    if len(flaps):
+        # Only the far corners get vertices of their own, pulled along their rays.
+        scale = (znear / zf)[moved][:, None]
+        extra = pts_all[flaps[moved]] * scale
+        ids = np.where(moved, 0, remap[flaps])
+        ids[moved] = len(pts) + np.arange(int(moved.sum()))
+        tri = np.concatenate([tri, ids])
+        pts = np.concatenate([pts, extra])
     return MeshArrays(np.ascontiguousarray(pts, np.float32), np.ascontiguousarray(tri, np.int32))

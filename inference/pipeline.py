@@ -36,7 +36,7 @@ class Settings:
     amplitude: float = 1.0               # the camera path's amplitude, to size the hidden band
     portrait: bool = True                # person segmentation, face relief, soft alpha edges
     segmenter: str | None = None         # None: the built-in person segmentation; else a model name / folder
-    mesh_block: int = 8                  # adaptive meshes: planar blocks of this many quads become fans (0: off)
+    mesh_block: int = 16                 # adaptive meshes: planar blocks of up to this many quads (a quadtree) become fans (0: off)
     mesh_tol: float = 0.004              # ... when their disparity is this close to a plane (relative)
     # Depth tiles (inference/tiling.py): 0 off; N >= 2 tiles along the photo's long side (plus a
     # global run); AUTO_TILES: as many as bring the depth to mesh_long_side (none for small photos).

@@ -212,3 +212,20 @@ def test_structure_fill_carries_an_edge_into_the_hole():
     assert step(out) > step(smooth) + 0.05
     assert out[:27, 41].mean() < 0.3 and out[37:, 41].mean() > 0.65
     assert np.array_equal(out[known], img[known])
+
+
+def test_curved_surfaces_get_smaller_blocks_and_stay_watertight():
+    """A round bump on a wall: planar in 16x16 blocks far from it, in 8x8 and 4x4 ones
+    nearer: the quadtree uses all three, and the mesh stays as closed as the full grid."""
+    h, w = 97, 129
+    v, u = np.mgrid[0:h, 0:w].astype(np.float32)
+    r2 = ((u - 64) / 20) ** 2 + ((v - 48) / 20) ** 2
+    depth = (1 / (1.0 - 0.3 * r2 / (1 + r2))).astype(np.float32)
+    keep, no_h, no_v = np.ones((h, w), bool), np.zeros((h, w - 1), bool), np.zeros((h - 1, w), bool)
+    levels, size = mesh.quadtree_blocks(depth, keep, no_h, no_v, 16, 0.004)
+    used = {b for b, ok in levels if ok.any()}
+    assert {16, 8, 4} <= used and (size > 1).mean() > 0.9
+    full = mesh.grid_mesh(depth, 60.0)
+    light = mesh.grid_mesh(depth, 60.0, block=16)
+    assert light.n_vertices < 0.2 * full.n_vertices
+    assert _open_edges(light) == _open_edges(full)
