@@ -5,6 +5,7 @@ segmented subject placed in front. Learned models register here as they arrive.
 """
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from typing import Callable
@@ -81,12 +82,27 @@ def _register_zoo():
 _register_zoo()
 
 
+# transformers' model types whose depth is in metres (Depth Pro; ZoeDepth's metric heads).
+METRIC_MODEL_TYPES = {"depth_pro", "zoedepth"}
+
+
+def _metric_folder(folder: str) -> bool:
+    """A model folder holds a metric model (its config's ``model_type``), so that a local
+    Depth Pro sizes the scene in metres as the zoo's does."""
+    try:
+        with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+            return json.load(f).get("model_type") in METRIC_MODEL_TYPES
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def get_model(name: str | None) -> DepthModel:
     name = name or DEFAULT_MODEL
     if name in MODELS:
         return MODELS[name]
     if os.path.isdir(name):                # a folder written by transformers' save_pretrained
-        return _zoo_model(name, f"local model {name}", "see the model's own licence", 0.0)
+        return _zoo_model(name, f"local model {name}", "see the model's own licence", 0.0,
+                          metric=_metric_folder(name))
     raise InputError(f"unknown depth model {name!r}; available: {', '.join(MODELS)} or a model folder")
 
 

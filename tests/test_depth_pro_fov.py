@@ -159,6 +159,7 @@ def test_depth_pro_runs_without_torchvision(tiny_depth_pro_folder, small_portrai
     assert pipeline.field_of_view(None, None, extras) == (pytest.approx(fov, rel=1e-4), "model")
     r = pipeline.run(small_portrait, pipeline.Settings(depth_model=folder, portrait=False))   # PNG: no EXIF
     assert r.hfov_source == "model" and 30 < r.hfov_deg < 90
+    assert r.metric and depth_models.get_model(folder).metric     # a local Depth Pro is metric as the zoo's
     assert "torchvision" not in {m.split(".")[0] for m, v in sys.modules.items() if v is not None}
     engine.release()
 
