@@ -38,41 +38,56 @@ def unproject(depth: np.ndarray, hfov_deg: float) -> np.ndarray:
 
 
 def flat_blocks(depth: np.ndarray, keep: np.ndarray, cut_h: np.ndarray, cut_v: np.ndarray,
-                block: int, tol: float) -> np.ndarray:
+                block: int, tol: float, candidates: np.ndarray | None = None,
+                disp: np.ndarray | None = None, blocked: np.ndarray | None = None) -> np.ndarray:
     """(nby, nbx) bool: blocks of ``block`` x ``block`` grid quads (vertices kB..(k+1)B)
     that one coarse fan of triangles represents within ``tol`` (relative disparity): no
-    cut in or around them, every pixel usable, disparity within ``tol`` of a plane."""
+    cut in or around them, every pixel usable, disparity within ``tol`` of a plane.
+    ``candidates`` (nby, nbx): the only blocks to test (the rest are False)."""
     h, w = depth.shape
     nby, nbx = (h - 1) // block, (w - 1) // block
     if nby == 0 or nbx == 0:
         return np.zeros((max(nby, 0), max(nbx, 0)), bool)
     n = block + 1
-    ys = (np.arange(nby) * block)[:, None] + np.arange(n)[None, :]          # (nby, n)
-    xs = (np.arange(nbx) * block)[:, None] + np.arange(n)[None, :]          # (nbx, n)
-    disp = 1.0 / np.maximum(depth.astype(np.float64), 1e-9)
-    tiles = disp[ys[:, None, :, None], xs[None, :, None, :]]                # (nby, nbx, n, n)
+    if disp is None:
+        disp = 1.0 / np.maximum(depth.astype(np.float64), 1e-9)
+    if blocked is None:
+        blocked = _blocked(keep, cut_h, cut_v)
+    if candidates is None:
+        candidates = np.ones((nby, nbx), bool)
+    by, bx = np.nonzero(candidates)
+    out = np.zeros((nby, nbx), bool)
+    if not len(by):
+        return out
+    ys = (by * block)[:, None] + np.arange(n)[None, :]                      # (K, n)
+    xs = (bx * block)[:, None] + np.arange(n)[None, :]
+    tiles = disp[ys[:, :, None], xs[:, None, :]]                            # (K, n, n)
     # Least-squares plane a u + b v + c over each block's (n x n) vertices.
     g = np.arange(n, dtype=np.float64) - block / 2
     uu, vv = np.meshgrid(g, g)
     su2 = (uu * uu).sum()
-    mean = tiles.mean((2, 3), keepdims=True)
-    a = (tiles * uu).sum((2, 3), keepdims=True) / su2
-    b = (tiles * vv).sum((2, 3), keepdims=True) / su2
+    mean = tiles.mean((1, 2), keepdims=True)
+    a = (tiles * uu).sum((1, 2), keepdims=True) / su2
+    b = (tiles * vv).sum((1, 2), keepdims=True) / su2
     # Relative to the block's disparity, but never finer than relative to the photo's median
     # disparity: what a moving camera shows is parallax, proportional to absolute disparity
     # error, so blocks behind the median (walls, sky) may be as coarse as those at it.
-    ref = np.maximum(mean[..., 0, 0], float(np.median(disp)))
-    err = np.abs(tiles - (mean + a * uu + b * vv)).max((2, 3)) / np.maximum(ref, 1e-12)
-    ok = err <= tol
+    ref = np.maximum(mean[:, 0, 0], float(np.median(disp)))
+    err = np.abs(tiles - (mean + a * uu + b * vv)).max((1, 2)) / np.maximum(ref, 1e-12)
     # No cut touching the block (inside or on its rim), every vertex usable.
-    blocked = np.zeros((h, w), bool)
+    ok = (err <= tol) & ~blocked[ys[:, :, None], xs[:, None, :]].any((1, 2))
+    out[by, bx] = ok
+    return out
+
+
+def _blocked(keep: np.ndarray, cut_h: np.ndarray, cut_v: np.ndarray) -> np.ndarray:
+    """Pixels no coarse block may use: beside a cut, or not to be meshed."""
+    blocked = ~keep.copy()
     blocked[:, :-1] |= cut_h
     blocked[:, 1:] |= cut_h
     blocked[:-1, :] |= cut_v
     blocked[1:, :] |= cut_v
-    blocked |= ~keep
-    ok &= ~blocked[ys[:, None, :, None], xs[None, :, None, :]].any((2, 3))
-    return ok
+    return blocked
 
 
 def quadtree_blocks(depth: np.ndarray, keep: np.ndarray, cut_h: np.ndarray, cut_v: np.ndarray,
@@ -83,14 +98,16 @@ def quadtree_blocks(depth: np.ndarray, keep: np.ndarray, cut_h: np.ndarray, cut_
     (a face, a cone) are planar in 4x4 or 2x2 blocks where they are not in 8x8 ones."""
     h, w = depth.shape
     size = np.ones((h - 1, w - 1), np.int64)
+    disp = 1.0 / np.maximum(depth.astype(np.float64), 1e-9)
+    blocked = _blocked(keep, cut_h, cut_v)
     levels = []
     b = block
     while b >= 2:
-        ok = flat_blocks(depth, keep, cut_h, cut_v, b, tol)
-        nby, nbx = ok.shape
-        if ok.size:
-            taken = (size[:nby * b, :nbx * b] > 1).reshape(nby, b, nbx, b).any((1, 3))
-            ok &= ~taken
+        nby, nbx = (h - 1) // b, (w - 1) // b
+        if nby and nbx:
+            # Only blocks no larger block took (most of a wall is gone after the first level).
+            free = ~(size[:nby * b, :nbx * b] > 1).reshape(nby, b, nbx, b).any((1, 3))
+            ok = flat_blocks(depth, keep, cut_h, cut_v, b, tol, free, disp, blocked)
             size[:nby * b, :nbx * b] = np.where(np.repeat(np.repeat(ok, b, 0), b, 1), b,
                                                 size[:nby * b, :nbx * b])
             levels.append((b, ok))

@@ -211,29 +211,22 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
     stage_done("layers", 0.6)
 
     # What lies behind each hidden pixel is another piece of the photo, farther than it:
-    # the wall behind a vase, and the vase itself behind a torus standing in front of it.
-    # With a person found, the earlier fill from the scene around the subject only (the
-    # depth bins below streak the band beside a portrait's subject: not there yet).
-    layered = subject is None or not subject.any()
-    if layered:
-        bg_depth = inpaint.fill_depth_behind(lay.depth, lay.hidden, lay.cut_h, lay.cut_v)
-    else:
-        bg_depth = inpaint.poisson_fill(lay.depth, lay.hidden, lay.context)
+    # the wall behind a vase, the vase itself behind a torus standing in front of it, the
+    # torso behind a raised arm (a fill from around the subject only put the wall there).
+    bg_depth = inpaint.fill_depth_behind(lay.depth, lay.hidden, lay.cut_h, lay.cut_v)
     # Colour is also re-made for a rim on the far side: those pixels mix the subject's edge
     # (hair) with the background, and would trace its outline behind it. (Strands that look
     # like the subject already joined it: portrait.extend_to_strands.)
     rim = ndimage.binary_dilation(lay.near, iterations=RIM_PX) & ~lay.near
     hole_depth = np.where(rim, lay.depth, bg_depth)
-    groups = None
-    if layered:
-        # Colour sources: any pixel of any depth but the mixed ones on either side of a cut.
-        edge = np.zeros(lay.depth.shape, bool)
-        edge[:, :-1] |= lay.cut_h
-        edge[:, 1:] |= lay.cut_h
-        edge[:-1, :] |= lay.cut_v
-        edge[1:, :] |= lay.cut_v
-        sources = ~ndimage.binary_dilation(edge, iterations=RIM_PX) & ~rim
-        groups = inpaint.behind_groups(lay.depth, hole_depth, lay.hidden, rim, sources)
+    # Colour sources: any pixel of any depth but the mixed ones on either side of a cut.
+    edge = np.zeros(lay.depth.shape, bool)
+    edge[:, :-1] |= lay.cut_h
+    edge[:, 1:] |= lay.cut_h
+    edge[:-1, :] |= lay.cut_v
+    edge[1:, :] |= lay.cut_v
+    sources = ~ndimage.binary_dilation(edge, iterations=RIM_PX) & ~rim
+    groups = inpaint.behind_groups(lay.depth, hole_depth, lay.hidden, rim, sources)
     background = inpaint.inpaint_colour(texture, lay.hidden | rim, lay.context_weight, lay.depth,
                                         hole_depth, groups=groups)
     alpha = _photo_alpha(photo, tex_size)
