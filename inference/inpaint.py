@@ -83,7 +83,7 @@ def structure_fill(img: np.ndarray, weights: np.ndarray) -> np.ndarray:
     band = unknown & (near > 0)
     u8 = np.clip(np.where(band[:, :, None], 0.0, np.where(known[:, :, None], img, base)) * 255 + 0.5,
                  0, 255).astype(np.uint8)
-    lines = cv2.inpaint(u8, band.astype(np.uint8), 5, cv2.INPAINT_NS).astype(np.float32) / 255
+    lines = cv2.inpaint(u8, band.astype(np.uint8), 3, cv2.INPAINT_NS).astype(np.float32) / 255
     near = near[:, :, None]
     return np.where(unknown[:, :, None], near * lines + (1 - near) * base, base).astype(np.float32)
 
