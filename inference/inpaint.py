@@ -155,14 +155,17 @@ def inpaint_colour(rgb: np.ndarray, hole: np.ndarray, context: np.ndarray,
             f = structure_fill(work[ys, xs], cw)
         fill[ys, xs][pw_] = f[pw_]
         if windowed and texture > 0:
-            # Where this part's texture comes from: its nearest source, well inside.
-            inner = ndimage.binary_erosion(cw > 0.5, iterations=2, border_value=1)
+            # Where this part's texture comes from: its nearest source, well inside (found
+            # on the half-resolution masks when the fill was: a quarter of the work).
+            src_w, step = (c_s >= 1.0, 2) if half else (cw > 0.5, 1)
+            inner = ndimage.binary_erosion(src_w, iterations=2 // step, border_value=1)
             if not inner.any():
-                inner = cw > 0.5
+                inner = src_w
             if inner.any():
                 iv, iu = ndimage.distance_transform_edt(~inner, return_distances=False, return_indices=True)
-                nearest[0][ys, xs][pw_] = iv[pw_] + ys.start
-                nearest[1][ys, xs][pw_] = iu[pw_] + xs.start
+                py, px = np.nonzero(pw_)
+                nearest[0][ys, xs][pw_] = iv[py // step, px // step] * step + ys.start
+                nearest[1][ys, xs][pw_] = iu[py // step, px // step] * step + xs.start
             else:
                 nearest[0][ys, xs][pw_], nearest[1][ys, xs][pw_] = np.nonzero(pw_)
                 nearest[0][ys, xs][pw_] += ys.start

@@ -39,7 +39,8 @@ def unproject(depth: np.ndarray, hfov_deg: float) -> np.ndarray:
 
 def flat_blocks(depth: np.ndarray, keep: np.ndarray, cut_h: np.ndarray, cut_v: np.ndarray,
                 block: int, tol: float, candidates: np.ndarray | None = None,
-                disp: np.ndarray | None = None, blocked: np.ndarray | None = None) -> np.ndarray:
+                disp: np.ndarray | None = None, blocked: np.ndarray | None = None,
+                median_disp: float | None = None) -> np.ndarray:
     """(nby, nbx) bool: blocks of ``block`` x ``block`` grid quads (vertices kB..(k+1)B)
     that one coarse fan of triangles represents within ``tol`` (relative disparity): no
     cut in or around them, every pixel usable, disparity within ``tol`` of a plane.
@@ -72,7 +73,7 @@ def flat_blocks(depth: np.ndarray, keep: np.ndarray, cut_h: np.ndarray, cut_v: n
     # Relative to the block's disparity, but never finer than relative to the photo's median
     # disparity: what a moving camera shows is parallax, proportional to absolute disparity
     # error, so blocks behind the median (walls, sky) may be as coarse as those at it.
-    ref = np.maximum(mean[:, 0, 0], float(np.median(disp)))
+    ref = np.maximum(mean[:, 0, 0], float(np.median(disp)) if median_disp is None else median_disp)
     err = np.abs(tiles - (mean + a * uu + b * vv)).max((1, 2)) / np.maximum(ref, 1e-12)
     # No cut touching the block (inside or on its rim), every vertex usable.
     ok = (err <= tol) & ~blocked[ys[:, :, None], xs[:, None, :]].any((1, 2))
@@ -104,6 +105,7 @@ def quadtree_blocks(depth: np.ndarray, keep: np.ndarray, cut_h: np.ndarray, cut_
     h, w = depth.shape
     size = np.ones((h - 1, w - 1), np.int64)
     disp = 1.0 / np.maximum(depth.astype(np.float64), 1e-9)
+    ref = float(np.median(disp))
     blocked = _blocked(keep, cut_h, cut_v)
     levels = []
     b = block
@@ -112,7 +114,10 @@ def quadtree_blocks(depth: np.ndarray, keep: np.ndarray, cut_h: np.ndarray, cut_
         if nby and nbx:
             # Only blocks no larger block took (most of a wall is gone after the first level).
             free = ~(size[:nby * b, :nbx * b] > 1).reshape(nby, b, nbx, b).any((1, 3))
-            ok = flat_blocks(depth, keep, cut_h, cut_v, b, tol, free, disp, blocked)
+            # ...and none with a blocked pixel in its first b x b (cheap; flat_blocks checks
+            # the whole rim): the background layer's ring leaves few candidates.
+            free &= ~blocked[:nby * b, :nbx * b].reshape(nby, b, nbx, b).any((1, 3))
+            ok = flat_blocks(depth, keep, cut_h, cut_v, b, tol, free, disp, blocked, ref)
             size[:nby * b, :nbx * b] = np.where(np.repeat(np.repeat(ok, b, 0), b, 1), b,
                                                 size[:nby * b, :nbx * b])
             levels.append((b, ok))
