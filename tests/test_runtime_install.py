@@ -32,6 +32,7 @@ def mirror(tmp_path, monkeypatch):
     write_wheel(folder, "numpy", "2.9.0", files={"numpy/__init__.py": "FAKE = True\n"})
     write_wheel(folder, "wantsnp2", "1.0", requires=["numpy>=2"])
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_NO_CACHE_DIR", "1")      # no shared cache between test runs side by side
     for var in ("PIP_FIND_LINKS", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_CONSTRAINT", rt.ENV_PACKAGES,
                 rt.ENV_DIR):
         monkeypatch.delenv(var, raising=False)
