@@ -363,11 +363,12 @@ def continue_texture(rgb: np.ndarray, smooth: np.ndarray, hole: np.ndarray, cont
         else:
             rmy = np.minimum((ry / s).astype(np.int64), mh - 1)
             rmx = np.minimum((rx / s).astype(np.int64), mw - 1)
-        mine = np.zeros(ok.shape, bool)
-        for part, c in groups:
-            at = part[my, mx]
-            mine[at] = np.asarray(c)[rmy[at], rmx[at]] > 0.5
-        ok &= mine
+        gid = np.zeros((mh, mw), np.int8)         # each hole pixel's part (groups <= 127)
+        srcs = np.zeros((len(groups) + 1, mh, mw), bool)
+        for i, (part, c) in enumerate(groups, 1):
+            gid[part] = i
+            srcs[i] = np.asarray(c) > 0.5
+        ok &= srcs[gid[my, mx], rmy, rmx]
     # Where the mirror lands off the context (a thin strip of background), the edge pixel itself.
     qyi = np.clip(np.round(qy), 0, h - 1).astype(np.int64)
     qxi = np.clip(np.round(qx), 0, w - 1).astype(np.int64)
