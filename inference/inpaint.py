@@ -119,12 +119,11 @@ def inpaint_colour(rgb: np.ndarray, hole: np.ndarray, context: np.ndarray,
     if not windowed:
         groups = [(hole, ctx)]
     if not windowed and depth is not None and hole_depth is not None and bins > 1:
-        zh = hole_depth[hole]
-        edges = np.quantile(zh, np.linspace(0, 1, bins + 1))
+        # The same bins as behind_groups: a deep quantile bin let far parts read near sources.
+        edges = _depth_bins(hole_depth[hole], 1.1, bins)
         groups = []
-        for i in range(bins):
-            lo, hi = edges[i], edges[i + 1]
-            part = hole & (hole_depth >= lo) & ((hole_depth <= hi) if i == bins - 1 else (hole_depth < hi))
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            part = hole & (hole_depth >= lo) & (hole_depth < hi)
             if not part.any():
                 continue
             far_enough = depth >= 0.95 * lo
