@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from scipy import ndimage
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 # A step is an occlusion edge when it changes disparity by more than this fraction...
 REL_JUMP = 0.04
@@ -60,15 +59,27 @@ def occlusion_edges(depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return _edge_cuts(disp, 1), _edge_cuts(disp, 0)
 
 
+def label_grid(nodes: np.ndarray | None, link_h: np.ndarray, link_v: np.ndarray) -> tuple[int, np.ndarray]:
+    """Connected pieces of a pixel grid whose neighbours are joined where ``link_h`` (H, W-1)
+    / ``link_v`` (H-1, W) say so: labels 1..n on ``nodes`` (all pixels when None), 0 elsewhere.
+    OpenCV labels a (2H-1, 2W-1) image holding the pixels at even and the links at odd
+    places: ~10x faster than a sparse graph's connected_components at 1 MP."""
+    h, w = link_v.shape[0] + 1, link_h.shape[1] + 1
+    g = np.zeros((2 * h - 1, 2 * w - 1), np.uint8)
+    g[::2, ::2] = 1 if nodes is None else nodes
+    g[::2, 1::2] = link_h
+    g[1::2, ::2] = link_v
+    if nodes is not None:      # a link joins two nodes only
+        g[::2, 1::2] &= g[::2, :-1:2] & g[::2, 2::2]
+        g[1::2, ::2] &= g[:-1:2, ::2] & g[2::2, ::2]
+    n, lab = cv2.connectedComponents(g, connectivity=4, ltype=cv2.CV_32S)
+    return n - 1, lab[::2, ::2]
+
+
 def pieces(cut_h: np.ndarray, cut_v: np.ndarray) -> tuple[int, np.ndarray]:
-    """Connected pieces of the pixel grid with the occlusion edges removed."""
-    h, w = cut_h.shape[0], cut_v.shape[1]
-    idx = np.arange(h * w).reshape(h, w)
-    a = np.concatenate([idx[:, :-1][~cut_h], idx[:-1, :][~cut_v]])
-    b = np.concatenate([idx[:, 1:][~cut_h], idx[1:, :][~cut_v]])
-    g = coo_matrix((np.ones(a.size, np.int8), (a, b)), shape=(h * w, h * w))
-    n, lab = connected_components(g, directed=False)
-    return n, lab.reshape(h, w)
+    """Connected pieces of the pixel grid with the occlusion edges removed (labels 0..n-1)."""
+    n, lab = label_grid(None, ~cut_h, ~cut_v)
+    return n, lab - 1
 
 
 def _edge_pairs(depth, cut_h, cut_v):
