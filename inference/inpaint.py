@@ -326,7 +326,8 @@ def continue_texture(rgb: np.ndarray, smooth: np.ndarray, hole: np.ndarray, cont
         sig = max(1.0, sigma_mask_px * s)
         den = cv2.GaussianBlur(wgt, (0, 0), sig)
         mean = cv2.GaussianBlur(rgb * wgt[:, :, None], (0, 0), sig) / np.maximum(den, 1e-6)[:, :, None]
-    detail = np.where((den > 0.5)[:, :, None] & ctx_big[:, :, None], rgb - mean, 0.0).astype(np.float32)
+    detail = rgb - mean
+    detail[~((den > 0.5) & ctx_big)] = 0.0
     # Mirror across the nearest context pixel (at the masks' resolution), in full-res coordinates.
     if nearest is not None:          # (2, mh, mw): each hole pixel's own source pixel
         iv, iu = nearest
@@ -335,38 +336,45 @@ def continue_texture(rgb: np.ndarray, smooth: np.ndarray, hole: np.ndarray, cont
         if not inner.any():
             return smooth
         iv, iu = ndimage.distance_transform_edt(~inner, return_distances=False, return_indices=True)
+    # Flat indices throughout: one gather per array (half a million hole pixels at 1 MP).
     if (mh, mw) == (h, w):
-        py, px = np.nonzero(hole)
-        qy, qx = iv[py, px].astype(np.float32), iu[py, px].astype(np.float32)
+        p = np.flatnonzero(hole)
+        m = p
+        qy, qx = iv.ravel()[p], iu.ravel()[p]
+        py, px = np.divmod(p, w)
+        ry, rx = 2 * qy - py, 2 * qx - px
+        qyi, qxi = qy, qx
     else:
         hole_big = cv2.resize(hole.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
-        py, px = np.nonzero(hole_big)
-        my = np.minimum((py / s).astype(np.int64), mh - 1)
-        mx = np.minimum((px / s).astype(np.int64), mw - 1)
-        qy, qx = (iv[my, mx] + 0.5) * s - 0.5, (iu[my, mx] + 0.5) * s - 0.5
-    ry, rx = np.round(2 * qy - py).astype(np.int64), np.round(2 * qx - px).astype(np.int64)
+        p = np.flatnonzero(hole_big)
+        py, px = np.divmod(p, w)
+        m = np.minimum((py / s).astype(np.int64), mh - 1) * mw + np.minimum((px / s).astype(np.int64), mw - 1)
+        qy, qx = (iv.ravel()[m] + 0.5) * s - 0.5, (iu.ravel()[m] + 0.5) * s - 0.5
+        ry, rx = np.round(2 * qy - py).astype(np.int64), np.round(2 * qx - px).astype(np.int64)
+        qyi = np.clip(np.round(qy), 0, h - 1).astype(np.int64)
+        qxi = np.clip(np.round(qx), 0, w - 1).astype(np.int64)
     inside = (ry >= 0) & (ry < h) & (rx >= 0) & (rx < w)      # clamped, it would read the border
-    ry, rx = np.clip(ry, 0, h - 1), np.clip(rx, 0, w - 1)
-    ok = inside & ctx_big[ry, rx]
+    r = np.clip(ry, 0, h - 1) * w + np.clip(rx, 0, w - 1)
+    ok = inside & ctx_big.ravel()[r]
     if groups is not None:
         # At the masks' resolution: is the mirrored pixel a source of this pixel's own part?
+        # Each pixel's parts as bits (groups <= 32), tested against its part's bit.
         if (mh, mw) == (h, w):
-            my, mx, rmy, rmx = py, px, ry, rx
+            rm = r
         else:
-            rmy = np.minimum((ry / s).astype(np.int64), mh - 1)
-            rmx = np.minimum((rx / s).astype(np.int64), mw - 1)
-        gid = np.zeros((mh, mw), np.int8)         # each hole pixel's part (groups <= 127)
-        srcs = np.zeros((len(groups) + 1, mh, mw), bool)
-        for i, (part, c) in enumerate(groups, 1):
-            gid[part] = i
-            srcs[i] = np.asarray(c) > 0.5
-        ok &= srcs[gid[my, mx], rmy, rmx]
+            ry_c, rx_c = np.divmod(r, w)
+            rm = np.minimum((ry_c / s).astype(np.int64), mh - 1) * mw + np.minimum((rx_c / s).astype(np.int64), mw - 1)
+        gid = np.zeros((mh, mw), np.uint32)
+        srcs = np.zeros((mh, mw), np.uint32)
+        for i, (part, c) in enumerate(groups):
+            gid[part] = 1 << i
+            srcs[np.asarray(c) > 0.5] |= 1 << i
+        ok &= (srcs.ravel()[rm] & gid.ravel()[m]) > 0
     # Where the mirror lands off the context (a thin strip of background), the edge pixel itself.
-    qyi = np.clip(np.round(qy), 0, h - 1).astype(np.int64)
-    qxi = np.clip(np.round(qx), 0, w - 1).astype(np.int64)
-    d = np.where(ok[:, None], detail[ry, rx], detail[qyi, qxi])
+    src = np.where(ok, r, qyi * w + qxi)
     out = smooth.copy()
-    out[py, px] = np.clip(smooth[py, px] + amount * d, 0, 1)
+    o, sm = out.reshape(-1, out.shape[2]), smooth.reshape(-1, smooth.shape[2])
+    o[p] = np.clip(sm[p] + amount * detail.reshape(-1, detail.shape[2])[src], 0, 1)
     return out
 
 
