@@ -30,21 +30,30 @@ def focal_px(width: int, hfov_deg: float) -> float:
 def unproject(depth: np.ndarray, hfov_deg: float) -> np.ndarray:
     """(H, W, 3) camera-frame points of every pixel centre."""
     h, w = depth.shape
+    return unproject_pixels(depth, hfov_deg, np.arange(h * w)).reshape(h, w, 3)
+
+
+def unproject_pixels(depth: np.ndarray, hfov_deg: float, flat: np.ndarray) -> np.ndarray:
+    """(N, 3) camera-frame points of the pixel centres with flat indices ``flat``."""
+    h, w = depth.shape
     f = focal_px(w, hfov_deg)
-    v, u = np.mgrid[0:h, 0:w].astype(np.float32)
-    x = (u + 0.5 - w / 2) / f * depth
-    y = -(v + 0.5 - h / 2) / f * depth
-    return np.stack([x, y, -depth], -1).astype(np.float32)
+    v, u = np.divmod(flat, w)
+    z = depth.ravel()[flat].astype(np.float32)
+    x = (u.astype(np.float32) + np.float32(0.5 - w / 2)) * np.float32(1 / f) * z
+    y = -(v.astype(np.float32) + np.float32(0.5 - h / 2)) * np.float32(1 / f) * z
+    return np.stack([x, y, -z], -1).astype(np.float32)
 
 
 def flat_blocks(depth: np.ndarray, keep: np.ndarray, cut_h: np.ndarray, cut_v: np.ndarray,
                 block: int, tol: float, candidates: np.ndarray | None = None,
                 disp: np.ndarray | None = None, blocked: np.ndarray | None = None,
-                median_disp: float | None = None) -> np.ndarray:
+                median_disp: float | None = None, inner_clear: bool = False) -> np.ndarray:
     """(nby, nbx) bool: blocks of ``block`` x ``block`` grid quads (vertices kB..(k+1)B)
     that one coarse fan of triangles represents within ``tol`` (relative disparity): no
     cut in or around them, every pixel usable, disparity within ``tol`` of a plane.
-    ``candidates`` (nby, nbx): the only blocks to test (the rest are False)."""
+    ``candidates`` (nby, nbx): the only blocks to test (the rest are False).
+    ``inner_clear``: the candidates' first ``block`` x ``block`` pixels are known to be
+    unblocked: only the far row and column are checked."""
     h, w = depth.shape
     nby, nbx = (h - 1) // block, (w - 1) // block
     if nby == 0 or nbx == 0:
@@ -64,19 +73,24 @@ def flat_blocks(depth: np.ndarray, keep: np.ndarray, cut_h: np.ndarray, cut_v: n
     xs = (bx * block)[:, None] + np.arange(n)[None, :]
     tiles = disp[ys[:, :, None], xs[:, None, :]]                            # (K, n, n)
     # Least-squares plane a u + b v + c over each block's (n x n) vertices.
-    g = np.arange(n, dtype=np.float64) - block / 2
+    g = np.arange(n, dtype=tiles.dtype) - tiles.dtype.type(block / 2)
     uu, vv = np.meshgrid(g, g)
     su2 = (uu * uu).sum()
     mean = tiles.mean((1, 2), keepdims=True)
     a = (tiles * uu).sum((1, 2), keepdims=True) / su2
     b = (tiles * vv).sum((1, 2), keepdims=True) / su2
+    tiles -= mean + a * uu + b * vv          # the residual, in place
     # Relative to the block's disparity, but never finer than relative to the photo's median
     # disparity: what a moving camera shows is parallax, proportional to absolute disparity
     # error, so blocks behind the median (walls, sky) may be as coarse as those at it.
     ref = np.maximum(mean[:, 0, 0], float(np.median(disp)) if median_disp is None else median_disp)
-    err = np.abs(tiles - (mean + a * uu + b * vv)).max((1, 2)) / np.maximum(ref, 1e-12)
+    err = np.abs(tiles).max((1, 2)) / np.maximum(ref, 1e-12)
     # No cut touching the block (inside or on its rim), every vertex usable.
-    ok = (err <= tol) & ~blocked[ys[:, :, None], xs[:, None, :]].any((1, 2))
+    if inner_clear:
+        rim = blocked[(by * block + block)[:, None], xs].any(1) | blocked[ys, (bx * block + block)[:, None]].any(1)
+    else:
+        rim = blocked[ys[:, :, None], xs[:, None, :]].any((1, 2))
+    ok = (err <= tol) & ~rim
     out[by, bx] = ok
     return out
 
@@ -103,25 +117,42 @@ def quadtree_blocks(depth: np.ndarray, keep: np.ndarray, cut_h: np.ndarray, cut_
     the block covering each grid quad, (h-1, w-1), 1 where no block does. Curved surfaces
     (a face, a cone) are planar in 4x4 or 2x2 blocks where they are not in 8x8 ones."""
     h, w = depth.shape
-    size = np.ones((h - 1, w - 1), np.int64)
-    disp = 1.0 / np.maximum(depth.astype(np.float64), 1e-9)
+    size = np.ones((h - 1, w - 1), np.int16)
+    # float32: plane fits to 1e-3 need no more, and the gathers move half the bytes
+    disp = np.float32(1.0) / np.maximum(depth.astype(np.float32), np.float32(1e-9))
     ref = float(np.median(disp))
     blocked = _blocked(keep, cut_h, cut_v)
-    levels = []
+    sizes = []
     b = block
     while b >= MIN_BLOCK:
-        nby, nbx = (h - 1) // b, (w - 1) // b
-        if nby and nbx:
-            # Only blocks no larger block took (most of a wall is gone after the first level).
-            free = ~(size[:nby * b, :nbx * b] > 1).reshape(nby, b, nbx, b).any((1, 3))
-            # ...and none with a blocked pixel in its first b x b (cheap; flat_blocks checks
-            # the whole rim): the background layer's ring leaves few candidates.
-            free &= ~blocked[:nby * b, :nbx * b].reshape(nby, b, nbx, b).any((1, 3))
-            ok = flat_blocks(depth, keep, cut_h, cut_v, b, tol, free, disp, blocked, ref)
-            size[:nby * b, :nbx * b] = np.where(np.repeat(np.repeat(ok, b, 0), b, 1), b,
-                                                size[:nby * b, :nbx * b])
-            levels.append((b, ok))
+        sizes.append(b)
         b //= 2
+    # Which blocks hold a blocked pixel in their first b x b, per level: the finest level's
+    # from the pixels, each coarser one pooled from the next finer (aligned: four of them).
+    # All the bookkeeping stays at block resolution.
+    dirty = {}
+    for b in reversed(sizes):
+        nby, nbx = (h - 1) // b, (w - 1) // b
+        if b == sizes[-1]:
+            dirty[b] = blocked[:nby * b, :nbx * b].reshape(nby, b, nbx, b).any((1, 3))
+        else:
+            dirty[b] = dirty[b // 2][:2 * nby, :2 * nbx].reshape(nby, 2, nbx, 2).any((1, 3))
+    levels = []
+    taken = np.zeros((0, 0), bool)        # blocks of the previous (larger) level taken so far
+    for b in sizes:
+        nby, nbx = (h - 1) // b, (w - 1) // b
+        covered = np.zeros((nby, nbx), bool)
+        ty, tx = taken.shape
+        covered[:2 * ty, :2 * tx] = taken.repeat(2, 0).repeat(2, 1)
+        if nby and nbx:
+            # Only blocks no larger block took (most of a wall is gone after the first level),
+            # none with a blocked pixel (flat_blocks checks the far row and column).
+            free = ~covered & ~dirty[b]
+            ok = flat_blocks(depth, keep, cut_h, cut_v, b, tol, free, disp, blocked, ref, inner_clear=True)
+            size[:nby * b, :nbx * b][ok.repeat(b, 0).repeat(b, 1)] = b
+            levels.append((b, ok))
+            covered |= ok
+        taken = covered
     return levels, size
 
 
@@ -239,13 +270,12 @@ def grid_mesh(depth: np.ndarray, hfov_deg: float, keep: np.ndarray | None = None
         moved = zf > znear * 1.02
         used[flaps[~moved]] = True        # a corner left where it is is the grid's own vertex
     remap = np.cumsum(used) - 1
-    pts_all = unproject(depth, hfov_deg).reshape(-1, 3)
-    pts = pts_all[used]
+    pts = unproject_pixels(depth, hfov_deg, np.flatnonzero(used))     # only the vertices in use
     tri = remap[tri]
     if len(flaps):
         # Only the far corners get vertices of their own, pulled along their rays.
         scale = (znear / zf)[moved][:, None]
-        extra = pts_all[flaps[moved]] * scale
+        extra = unproject_pixels(depth, hfov_deg, flaps[moved]) * scale
         ids = np.where(moved, 0, remap[flaps])
         ids[moved] = len(pts) + np.arange(int(moved.sum()))
         tri = np.concatenate([tri, ids])
