@@ -86,11 +86,13 @@ def structure_fill(img: np.ndarray, weights: np.ndarray) -> np.ndarray:
     # area: a portrait's whole hidden layer took seconds); beyond it the smooth fill
     # stands in as the far boundary.
     band = unknown & (near > 0)
-    u8 = np.clip(np.where(band[:, :, None], 0.0, np.where(known[:, :, None], img, base)) * 255 + 0.5,
-                 0, 255).astype(np.uint8)
-    lines = cv2.inpaint(u8, band.astype(np.uint8), 3, cv2.INPAINT_NS).astype(np.float32) / 255
-    near = near[:, :, None]
-    return np.where(unknown[:, :, None], near * lines + (1 - near) * base, base).astype(np.float32)
+    u8 = np.where(known[:, :, None], img, base)
+    u8[band] = 0.0          # (what the band holds still sways OpenCV's result)
+    u8 = np.clip(u8 * 255 + 0.5, 0, 255).astype(np.uint8)
+    lines = cv2.inpaint(u8, band.astype(np.uint8), 3, cv2.INPAINT_NS)[band].astype(np.float32) / 255
+    out = base.copy()
+    out[band] += near[band][:, None] * (lines - base[band])
+    return out
 
 
 # Masks larger than this (pixels) get their smooth colour fill at half resolution.
