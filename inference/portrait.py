@@ -150,10 +150,21 @@ def alpha_matte(rgb: np.ndarray, mask: np.ndarray, band_px: float) -> np.ndarray
     # Colour guide: a grey guide misses hair against a wall of the same brightness.
     inner = cv2.erode((m > 0.5).astype(np.uint8), np.ones((2 * r + 1, 2 * r + 1), np.uint8)) > 0
     outer = cv2.dilate((m > 0.5).astype(np.uint8), np.ones((2 * r + 1, 2 * r + 1), np.uint8)) > 0
-    a = guided_filter_color(rgb.astype(np.float32), m, r, 1e-3, region=outer & ~inner)
-    a = np.clip(a, 0, 1)
-    a = np.where(inner, 1.0, np.where(outer, a, 0.0))
-    return a.astype(np.float32)
+    band = outer & ~inner
+    out = inner.astype(np.float32)
+    if not band.any():
+        return out
+    # Only round the band: the filter reads 2r about each pixel (two box filters), so a crop
+    # with that margin gives the same alpha in the band.
+    ys, xs = np.nonzero(band)
+    pad = 2 * r + 2
+    y0, y1 = max(0, int(ys.min()) - pad), min(h, int(ys.max()) + pad + 1)
+    x0, x1 = max(0, int(xs.min()) - pad), min(w, int(xs.max()) + pad + 1)
+    a = guided_filter_color(rgb[y0:y1, x0:x1].astype(np.float32), m[y0:y1, x0:x1], r, 1e-3,
+                            region=band[y0:y1, x0:x1])
+    crop = out[y0:y1, x0:x1]
+    crop[band[y0:y1, x0:x1]] = np.clip(a, 0, 1)[band[y0:y1, x0:x1]]
+    return out
 
 
 def guided_filter_color(guide: np.ndarray, p: np.ndarray, r: int, eps: float,
@@ -164,18 +175,19 @@ def guided_filter_color(guide: np.ndarray, p: np.ndarray, r: int, eps: float,
     ``r`` of it (elsewhere the output is the box mean of ``p``)."""
     k = (2 * r + 1, 2 * r + 1)
     bf = lambda x: cv2.boxFilter(x, cv2.CV_32F, k, borderType=cv2.BORDER_REFLECT)  # noqa: E731
-    mean_i = [bf(guide[..., c]) for c in range(3)]
+    guide = [np.ascontiguousarray(guide[..., c], np.float32) for c in range(3)]   # planes: OpenCV copies strided ones
+    mean_i = [bf(guide[c]) for c in range(3)]
     mean_p = bf(p)
-    a = np.zeros(guide.shape, np.float32)
+    a = np.zeros(p.shape + (3,), np.float32)
     where = np.ones(p.shape, bool) if region is None else cv2.dilate(
         region.astype(np.uint8), np.ones(k, np.uint8)) > 0
     if where.any():
         sel = lambda x: x[where]  # noqa: E731
-        cov = [sel(bf(guide[..., c] * p)) - sel(mean_i[c]) * sel(mean_p) for c in range(3)]
+        cov = [sel(bf(guide[c] * p)) - sel(mean_i[c]) * sel(mean_p) for c in range(3)]
         v = {}
         for i in range(3):
             for j in range(i, 3):
-                v[i, j] = sel(bf(guide[..., i] * guide[..., j])) - sel(mean_i[i]) * sel(mean_i[j])
+                v[i, j] = sel(bf(guide[i] * guide[j])) - sel(mean_i[i]) * sel(mean_i[j])
                 if i == j:
                     v[i, j] = v[i, j] + eps
         # Inverse of the symmetric 3x3 covariance by its adjugate.
@@ -189,7 +201,7 @@ def guided_filter_color(guide: np.ndarray, p: np.ndarray, r: int, eps: float,
                           i02 * cov[0] + i12 * cov[1] + i22 * cov[2]], -1) / det[:, None]
         a[where] = a_sel
     b = mean_p - sum(a[..., c] * mean_i[c] for c in range(3))
-    return sum(bf(np.ascontiguousarray(a[..., c])) * guide[..., c] for c in range(3)) + bf(b)
+    return sum(bf(np.ascontiguousarray(a[..., c])) * guide[c] for c in range(3)) + bf(b)
 
 
 def unmix_foreground(rgb: np.ndarray, alpha: np.ndarray, background: np.ndarray) -> np.ndarray:
