@@ -120,9 +120,9 @@ class Photo3DSettings(bpy.types.PropertyGroup):
                               description="0: even with height; else thinner higher up (frame heights)",
                               update=_update_effects)
     fog_shafts: BoolProperty(name="Light Shafts", default=True, update=_update_effects,  # type: ignore
-                             description="When the photo shows a light (sun, window, lamp), light the fog from it: "
-                                         "what is dark around it in the photo casts rays through the haze "
-                                         "(slower: shadows and finer volumes on)")
+                             description="When the photo shows a light (sun, window, lamp), rays stream from it "
+                                         "and what is dark around it in the photo cuts dark wedges into them "
+                                         "(a pass in the compositor, keyed to follow the camera)")
     fog_shafts_strength: FloatProperty(name="Shaft Strength", default=1.0, min=0.0, soft_max=5.0,  # type: ignore
                                        update=_update_effects)
     has_light_source: BoolProperty(default=False, options={"HIDDEN"})  # type: ignore

@@ -148,34 +148,14 @@ def photo_far_colour(texture: np.ndarray, depth: np.ndarray) -> tuple[float, flo
     return tuple(float(c) for c in lin)
 
 
-# Light shafts: how much the shaft medium scatters (optical depth from the camera to the
-# light, at strength 1), the size of the glow around the source (fraction of its distance),
-# and the forward bias of the scattering (Henyey-Greenstein g).
-SHAFT_TAU = 0.35
-SHAFT_GLOW = 0.05
-SHAFT_ANISOTROPY = 0.3
-SHAFT_POWER = 35.0
-SHAFT_BEHIND = 0.15        # haze density behind the subject, relative to in front of it
-SHAFT_MASK_DEPTH = 0.5     # the photo stencil, as a fraction of the light's depth
-SHAFT_MASK_LUMINANCE = 0.75   # sRGB luminance: the stencil stops light below, passes it above
-SHAFT_MASK_CELLS = 160        # stencil cells along the photo's long side
-
-
-def add_fog(coll, parent, fr: Frame, density: float, colour, height_falloff: float = 0.0,
-            light=None, shafts: float = 0.0) -> bpy.types.Object:
+def add_fog(coll, parent, fr: Frame, density: float, colour, height_falloff: float = 0.0) -> bpy.types.Object:
     """A box over the frustum filled with a medium that absorbs and emits the fog colour:
     a point seen through optical depth tau keeps exp(-tau) of its colour and takes the fog
     colour for the rest. Density grows with distance (none in front of the subject's
-    nearest parts), and optionally thins with height.
-
-    With a ``light`` point (the photo's light source) and ``shafts`` > 0, the box also holds
-    a scattering medium from the camera to the light, in front of the subject too, so the
-    subject's shadow draws shafts towards the camera. Its density grows with the square of
-    the distance to the light, which cancels the light's inverse-square falloff: the haze
-    is lit evenly (plus a glow around the source) and the shadows read as crisp dark rays
-    instead of vanishing a few units from the light."""
+    nearest parts), and optionally thins with height. (Light shafts are a compositor
+    pass: ``shafts.py``.)"""
     ob = _effect_object("3D Photo Fog", "fog", coll, parent)
-    z0, z1 = (0.2 if shafts > 0 else 0.5) * fr.near, 1.05 * fr.far
+    z0, z1 = 0.5 * fr.near, 1.05 * fr.far
     xs, ys = 1.3 * fr.tan_x * z1, 1.3 * fr.tan_y * z1
     verts = [(x, y, -z) for z in (z0, z1) for y in (-ys, ys) for x in (-xs, xs)]
     faces = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
@@ -206,30 +186,6 @@ def add_fog(coll, parent, fr: Frame, density: float, colour, height_falloff: flo
     add = new("ShaderNodeAddShader")
     link(absorb.outputs[0], add.inputs[0])
     link(emit.outputs[0], add.inputs[1])
-    if light is not None and shafts > 0:
-        lx, ly, lz = light
-        dist = math.sqrt(lx * lx + ly * ly + lz * lz)
-        # sigma_s = k (|p - L|^2 + r0^2): optical depth ~ k D^3 / 3 along the line of sight
-        k = 3.0 * SHAFT_TAU * shafts / dist ** 3
-        d2 = None
-        for axis, c in (("X", lx), ("Y", ly), ("Z", lz)):
-            dd = m("SUBTRACT", sep.outputs[axis], c)
-            sq = m("MULTIPLY", dd, dd)
-            d2 = sq if d2 is None else m("ADD", d2, sq)
-        # Most of the haze in front of the subject's far side, where its shadow falls
-        # (behind it, every line of sight is lit and would wash the shafts out).
-        ahead = m("DIVIDE", m("SUBTRACT", fr.far, m("MULTIPLY", sep.outputs["Z"], -1.0)),
-                  max(fr.far - fr.subject, 1e-6))
-        ahead = m("ADD", SHAFT_BEHIND, m("MULTIPLY", m("MINIMUM", m("MAXIMUM", ahead, 0.0), 1.0), 1.0 - SHAFT_BEHIND))
-        r0 = SHAFT_GLOW * dist
-        sc = new("ShaderNodeVolumeScatter")
-        sc.inputs["Color"].default_value = (1.0, 1.0, 1.0, 1.0)
-        sc.inputs["Anisotropy"].default_value = SHAFT_ANISOTROPY   # forward: bright towards the light
-        link(m("MULTIPLY", m("ADD", m("MULTIPLY", d2, ahead), r0 * r0), k), sc.inputs["Density"])
-        add2 = new("ShaderNodeAddShader")
-        link(add.outputs[0], add2.inputs[0])
-        link(sc.outputs[0], add2.inputs[1])
-        add = add2
     out = new("ShaderNodeOutputMaterial")
     link(add.outputs[0], out.inputs["Volume"])
     ob.data.materials.append(mat)
@@ -255,87 +211,6 @@ def find_light_source(texture: np.ndarray, depth: np.ndarray, hfov_deg: float):
     z = float(np.median(depth[lab == i]))
     f = 0.5 * w / math.tan(math.radians(hfov_deg) / 2)
     return ((u + 0.5 - w / 2) / f * z, -(v + 0.5 - h / 2) / f * z, -z)
-
-
-def add_light(coll, parent, fr: Frame, point, strength: float) -> bpy.types.Object:
-    """A point light at ``point`` that lights only the fog's shaft medium (not the photo,
-    which carries its own light), with a small radius so the stencil's shadows are crisp."""
-    from .build import ROLE
-    data = mark(bpy.data.lights.new("3D Photo Light", "POINT"))
-    dist = math.sqrt(sum(c * c for c in point))
-    data.energy = strength * SHAFT_POWER * dist ** 2       # watts: the shaft haze's brightness
-    data.shadow_soft_size = 0.004 * dist                   # small: crisp shadow edges
-    data.use_shadow = True
-    for attr, value in (("diffuse_factor", 0.0), ("specular_factor", 0.0), ("transmission_factor", 0.0)):
-        setattr(data, attr, value)                         # lights the fog only (the photo carries its light)
-    ob = mark(bpy.data.objects.new("3D Photo Light", data))
-    ob[ROLE] = "effect"
-    ob[EFFECT_KEY] = "light"
-    coll.objects.link(ob)
-    ob.parent = parent
-    ob.location = point
-    return ob
-
-
-def photo_image(scene: bpy.types.Scene):
-    """The photo's image datablock (the foreground's projection material), or None."""
-    from .build import find_role
-    fg = find_role(scene, "foreground")
-    for slot in (fg.material_slots if fg is not None else []):
-        if slot.material is not None and slot.material.node_tree is not None:
-            for n in slot.material.node_tree.nodes:
-                if n.type == "TEX_IMAGE" and n.image is not None:
-                    return n.image
-    return None
-
-
-def dark_cells(image, cells: int = SHAFT_MASK_CELLS) -> np.ndarray:
-    """Where the photo is dark, on a grid of about ``cells`` along its long side (bool,
-    bottom row first, as Blender stores images)."""
-    import cv2
-    w, h = image.size
-    px = np.empty(w * h * image.channels, np.float32)
-    image.pixels.foreach_get(px)
-    rgb = px.reshape(h, w, image.channels)[:, :, :3]
-    lum = rgb @ np.array([0.2126, 0.7152, 0.0722], np.float32)   # sRGB-encoded, as stored
-    s = cells / max(w, h)
-    small = cv2.resize(lum, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-    return small < SHAFT_MASK_LUMINANCE
-
-
-def add_shaft_mask(coll, parent, fr: Frame, light, image) -> bpy.types.Object:
-    """The photo as a stencil just in front of the light, seen only by its shadows: light
-    passes where the photo is bright (the sky around the sun, a window's panes) and is
-    stopped where it is dark (branches, frames, the subject). Each dark detail near the
-    source casts a dark ray through the haze and each gap a bright one, as in the photo;
-    the photo's meshes alone are too smooth for that, and their depth too uncertain.
-    Opaque cells, not a transparent texture: Eevee's shadows do not sample images."""
-    from .objects import mesh_from_arrays
-    dark = dark_cells(image)
-    gh, gw = dark.shape
-    # Among the occluders: halfway to the light, not in front of the subject. Nearer the
-    # light, the haze's shadows would all come from the few cells right around it.
-    z = max(SHAFT_MASK_DEPTH * -light[2], min(fr.subject, 0.9 * -light[2]))
-    xs, ys = fr.tan_x * z, fr.tan_y * z
-    gx, gy = np.meshgrid(np.linspace(-xs, xs, gw + 1), np.linspace(-ys, ys, gh + 1))
-    pos = np.stack([gx.ravel(), gy.ravel(), np.full(gx.size, -z)], 1)
-    r, c = np.nonzero(dark)
-    v00 = r * (gw + 1) + c
-    quads = np.stack([v00, v00 + 1, v00 + gw + 2, v00 + gw + 1], 1)
-    tris = np.concatenate([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]])
-    from .build import ROLE
-    me = mesh_from_arrays("3D Photo Light Mask", pos, tris)
-    ob = mark(bpy.data.objects.new("3D Photo Light Mask", me))
-    ob[ROLE] = "effect"
-    ob[EFFECT_KEY] = "light_mask"
-    coll.objects.link(ob)
-    ob.parent = parent
-    ob.visible_camera = False                              # only its shadow shows
-    for attr in ("visible_diffuse", "visible_glossy", "visible_transmission", "visible_volume_scatter"):
-        setattr(ob, attr, False)
-    ob.hide_select = True
-    ob.display_type = "WIRE"
-    return ob
 
 
 # ----------------------------------------------------------------------------- rain & particles
@@ -533,26 +408,14 @@ def add_splashes(coll, parent, fr: Frame, points: np.ndarray, colour, strength: 
 
 # ----------------------------------------------------------------------------- all effects
 
+# Older versions lit the shafts with a lamp and overrode Eevee settings (shadows, volume
+# cells) and the photo meshes' shadows: scenes saved then still get them back on removal.
 _SAVED = "photo3d_eevee_saved"
 _SHADOW_OFF = "photo3d_shadow_off"
 
 
-def _override(scene: bpy.types.Scene, attr: str, value):
-    """Set an Eevee setting for an effect, keeping the scene's own value to give back."""
-    eevee = scene.eevee
-    if not hasattr(eevee, attr):
-        return
-    saved = scene.get(_SAVED)
-    if saved is None:
-        scene[_SAVED] = {}
-        saved = scene[_SAVED]
-    if attr not in saved:
-        saved[attr] = getattr(eevee, attr)
-    setattr(eevee, attr, value)
-
-
 def _restore(scene: bpy.types.Scene):
-    """Give back the settings that effects overrode (shadows, volume cells)."""
+    """Give back the settings that effects of older versions overrode (shadows, volume cells)."""
     from .build import find_collection
     coll = find_collection(scene)
     for ob in (coll.all_objects if coll is not None else []):
@@ -567,9 +430,11 @@ def _restore(scene: bpy.types.Scene):
 
 
 def remove_effects(scene: bpy.types.Scene):
-    """Delete the effect objects (and their meshes, node groups, materials) of the 3D Photo,
-    and give back the render settings they changed."""
+    """Delete the effect objects (and their meshes, node groups, materials) of the 3D Photo
+    and the light shafts in the compositor, and give back the settings they changed."""
     from .build import find_collection
+    from .shafts import remove_shafts
+    remove_shafts(scene)
     _restore(scene)
     coll = find_collection(scene)
     if coll is None:
@@ -598,9 +463,20 @@ def remove_effects(scene: bpy.types.Scene):
                 bpy.data.materials.remove(m)
 
 
+def light_in_world(scene: bpy.types.Scene):
+    """The photo's light source (``scene.photo3d.light_source``, in the 3D Photo's frame) in
+    world space: where the root object has moved the photo."""
+    from mathutils import Vector
+    from .build import find_role
+    p = Vector(scene.photo3d.light_source)
+    root = find_role(scene, "root")
+    return root.matrix_world @ p if root is not None else p
+
+
 def apply_effects(scene: bpy.types.Scene) -> list[str]:
     """(Re)build the effects that ``scene.photo3d`` switches on; returns their names."""
     from .build import find_collection, find_role
+    from .shafts import add_shafts
     remove_effects(scene)
     coll = find_collection(scene)
     s = scene.photo3d
@@ -611,38 +487,16 @@ def apply_effects(scene: bpy.types.Scene) -> list[str]:
     fr = frame_of(scene)
     made = []
     if s.fog:
-        shafts = s.fog_shafts and s.has_light_source
-        # just in front of the photo's light source (behind it, the photo's own surface would hide it)
-        lamp = tuple(0.95 * c for c in s.light_source)
-        add_fog(coll, root, fr, s.fog_density, tuple(s.fog_color), s.fog_height,
-                light=lamp if shafts else None, shafts=1.0 if shafts else 0.0)
+        add_fog(coll, root, fr, s.fog_density, tuple(s.fog_color), s.fog_height)
         eevee = scene.eevee
         if hasattr(eevee, "use_volume_custom_range"):   # else the range is the camera's clipping range
             eevee.use_volume_custom_range = True
-        eevee.volumetric_start = max(1e-3, (0.15 if shafts else 0.3) * fr.near)
+        eevee.volumetric_start = max(1e-3, 0.3 * fr.near)
         eevee.volumetric_end = 1.1 * fr.far
         made.append("fog")
-        if shafts:
-            add_light(coll, root, fr, lamp, s.fog_shafts_strength)
-            image = photo_image(scene)
-            if image is not None:
-                add_shaft_mask(coll, root, fr, lamp, image)
-            # Shafts need volume cells of at least about 160 across the frame: Eevee's default
-            # of 8 px from 1280 wide up (finer costs 3-4x the frame on a CPU), 2 px in tiny frames.
-            tile = min(8, max(2, 2 ** round(math.log2(max(scene.render.resolution_x, 1) / 160))))
-            _override(scene, "volumetric_tile_size", str(tile))
-            _override(scene, "use_shadows", True)          # the stencil's shadows
-            # A quarter of the shadow maps' resolution: the same frame (the volume cells are
-            # coarser still) in 2/3 of the time on a CPU.
-            _override(scene, "shadow_resolution_scale", 0.25)
-            # The photo's meshes cast none: drawing them into the light's shadow maps costs
-            # 5-8x the frame on a CPU, and the stencil already holds their dark outlines.
-            for role in ("foreground", "background"):
-                ob = find_role(scene, role)
-                if ob is not None and ob.visible_shadow:
-                    ob.visible_shadow = False
-                    ob[_SHADOW_OFF] = True
-            made.append("light")
+        # Before the effects below: placing the shafts steps through the clip's frames.
+        if s.fog_shafts and s.has_light_source and add_shafts(scene, light_in_world(scene), s.fog_shafts_strength):
+            made.append("shafts")
     if s.rain:
         d = PRESETS["rain"]
         falls = max(1, int(round(d.falls * s.rain_speed)))

@@ -118,79 +118,175 @@ def test_renders_fog_far_more_than_near_rain_bright_and_off_is_exact(empty_scene
     assert np.array_equal(_render(bpy, sc, tmp_path / "off.png"), plain)
 
 
-def test_a_light_in_the_photo_lights_the_fog(empty_scene, blender, tmp_path):
-    """A bright source on the far wall becomes a point light in front of it (fog scatters
-    it, the subject shadows it); without one, or with shafts off, no light is added."""
+def _sun_result(tmp_path, clump=True):
+    """A sun on a bright sky (far, at 6) over a near strip (3), with a dark clump beside
+    the sun; the pipeline's arrays, with that depth."""
     from photo3d.inference import pipeline
-    bpy = blender
-    h, w = 60, 80
-    depth = np.full((h, w), 6.0, np.float32)
-    depth[15:55, 25:45] = 2.0
-    rgb = np.full((h, w, 3), 110, np.uint8)
-    cv2.circle(rgb, (55, 15), 5, (255, 255, 255), -1)
-    cv2.imwrite(str(tmp_path / "sun.png"), rgb)
-    np.save(str(tmp_path / "sun.npy"), depth)
-    r = pipeline.run(str(tmp_path / "sun.png"), pipeline.Settings(depth_file=str(tmp_path / "sun.npy"), hfov_deg=60))
-    x, y, z = effects.find_light_source(r.texture, r.depth, 60.0)
-    assert z == pytest.approx(-6.0) and x > 0 and y > 0                   # upper right, on the wall
-    assert effects.find_light_source(np.full((h, w, 3), 0.4, np.float32), depth, 60.0) is None
-    sc = empty_scene
-    lights_before = set(bpy.data.lights.keys())
-    build.build_scene(sc, r, build.BuildOptions(frames=8, effects=("fog",)))
-    light = _effect(sc, "light")
-    assert light is not None and light.type == "LIGHT" and -6.0 < light.location.z < -5.0
-    assert sc.eevee.use_shadows                                          # the scene's own: off
-    sc.photo3d.fog_shafts = False
-    assert _effect(sc, "light") is None and _effect(sc, "fog") is not None
-    assert not sc.eevee.use_shadows and sc.eevee.volumetric_tile_size == "8"   # given back
-    assert build.find_role(sc, "foreground").visible_shadow
-    sc.photo3d.fog_shafts = True
-    build.remove_photo(sc)
-    assert set(bpy.data.lights.keys()) == lights_before
-
-
-@pytest.mark.slow
-def test_light_shafts_render_dark_rays_behind_an_occluder_and_off_is_exact(empty_scene, blender, tmp_path):
-    """A sun on a bright sky with a dark clump beside it (Eevee, tiny): the shaft haze in
-    the clump's shadow wedge (away from the sun) is darker than beside it, and switching
-    shafts and fog off gives back the plain frame."""
-    from photo3d.inference import pipeline
-    bpy = blender
     h, w = 60, 80
     depth = np.full((h, w), 6.0, np.float32)
     depth[48:, :] = 3.0                                               # a near strip at the bottom
     rgb = np.full((h, w, 3), 205, np.uint8)                           # bright sky
-    sun, clump = np.array([52.0, 14.0]), np.array([40.0, 26.0])
-    cv2.circle(rgb, tuple(int(c) for c in sun), 7, (255, 255, 255), -1)
-    cv2.circle(rgb, tuple(int(c) for c in clump), 5, (40, 40, 40), -1)
+    cv2.circle(rgb, tuple(int(c) for c in SUN), 7, (255, 255, 255), -1)
+    if clump:
+        cv2.circle(rgb, tuple(int(c) for c in CLUMP), 5, (40, 40, 40), -1)
     rgb[48:] = 90
     cv2.imwrite(str(tmp_path / "sun.png"), rgb)
     np.save(str(tmp_path / "sun.npy"), depth)
-    r = pipeline.run(str(tmp_path / "sun.png"), pipeline.Settings(depth_file=str(tmp_path / "sun.npy"), hfov_deg=60))
+    return pipeline.run(str(tmp_path / "sun.png"), pipeline.Settings(depth_file=str(tmp_path / "sun.npy"), hfov_deg=60))
+
+
+SUN, CLUMP = np.array([52.0, 14.0]), np.array([40.0, 26.0])       # pixels (x, y) in the 80x60 photo
+
+
+def _compositor_tree(bpy, sc):
+    return sc.compositing_node_group if bpy.app.version >= (5, 0, 0) else sc.node_tree
+
+
+def _compositor_state(bpy, sc):
+    """Everything about the scene's compositor that the shafts could disturb."""
+    tree = _compositor_tree(bpy, sc)
+    state = {"use_compositing": sc.render.use_compositing}
+    if bpy.app.version < (5, 0, 0):
+        state["use_nodes"] = sc.use_nodes
+    if tree is None:
+        return state
+    state["tree"] = tree.name
+    state["nodes"] = sorted((n.name, n.bl_idname, tuple(n.location), n.mute,
+                             tuple(round(float(v), 6) if isinstance(v, float) else v
+                                   for v in (getattr(s, "default_value", None) for s in n.inputs)
+                                   if isinstance(v, (float, int, str)))) for n in tree.nodes)
+    state["links"] = sorted((ln.from_node.name, ln.from_socket.identifier, ln.to_node.name, ln.to_socket.identifier)
+                            for ln in tree.links)
+    state["active"] = tree.nodes.active.name if tree.nodes.active is not None else None
+    return state
+
+
+def _without_tree(bpy, state):
+    """A scene that had no compositor tree gets none back in 5.0; in 4.x ``scene.node_tree``
+    cannot be deleted, so it keeps the default tree Blender makes for Use Nodes, switched
+    off again."""
+    return {k: v for k, v in state.items() if k in ("use_compositing", "use_nodes")}
+
+
+def test_a_light_in_the_photo_puts_shafts_in_the_compositor_that_follow_the_camera(empty_scene, blender, tmp_path):
+    """A bright source on the far wall is found, and the shafts' source is its projection
+    into the animated camera on every frame; without one, or with shafts off, the scene
+    has no compositor again."""
+    from bpy_extras.object_utils import world_to_camera_view
+    from photo3d.scene import shafts
+    bpy = blender
+    r = _sun_result(tmp_path)
+    x, y, z = effects.find_light_source(r.texture, r.depth, 60.0)
+    assert z == pytest.approx(-6.0) and x > 0 and y > 0                   # upper right, on the wall
+    assert effects.find_light_source(np.full((60, 80, 3), 0.4, np.float32), r.depth, 60.0) is None
+    sc = empty_scene
+    groups_before = set(bpy.data.node_groups.keys())
+    plain = _compositor_state(bpy, sc)
+    build.build_scene(sc, r, build.BuildOptions(frames=8, path="swing", size=(80, 60), effects=("fog",)))
+    assert shafts.has_shafts(sc) and sc.render.use_compositing
+    tree = _compositor_tree(bpy, sc)
+    node = tree.nodes[shafts.GROUP]
+    beams = node.node_tree.nodes["Sun Beams"]
+    source = beams.inputs.get("Sun Position") or beams.inputs.get("Source")
+    light = effects.light_in_world(sc)
+    seen = []
+    for f in (sc.frame_start, sc.frame_start + 2, sc.frame_start + 5):
+        sc.frame_set(f)
+        want = world_to_camera_view(sc, sc.camera, light)
+        got = tuple(source.default_value) if source is not None else tuple(beams.source)
+        assert got == pytest.approx(tuple(want[:2]), abs=1e-4)
+        seen.append(got)
+    assert np.ptp(np.array(seen)[:, 0]) > 0.01                           # the swing moves the light across
+    sc.photo3d.fog_shafts = False
+    assert not shafts.has_shafts(sc) and _effect(sc, "fog") is not None
+    after = _compositor_state(bpy, sc)                                    # no compositor again
+    assert after == plain if bpy.app.version >= (5, 0, 0) else _without_tree(bpy, after) == plain
+    sc.photo3d.fog_shafts = True
+    assert shafts.has_shafts(sc)
+    build.remove_photo(sc)
+    after = _compositor_state(bpy, sc)
+    assert after == plain if bpy.app.version >= (5, 0, 0) else _without_tree(bpy, after) == plain
+    assert set(bpy.data.node_groups.keys()) == groups_before
+
+
+def test_a_users_compositor_setup_survives_shafts_on_and_off(empty_scene, blender, tmp_path):
+    """With the user's own compositor nodes, the shafts go in as one group just before the
+    output, and taking them out gives back the same nodes, links and settings."""
+    from photo3d.scene import shafts
+    bpy = blender
+    r = _sun_result(tmp_path)
+    sc = empty_scene
+    build.build_scene(sc, r, build.BuildOptions(frames=8, path="swing", size=(80, 60)))
+    if bpy.app.version >= (5, 0, 0):
+        tree = bpy.data.node_groups.new("My Compositing", "CompositorNodeTree")
+        tree.interface.new_socket(name="Image", in_out="OUTPUT", socket_type="NodeSocketColor")
+        sc.compositing_node_group = tree
+        rl, out = tree.nodes.new("CompositorNodeRLayers"), tree.nodes.new("NodeGroupOutput")
+    else:
+        sc.use_nodes = True
+        tree = sc.node_tree
+        rl = next(n for n in tree.nodes if n.type == "R_LAYERS")
+        out = next(n for n in tree.nodes if n.type == "COMPOSITE")
+    grade = tree.nodes.new("CompositorNodeBrightContrast")
+    grade.name = "My Grade"
+    grade.location = (100.0, 50.0)
+    grade.inputs["Bright"].default_value = 7.0
+    tree.links.new(rl.outputs["Image"], grade.inputs["Image"])
+    tree.links.new(grade.outputs[0], out.inputs[0])
+    viewer = tree.nodes.new("CompositorNodeViewer")
+    tree.links.new(rl.outputs["Image"], viewer.inputs[0])
+    tree.nodes.active = grade
+    sc.render.use_compositing = False                                    # theirs: given back too
+    before = _compositor_state(bpy, sc)
+    groups_before = set(bpy.data.node_groups.keys())
+    sc.photo3d.fog = True
+    assert shafts.has_shafts(sc) and sc.render.use_compositing
+    node = tree.nodes[shafts.GROUP]
+    assert node.inputs[0].links[0].from_node == grade                    # between their grade and the output
+    assert [ln.to_node for ln in node.outputs[0].links] == [out]
+    assert tree.nodes["My Grade"].inputs["Bright"].default_value == 7.0
+    sc.photo3d.fog_shafts = False
+    assert _compositor_state(bpy, sc) == before
+    sc.photo3d.fog_shafts = True
+    sc.photo3d.fog_shafts_strength = 2.0                                 # rebuilt: still one group
+    assert sum(n.type == "GROUP" for n in tree.nodes) == 1
+    build.remove_photo(sc)
+    assert _compositor_state(bpy, sc) == before
+    assert set(bpy.data.node_groups.keys()) == groups_before
+
+
+@pytest.mark.slow
+def test_light_shafts_render_dark_rays_behind_an_occluder_and_off_is_exact(empty_scene, blender, tmp_path):
+    """A sun on a bright sky with a dark clump beside it (Eevee, tiny): along rays from the
+    sun, the shafts lift the sky less in the clump's wedge than 40 degrees to either side,
+    and switching shafts and fog off gives back the plain frame."""
+    from photo3d.scene import shafts
+    bpy = blender
+    h, w = 60, 80
+    r = _sun_result(tmp_path)
     sc = empty_scene
     build.build_scene(sc, r, build.BuildOptions(frames=8, path="zoom-in", amplitude=0.0, size=(w, h), samples=2))
     assert sc.photo3d.has_light_source
     plain = _render(bpy, sc, tmp_path / "plain.png")
     s = sc.photo3d
-    s.fog_density = 0.0                                               # the shafts' haze alone
+    s.fog_density = 0.0                                               # the shafts alone
     s.fog = True
-    assert _effect(sc, "light") is not None and _effect(sc, "light_mask") is not None
-    assert sc.eevee.volumetric_tile_size == "2"
-    shafts = _render(bpy, sc, tmp_path / "shafts.png")
-    lift = shafts.mean(2) - plain.mean(2)
+    assert shafts.has_shafts(sc)
+    lit = _render(bpy, sc, tmp_path / "shafts.png")
+    lift = lit.mean(2) - plain.mean(2)
     # Sample along rays from the sun: through the clump (the wedge) and 40 degrees either side.
     yy, xx = np.mgrid[0:h, 0:w]
-    ang = np.degrees(np.arctan2(yy - sun[1], xx - sun[0]))
-    rad = np.hypot(yy - sun[1], xx - sun[0])
-    ray = np.degrees(np.arctan2(*(clump - sun)[::-1]))
+    ang = np.degrees(np.arctan2(yy - SUN[1], xx - SUN[0]))
+    rad = np.hypot(yy - SUN[1], xx - SUN[0])
+    ray = np.degrees(np.arctan2(*(CLUMP - SUN)[::-1]))
     band = (rad > 24) & (rad < 34) & (yy < 46)                        # beyond the clump, above the strip
     wedge = band & (np.abs(ang - ray) < 8)
     beside = band & (np.abs(np.abs(ang - ray) - 40) < 8)
     assert wedge.sum() > 10 and beside.sum() > 10
-    assert lift[beside].mean() > 5                                    # the haze is lit...
+    assert lift[beside].mean() > 5                                    # the rays lift the sky...
     assert lift[wedge].mean() < 0.7 * lift[beside].mean()             # ...except in the clump's shadow
     s.fog_shafts = False
-    assert _effect(sc, "light") is None and _effect(sc, "light_mask") is None
+    assert not shafts.has_shafts(sc)
     s.fog = False
     assert np.array_equal(_render(bpy, sc, tmp_path / "off.png"), plain)
 
