@@ -1,6 +1,7 @@
 """Render time of each effect against the plain frame, in one run (Eevee by default).
 
     .venv/bin/python tools/effects_bench.py [--photo P] [--size 1280x720] [--samples 16] [--out DIR]
+        [--cases plain,fog,fog+splashes+dust+dof,plain_again]
 
 Prints seconds per frame for: plain, each effect alone, all together, and their ratios to
 plain (with a photo that shows a light, fog comes with and without its shafts); writes
@@ -36,7 +37,16 @@ def main():
     ap.add_argument("--samples", type=int, default=16)
     ap.add_argument("--engine", default="eevee")
     ap.add_argument("--out", default=os.path.join(ROOT, "out", "effects"))
+    ap.add_argument("--cases", default="", help="comma list of the rows to run (names as printed; plain first); "
+                                                "default: all")
     a = ap.parse_args()
+    cases = CASES
+    if a.cases:
+        names = [c.strip() for c in a.cases.split(",") if c.strip()]
+        known = {_name(fx): fx for fx in CASES}
+        if names[0] != "plain" or any(n not in known for n in names):
+            ap.error(f"--cases: plain first, then any of {', '.join(known)}")
+        cases = [known[n] for n in names]
     w, h = (int(v) for v in a.size.lower().split("x"))
     import bpy
     import photo3d
@@ -47,7 +57,7 @@ def main():
     photo3d.register()
     times, cpu = {}, {}
     try:
-        for i, fx in enumerate(CASES):
+        for i, fx in enumerate(cases):
             bpy.ops.wm.read_factory_settings(use_empty=True)
             sc = bpy.context.scene
             build.build_scene(sc, result, build.BuildOptions(path="swing", frames=48, engine=a.engine, size=(w, h),
@@ -77,7 +87,7 @@ def main():
     import cv2
     import numpy as np
     tiles = []
-    for fx in CASES[:-1]:
+    for fx in [c for c in cases if c != ("again",)]:
         name = _name(fx)
         im = cv2.imread(os.path.join(a.out, f"{name}.png"))
         im = cv2.resize(im, (480, int(round(480 * im.shape[0] / im.shape[1]))), interpolation=cv2.INTER_AREA)
