@@ -203,6 +203,14 @@ def test_a_light_in_the_photo_puts_shafts_in_the_compositor_that_follow_the_came
     assert after == plain if bpy.app.version >= (5, 0, 0) else _without_tree(bpy, after) == plain
     sc.photo3d.fog_shafts = True
     assert shafts.has_shafts(sc)
+    gain = _compositor_tree(bpy, sc).nodes[shafts.GROUP].node_tree.nodes["Strength"].inputs[1]
+    sc.frame_set(sc.frame_start + 1)
+    assert gain.default_value == pytest.approx(shafts.STRENGTH)
+    sc.photo3d.light_source = (0.0, 0.0, 2.0)                             # behind the camera: no beams
+    effects.apply_effects(sc)
+    gain = _compositor_tree(bpy, sc).nodes[shafts.GROUP].node_tree.nodes["Strength"].inputs[1]
+    sc.frame_set(sc.frame_start + 1)
+    assert gain.default_value == 0.0
     build.remove_photo(sc)
     after = _compositor_state(bpy, sc)
     assert after == plain if bpy.app.version >= (5, 0, 0) else _without_tree(bpy, after) == plain
