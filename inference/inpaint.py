@@ -13,6 +13,7 @@ from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.linalg import spsolve
 
+from . import parallel
 from .layers import label_grid
 
 
@@ -146,7 +147,10 @@ def inpaint_colour(rgb: np.ndarray, hole: np.ndarray, context: np.ndarray,
     half = mh * mw > FILL_HALF_PIXELS
     small = cv2.resize(work, ((mw + 1) // 2, (mh + 1) // 2), interpolation=cv2.INTER_AREA) if half else work
     nearest = np.zeros((2, mh, mw), np.int64) if windowed else None
-    for part, c in groups:
+
+    def fill_part(group):
+        # Parts are disjoint: each writes only its own pixels of ``fill`` and ``nearest``.
+        part, c = group
         if windowed:
             ys, xs = _window(part, c, max(16, max(mh, mw) // 12), 2 if half else 1)
         else:
@@ -176,6 +180,8 @@ def inpaint_colour(rgb: np.ndarray, hole: np.ndarray, context: np.ndarray,
                 nearest[0][ys, xs][pw_], nearest[1][ys, xs][pw_] = np.nonzero(pw_)
                 nearest[0][ys, xs][pw_] += ys.start
                 nearest[1][ys, xs][pw_] += xs.start
+
+    parallel.map_each(fill_part, groups)
     if (mh, mw) == (h, w):
         smooth = fill
         hole_big = hole
@@ -280,22 +286,29 @@ def fill_depth_behind(depth: np.ndarray, hidden: np.ndarray, cut_h: np.ndarray, 
     # ones share one exact solve.
     big = np.nonzero(sizes > max_unknowns // 8)[0]
     rest = hidden & (sizes[comp] <= max_unknowns // 8)
-    if rest.any():
-        f = _poisson_solve(depth, rest, None, (cut_h, cut_v), (n, comp))
-        out[rest] = f[rest]
-    if len(big):
-        boxes = ndimage.find_objects(comp)
-        for k in big:
-            sy, sx = boxes[k - 1]
-            ys = slice(max(0, sy.start - 2), min(h, sy.stop + 2))
-            xs = slice(max(0, sx.start - 2), min(w, sx.stop + 2))
-            d = depth[ys, xs]
-            hk = comp[ys, xs] == k
-            # The farthest hole pixel beside each pixel: a neighbour farther than that is behind.
-            zmax = ndimage.grey_dilation(np.where(hk, d, 0), size=3)
-            ctx = ~hk & (zmax > 0) & (d > zmax * 1.01)
-            f = poisson_fill(d, hk, ctx, max_unknowns // 4)
-            out[ys, xs][hk] = f[hk]
+    boxes = ndimage.find_objects(comp) if len(big) else []
+
+    def solve(k):
+        # Each job writes only its own pixels of ``out`` (the pieces are disjoint).
+        if k == 0:
+            f = _poisson_solve(depth, rest, None, (cut_h, cut_v), (n, comp))
+            out[rest] = f[rest]
+            return
+        sy, sx = boxes[k - 1]
+        ys = slice(max(0, sy.start - 2), min(h, sy.stop + 2))
+        xs = slice(max(0, sx.start - 2), min(w, sx.stop + 2))
+        d = depth[ys, xs]
+        hk = comp[ys, xs] == k
+        # The farthest hole pixel beside each pixel: a neighbour farther than that is behind.
+        zmax = ndimage.grey_dilation(np.where(hk, d, 0), size=3)
+        ctx = ~hk & (zmax > 0) & (d > zmax * 1.01)
+        f = poisson_fill(d, hk, ctx, max_unknowns // 4)
+        out[ys, xs][hk] = f[hk]
+
+    # Largest first, so the workers finish together.
+    jobs = sorted(([0] if rest.any() else []) + [int(k) for k in big],
+                  key=lambda k: -(int(rest.sum()) if k == 0 else int(sizes[k])))
+    parallel.map_each(solve, jobs)
     return out
 
 
