@@ -13,7 +13,7 @@ from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.linalg import spsolve
 
-from . import parallel
+from . import masks, parallel
 from .layers import label_grid
 
 
@@ -122,7 +122,7 @@ def inpaint_colour(rgb: np.ndarray, hole: np.ndarray, context: np.ndarray,
         return rgb.astype(np.float32)
     ctx = context.astype(np.float32)
     # Keep a one-pixel moat between hole and context: mixed edge pixels belong to neither.
-    ctx = np.where(ndimage.binary_dilation(hole, iterations=1), 0.0, ctx)
+    ctx = np.where(masks.grow(hole, 1), 0.0, ctx)
     windowed = groups is not None
     if not windowed:
         groups = [(hole, ctx)]
@@ -168,7 +168,7 @@ def inpaint_colour(rgb: np.ndarray, hole: np.ndarray, context: np.ndarray,
             # Where this part's texture comes from: its nearest source, well inside (found
             # on the half-resolution masks when the fill was: a quarter of the work).
             src_w, step = (c_s >= 1.0, 2) if half else (cw > 0.5, 1)
-            inner = ndimage.binary_erosion(src_w, iterations=2 // step, border_value=1)
+            inner = masks.shrink(src_w, 2 // step, outside=True)
             if not inner.any():
                 inner = src_w
             if inner.any():
@@ -347,7 +347,7 @@ def continue_texture(rgb: np.ndarray, smooth: np.ndarray, hole: np.ndarray, cont
     if nearest is not None:          # (2, mh, mw): each hole pixel's own source pixel
         iv, iu = nearest
     else:
-        inner = ndimage.binary_erosion(context, iterations=2, border_value=1) if context.sum() > 0 else context
+        inner = masks.shrink(context, 2, outside=True) if context.sum() > 0 else context
         if not inner.any():
             return smooth
         iv, iu = ndimage.distance_transform_edt(~inner, return_distances=False, return_indices=True)

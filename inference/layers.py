@@ -13,6 +13,8 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from . import masks
+
 # A step is an occlusion edge when it changes disparity by more than this fraction...
 REL_JUMP = 0.04
 # ...and is this many times larger than the smaller of the steps just before and after it.
@@ -127,7 +129,7 @@ def split_layers(depth: np.ndarray, band: int, subject: np.ndarray | None = None
     """
     depth = depth.astype(np.float32)
     h, w = depth.shape
-    inner = ndimage.binary_erosion(subject > 0.5, iterations=3) if subject is not None else None
+    inner = masks.shrink(subject > 0.5, 3) if subject is not None else None
     cut_h, cut_v = _cuts(depth, inner)
     n, lab = pieces(cut_h, cut_v)
 
@@ -162,7 +164,7 @@ def split_layers(depth: np.ndarray, band: int, subject: np.ndarray | None = None
     # near region's outline), on that same side.
     seeds = np.zeros(h * w, bool)
     seeds[near_px] = True
-    seeds = seeds.reshape(h, w) | (near & ~ndimage.binary_erosion(near, border_value=1))
+    seeds = seeds.reshape(h, w) | (near & ~masks.shrink(near, 1, outside=True))
     if seeds.any() and band > 0:
         dist, (iv, iu) = ndimage.distance_transform_edt(~seeds, return_indices=True)
         # Same side: the seed's piece and nearer than what lies across its cut. A piece can

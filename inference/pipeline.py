@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
-from scipy import ndimage
 
 from . import (camera_path, depth as depth_models, disocclusion, inpaint, layers as layering, mesh as meshing,
-               parallel, portrait, tiling)
+               masks, parallel, portrait, tiling)
 from .errors import Cancelled, InputError
 from .upsample import joint_bilateral_upsample
 from .photo import (DEFAULT_HFOV_DEG, MAX_TEXTURE_SIDE, Photo, load_depth_file, load_photo,
@@ -225,7 +224,7 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
     # Colour is also re-made for a rim on the far side: those pixels mix the subject's edge
     # (hair) with the background, and would trace its outline behind it. (Strands that look
     # like the subject already joined it: portrait.extend_to_strands.)
-    rim = ndimage.binary_dilation(lay.near, iterations=RIM_PX) & ~lay.near
+    rim = masks.grow(lay.near, RIM_PX) & ~lay.near
     hole_depth = np.where(rim, lay.depth, bg_depth)
     # Colour sources: any pixel of any depth but the mixed ones on either side of a cut.
     edge = np.zeros(lay.depth.shape, bool)
@@ -233,7 +232,7 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
     edge[:, 1:] |= lay.cut_h
     edge[:-1, :] |= lay.cut_v
     edge[1:, :] |= lay.cut_v
-    sources = ~ndimage.binary_dilation(edge, iterations=RIM_PX) & ~rim
+    sources = ~masks.grow(edge, RIM_PX) & ~rim
     groups = inpaint.behind_groups(lay.depth, hole_depth, lay.hidden, rim, sources)
     background = inpaint.inpaint_colour(texture, lay.hidden | rim, lay.context_weight, lay.depth,
                                         hole_depth, groups=groups)
@@ -250,7 +249,7 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
                            block=s.mesh_block, tol=s.mesh_tol)
     # The background mesh covers the hidden region and a thin ring of the far side (no
     # crack between the layers); never the near side's own pixels.
-    ring = ndimage.binary_dilation(lay.hidden, iterations=2)
+    ring = masks.grow(lay.hidden, 2)
     keep = ring & (lay.hidden | lay.context)
     # Not cut: where two hidden regions meet at different depths, a stretched sheet in
     # the far layer reads better than a crack onto nothing.

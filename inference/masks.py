@@ -1,0 +1,25 @@
+"""Binary masks grown or shrunk by whole pixels (4-connected steps, as SciPy's default
+binary morphology), with OpenCV: SciPy's costs about 10x more at 1 MP."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+_CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+
+
+def grow(mask: np.ndarray, px: int = 1) -> np.ndarray:
+    """``mask`` dilated by ``px`` steps (nothing grows in from outside the image)."""
+    if px <= 0:
+        return mask.astype(bool)
+    return cv2.dilate(mask.astype(np.uint8), _CROSS, iterations=px,
+                      borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
+
+
+def shrink(mask: np.ndarray, px: int = 1, outside: bool = False) -> np.ndarray:
+    """``mask`` eroded by ``px`` steps; ``outside``: whether beyond the image counts as set
+    (True: the border does not eat into the mask)."""
+    if px <= 0:
+        return mask.astype(bool)
+    return cv2.erode(mask.astype(np.uint8), _CROSS, iterations=px,
+                     borderType=cv2.BORDER_CONSTANT, borderValue=1 if outside else 0) > 0
