@@ -209,9 +209,6 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
     edges = disocclusion.edge_samples(lay.depth, lay.cut_h, lay.cut_v, hfov)
     stage_done("layers", 0.6)
 
-    # What lies behind each hidden pixel is another piece of the photo, farther than it:
-    # the wall behind a vase, the vase itself behind a torus standing in front of it, the
-    # torso behind a raised arm (a fill from around the subject only put the wall there).
     # The subject's soft edge needs only the photo and the near region: worked out on a
     # second thread while this one fills what lies behind (NumPy and OpenCV release the
     # GIL; on 2 cores the inpaint stage takes about 0.2 s less at 1 MP).
@@ -220,6 +217,9 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
         near_tex = resize(lay.near.astype(np.float32), tex_size) > 0.5
         soft_px = max(2.0, 2.5 * tex_size[0] / mesh_size[0])
         matte_job = parallel.submit(portrait.alpha_matte, texture, near_tex, soft_px)
+    # What lies behind each hidden pixel is another piece of the photo, farther than it:
+    # the wall behind a vase, the vase itself behind a torus standing in front of it, the
+    # torso behind a raised arm (a fill from around the subject only put the wall there).
     bg_depth = inpaint.fill_depth_behind(lay.depth, lay.hidden, lay.cut_h, lay.cut_v)
     # Colour is also re-made for a rim on the far side: those pixels mix the subject's edge
     # (hair) with the background, and would trace its outline behind it. (Strands that look
