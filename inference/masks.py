@@ -23,3 +23,15 @@ def shrink(mask: np.ndarray, px: int = 1, outside: bool = False) -> np.ndarray:
         return mask.astype(bool)
     return cv2.erode(mask.astype(np.uint8), _CROSS, iterations=px,
                      borderType=cv2.BORDER_CONSTANT, borderValue=1 if outside else 0) > 0
+
+
+def nearest(region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols) of the pixel of ``region`` nearest each pixel (OpenCV's 5x5 distance,
+    within a pixel or so of the true one nearby): SciPy's exact feature transform costs
+    about 3x more at 1 MP. ``region`` must not be empty."""
+    zero = region.astype(bool)
+    _, lab = cv2.distanceTransformWithLabels((~zero).astype(np.uint8), cv2.DIST_L2, 5,
+                                             labelType=cv2.DIST_LABEL_PIXEL)
+    # Labels number the region's pixels in raster order, from 1.
+    ys, xs = np.nonzero(zero)
+    return ys[lab - 1], xs[lab - 1]

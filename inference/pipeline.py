@@ -13,8 +13,8 @@ from typing import Callable
 
 import numpy as np
 
-from . import (camera_path, depth as depth_models, disocclusion, inpaint, layers as layering, mesh as meshing,
-               masks, parallel, portrait, tiling)
+from . import (camera_path, depth as depth_models, disocclusion, inpaint, layers as layering, masks,
+               mesh as meshing, outline, parallel, portrait, tiling)
 from .errors import Cancelled, InputError
 from .upsample import joint_bilateral_upsample
 from .photo import (DEFAULT_HFOV_DEG, MAX_TEXTURE_SIDE, Photo, load_depth_file, load_photo,
@@ -22,6 +22,14 @@ from .photo import (DEFAULT_HFOV_DEG, MAX_TEXTURE_SIDE, Photo, load_depth_file, 
 
 # Width (mesh pixels) of the far-side rim whose mixed colours are replaced by clean background.
 RIM_PX = 1
+# How far (in the depth model's pixels) its depth is blurred outside / inside a person's
+# outline (measured on the bundled model at 1 MP: the wall's ramp ends 10-12 px out).
+OUTLINE_BLUR_OUT = 12.0
+OUTLINE_BLUR_IN = 3.0
+# How far (the depth model's pixels) the person's mask may fall short of their outline.
+SEGMENTER_SHORTFALL = 4.0
+# How many of the photo's pixels beyond a person's outline mix in its colour.
+SUBJECT_RIM_PHOTO_PX = 3
 STAGES = ("load", "depth", "layers", "inpaint", "mesh")
 
 
@@ -161,6 +169,7 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
 
     # Depth (and the subject, when the estimator finds one) at mesh resolution.
     subject = None
+    person = None       # a segmenter's people: a sharper outline than the model's subject
     n_faces = 0
     if s.depth_file:
         full, metric = load_depth_file(s.depth_file, (w, h))
@@ -184,14 +193,32 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
         metric = model.metric
         hfov, hfov_source = field_of_view(s.hfov_deg or None, photo.hfov_from_exif, extras)
         t = time.perf_counter()
+        person_small = None
         if s.portrait:
-            d_small, subj_small, n_faces = portrait.refine(small, d_small, subj_small, hfov, s.segmenter)
+            d_small, subj_small, n_faces, person_small = portrait.refine(small, d_small, subj_small, hfov,
+                                                                         s.segmenter)
         details["depth: portrait"] = time.perf_counter() - t
         t = time.perf_counter()
         depth_m = _resize_depth(d_small, mesh_size, texture)
         details["depth: upsampling"] = time.perf_counter() - t
         if subj_small is not None:
             subject = resize(subj_small.astype(np.float32), mesh_size) > 0.5
+        if person_small is not None:
+            # The model's depth is blurred across a person's outline over a few of its
+            # pixels, and the mask falls short of a contrasting edge by a few: settle the
+            # depth on the mask, which is sharper, and grow it to the edge (outline.py).
+            t = time.perf_counter()
+            scale = mesh_size[0] / d_small.shape[1]
+            rgb_m = resize(texture, mesh_size)
+            person = resize(person_small.astype(np.float32), mesh_size) > 0.5
+            reach = OUTLINE_BLUR_OUT * scale
+            # Round a person, their mask is the subject's outline: the model's own subject
+            # is as blurred as its depth there.
+            subject = (subject & ~masks.grow(person, int(math.ceil(reach)))) | person
+            depth_m = outline.settle(depth_m, person, reach, OUTLINE_BLUR_IN * scale)
+            depth_m, person = outline.grow_to_edge(rgb_m, depth_m, person, SEGMENTER_SHORTFALL * scale)
+            subject |= person
+            details["depth: outline"] = time.perf_counter() - t
         if s.portrait and subject is not None and subject.any():
             t = time.perf_counter()
             depth_m, subject = portrait.extend_to_strands(resize(texture, mesh_size), depth_m, subject)
@@ -225,6 +252,13 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
     # (hair) with the background, and would trace its outline behind it. (Strands that look
     # like the subject already joined it: portrait.extend_to_strands.)
     rim = masks.grow(lay.near, RIM_PX) & ~lay.near
+    subject_rim = None
+    if person is not None:
+        # A photo's edges are blurred over a few of its pixels: round a person (whose cut
+        # is exact, outline.py) that many are mixed, in mesh pixels at least one.
+        rim_px = max(RIM_PX, int(round(SUBJECT_RIM_PHOTO_PX * mesh_size[0] / tex_size[0])))
+        subject_rim = masks.grow(person, rim_px) & ~lay.near
+        rim |= subject_rim
     hole_depth = np.where(rim, lay.depth, bg_depth)
     # Colour sources: any pixel of any depth but the mixed ones on either side of a cut.
     edge = np.zeros(lay.depth.shape, bool)
@@ -243,6 +277,11 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
         matte = np.where(near_tex, matte_job.result(), 1.0).astype(np.float32)
         texture = portrait.unmix_foreground(texture, matte, background)
         alpha = matte if alpha is None else alpha * matte
+    if subject_rim is not None:
+        # The photo layer too shows the wall there re-made, not mixed with the subject's
+        # edge: left as it was, that outline would slide across the wall with it.
+        rim_tex = resize(subject_rim.astype(np.float32), tex_size) > 0.5
+        texture = np.where(rim_tex[:, :, None], background, texture).astype(np.float32)
     stage_done("inpaint", 0.8)
 
     fg = meshing.grid_mesh(lay.depth, hfov, None, lay.cut_h, lay.cut_v, margin=True,

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 from scipy import ndimage, spatial
 
+from . import masks
 from .depth_classical import find_faces, guided_filter
 from .inpaint import poisson_fill
 
@@ -225,8 +226,8 @@ def extend_to_strands(rgb: np.ndarray, depth: np.ndarray, subject: np.ndarray, s
     ext = (matte > level) & ~subject
     if not ext.any():
         return depth, subject
-    idx = ndimage.distance_transform_edt(~subject, return_distances=False, return_indices=True)
-    depth = np.where(ext, np.minimum(depth, depth[idx[0], idx[1]]), depth).astype(np.float32)
+    iv, iu = masks.nearest(subject)
+    depth = np.where(ext, np.minimum(depth, depth[iv, iu]), depth).astype(np.float32)
     return depth, subject | ext
 
 
@@ -376,14 +377,15 @@ def refine(rgb: np.ndarray, depth: np.ndarray, subject: np.ndarray | None, hfov_
            segmenter: str | None = None):
     """Portrait refinement of a depth model's output, all at ``rgb``'s size.
 
-    Returns (depth, subject probability or None, number of faces given a relief). People
+    Returns (depth, subject probability or None, number of faces given a relief, the
+    people's mask or None: sharper than the subject, see outline.py). People
     found by the segmenter join the subject; where they reach beyond the depth model's
     subject (hair, an arm), their depth is taken from the nearest part of the subject the
     two agree on, so the person is one layer, no deeper than PERSON_DEPTH_RATIO times its
     near part. Each face gets its fitted relief.
     """
     if not available() and not segmenter:
-        return depth, subject, 0
+        return depth, subject, 0, None
     faces = faces_in(rgb)
     person = person_mask(rgb, faces, segmenter)
     if person is not None:
@@ -404,4 +406,4 @@ def refine(rgb: np.ndarray, depth: np.ndarray, subject: np.ndarray | None, hfov_
     fits = [lm for lm in (face_landmarks(rgb, b) for b in faces) if lm is not None]
     if fits:
         depth = fuse_face_relief(depth, fits, hfov_deg)
-    return depth, subject, len(fits)
+    return depth, subject, len(fits), person

@@ -99,14 +99,15 @@ def test_no_face_no_change():
     rng = np.random.default_rng(2)
     img = rng.uniform(0, 1, (200, 300, 3)).astype(np.float32)
     d = np.linspace(2, 6, 200, dtype=np.float32)[:, None].repeat(300, 1)
-    out, subject, n = portrait.refine(img, d, None, HFOV)
-    assert n == 0 and subject is None and np.array_equal(out, d)
+    out, subject, n, person = portrait.refine(img, d, None, HFOV)
+    assert n == 0 and subject is None and person is None and np.array_equal(out, d)
 
 
 def test_several_faces_and_tiny_faces(astronaut):
     two = np.concatenate([astronaut, astronaut], 0)          # two people, one above the other
     d, subj = depth_models.estimate("classical", two)
-    out, subject, n = portrait.refine(two, d, subj, HFOV)
+    out, subject, n, person = portrait.refine(two, d, subj, HFOV)
+    assert person.shape == d.shape and (subject[person] == 1).all()
     assert n == 2 and out.shape == d.shape and np.isfinite(out).all() and (out > 0).all()
     for (x, y, w, h) in portrait.faces_in(two):                # each face got its own relief
         assert _relief_stats(out, (x, y, w, h))[0] > 1.5 * _relief_stats(d, (x, y, w, h))[0]
@@ -114,7 +115,7 @@ def test_several_faces_and_tiny_faces(astronaut):
     canvas = np.full((900, 1200, 3), 0.6, np.float32)
     canvas[400:464, 600:664] = cv2.resize(astronaut, (64, 64), interpolation=cv2.INTER_AREA)
     d, subj = depth_models.estimate("classical", cv2.resize(canvas, (512, 384)))
-    out, subject, n = portrait.refine(cv2.resize(canvas, (512, 384)), d, subj, HFOV)
+    out, subject, n, _ = portrait.refine(cv2.resize(canvas, (512, 384)), d, subj, HFOV)
     assert out.shape == d.shape and np.isfinite(out).all() and (out > 0).all()
 
 
@@ -122,8 +123,8 @@ def test_missing_models_leave_the_depth_alone(astronaut, monkeypatch):
     monkeypatch.setattr(portrait, "model_path", lambda key: None)
     monkeypatch.setattr(portrait, "_nets", {})
     d, subj = depth_models.estimate("classical", astronaut)
-    out, subject, n = portrait.refine(astronaut, d, subj, HFOV)
-    assert n == 0 and out is d and subject is subj
+    out, subject, n, person = portrait.refine(astronaut, d, subj, HFOV)
+    assert n == 0 and out is d and subject is subj and person is None
 
 
 def test_pipeline_gives_the_photo_layer_soft_edges(small_portrait):

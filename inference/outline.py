@@ -1,0 +1,138 @@
+"""A person's outline: depth settled on both sides of it, and the mask grown to the photo's edge.
+
+A depth model's output is blurred across a person's outline: the wall's depth rises
+towards them over a dozen model pixels, and their own outermost pixels sink towards the
+wall. Cut as occlusion edges, both become strips at in-between depths: wall pixels
+(with the subject's colour mixed in) and the subject's rim floating between the two
+layers, stretched into streaks as soon as the camera moves. The subject's mask is far
+sharper than the depth, so the depth is made to agree with it: outside, the ramp is
+replaced by the wall continued towards the outline (Laplace's equation in disparity from
+beyond the ramp); inside, the rim takes the subject's depth from just inside it.
+
+Only for a segmenter's person mask: a depth model's own subject is no sharper than its
+depth (and misses parts: a pagoda's roof wings), and settling on it flattened what it missed.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from . import masks
+from .inpaint import poisson_fill
+from .layers import REL_JUMP, occlusion_edges, pieces
+
+
+def _nearest_at(dist: np.ndarray, region: np.ndarray, reach: float) -> tuple[np.ndarray, np.ndarray]:
+    """For each pixel, the nearest pixel of ``region`` that lies ``reach`` (to +2) from the
+    outline (``dist``: distance to it); (rows, cols), or None when there is none."""
+    ring = region & (dist >= reach) & (dist < reach + 2)
+    if not ring.any():
+        return None
+    return masks.nearest(ring)
+
+
+def settle(depth: np.ndarray, subject: np.ndarray, reach_out: float, reach_in: float) -> np.ndarray:
+    """``depth`` with the blur across ``subject``'s outline taken out.
+
+    ``reach_out`` / ``reach_in``: how far (pixels) the blur runs outside / inside it.
+    Outside, a pixel more than REL_JUMP nearer than the background just beyond the ramp
+    is refilled from the background around it, unless it belongs to something of its own
+    (a piece, bounded by occlusion edges, that reaches beyond the ramp: the helmet on the
+    table beside the person, a flagpole). Inside, the rim is brought forward to the depth
+    of the subject just inside it, never pushed back."""
+    subject = subject.astype(bool)
+    if not subject.any() or subject.all():
+        return depth
+    depth = depth.astype(np.float32)
+    disp = 1.0 / np.maximum(depth, 1e-9)
+    out = depth.copy()
+    outside = ~subject
+    d_out = cv2.distanceTransform(outside.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    d_in = cv2.distanceTransform(subject.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+
+    ramp = outside & (d_out < reach_out)
+    idx = _nearest_at(d_out, outside, reach_out)
+    if idx is not None and ramp.any():
+        beyond = disp[idx[0], idx[1]]
+        raised = ramp & (disp > beyond * (1 + REL_JUMP))
+        # Things of their own: pieces of the scene cut from what lies around them that
+        # reach beyond the ramp and are not the background the ramp is measured on.
+        cut_h, cut_v = occlusion_edges(depth)
+        cut_h |= subject[:, :-1] != subject[:, 1:]
+        cut_v |= subject[:-1, :] != subject[1:, :]
+        n, lab = pieces(cut_h, cut_v)
+        far_reaching = np.bincount(lab[outside & (d_out >= reach_out + 2)], minlength=n) > 0
+        own = far_reaching[lab] & (lab != lab[idx[0], idx[1]])
+        raised &= ~own
+        if raised.any():
+            filled = poisson_fill(depth, raised, outside & ~raised)
+            out[raised] = np.maximum(depth[raised], filled[raised])
+
+    rim = subject & (d_in <= reach_in)
+    idx = _nearest_at(d_in, subject, reach_in + 1)
+    if idx is not None and rim.any():
+        inner = disp[idx[0], idx[1]]
+        sunk = rim & (disp * (1 + REL_JUMP) < inner)
+        out[sunk] = 1.0 / inner[sunk]
+    return out
+
+
+def grow_to_edge(rgb: np.ndarray, depth: np.ndarray, subject: np.ndarray,
+                 reach: float) -> tuple[np.ndarray, np.ndarray]:
+    """(depth, mask) with ``subject`` grown over the pixels within ``reach`` outside it that
+    are more its colour than the background's, joined to it, at the depth of the nearest
+    subject pixel. A segmenter's mask, upsampled several times, falls a few pixels short
+    of a contrasting edge (the dark rim of a helmet against a pale wall): those pixels
+    would stay on the wall and trace the subject's outline there once the camera moves.
+
+    Each pixel is placed on the line between the background just beyond ``reach`` and the
+    subject just inside its outline (past the mixed edge pixels), nearest-pixel colours
+    both; a colour off that line is something else and stays."""
+    subject = subject.astype(bool)
+    outside = ~subject
+    d_out = cv2.distanceTransform(outside.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    band = outside & (d_out <= reach)
+    if not band.any() or not subject.any():
+        return depth, subject
+    # Only round the band.
+    h, w = subject.shape
+    ys, xs = np.nonzero(band)
+    pad = int(reach) + 8
+    y0, y1 = max(0, int(ys.min()) - pad), min(h, int(ys.max()) + pad + 1)
+    x0, x1 = max(0, int(xs.min()) - pad), min(w, int(xs.max()) + pad + 1)
+    sub, img, d_o = subject[y0:y1, x0:x1], rgb[y0:y1, x0:x1].astype(np.float32), d_out[y0:y1, x0:x1]
+    d_i = cv2.distanceTransform(sub.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    bg_ring = ~sub & (d_o > reach + 1) & (d_o <= reach + 4)
+    fg_ring = sub & (d_i > 2) & (d_i <= 5)
+    if not bg_ring.any() or not fg_ring.any():
+        return depth, subject
+    py, px = np.nonzero(band[y0:y1, x0:x1])
+    bi, fi = masks.nearest(bg_ring), masks.nearest(fg_ring)
+    col = img[py, px]
+    bgc = img[bi[0][py, px], bi[1][py, px]]
+    fgc = img[fi[0][py, px], fi[1][py, px]]
+    diff = fgc - bgc
+    n2 = (diff ** 2).sum(1)
+    a = ((col - bgc) * diff).sum(1) / np.maximum(n2, 1e-9)
+    # Nearer the subject's end of the line, close to the line, and contrast enough to tell.
+    resid = ((col - bgc - a[:, None] * diff) ** 2).sum(1)
+    like = (a > 0.5) & (n2 > 0.1 ** 2) & (resid < 0.25 * n2 + 0.03 ** 2)
+    cand = np.zeros_like(sub)
+    cand[py[like], px[like]] = True
+    # Joined to the subject.
+    _, lab = cv2.connectedComponents((sub | cand).astype(np.uint8), connectivity=4)
+    joined = np.zeros(lab.max() + 1, bool)
+    joined[np.unique(lab[sub])] = True
+    joined[0] = False
+    grown = subject.copy()
+    grown[y0:y1, x0:x1] |= cand & joined[lab]
+    if not (grown != subject).any():
+        return depth, subject
+    # Depth from the nearest subject pixel (within the crop), never pushed back.
+    iv, iu = masks.nearest(sub)
+    inner = depth[y0:y1, x0:x1][iv, iu]
+    depth = depth.astype(np.float32).copy()
+    new = (grown & ~subject)[y0:y1, x0:x1]
+    crop = depth[y0:y1, x0:x1]
+    crop[new] = np.minimum(crop[new], inner[new])
+    return depth, grown
