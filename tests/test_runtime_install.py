@@ -66,7 +66,12 @@ def _install(target, pkgs, **kw):
 def test_install_activates_and_keeps_blenders_numpy(mirror, tmp_path, path_guard):
     target = tmp_path / "runtime" / "site-packages"
     seen = []
-    inst = rt.Installer(str(target), "CPU", ["tinyrt==1.0"]).start()
+    inst = rt.Installer(str(target), "CPU", ["tinyrt==1.0"])
+    # Every message the UI is handed (one step applies all that queued since the last, so
+    # on a busy machine a poll can pass over a short-lived text).
+    posted, get = [], inst._messages.get_nowait
+    inst._messages.get_nowait = lambda: posted.append(get()) or posted[-1]
+    inst.start()
     while inst.step() == rt.RUNNING:            # stepped like Blender's modal timer
         seen.append((inst.text, inst.fraction))
         time.sleep(0.02)
@@ -75,7 +80,9 @@ def test_install_activates_and_keeps_blenders_numpy(mirror, tmp_path, path_guard
     assert inst.installed == ["tinyrt-1.0"]                             # ...that is not kept
     assert sorted(os.listdir(target)) == ["tinyrt", "tinyrt-1.0.dist-info"]
     assert _leftovers(target) == []                              # no staging folder, no pip temp files
-    assert any(t.startswith("Reading tinyrt") or t.startswith("Installing") for t, _ in seen)
+    assert any(m[0] == "progress" and (m[1].startswith("Reading tinyrt") or m[1].startswith("Installing"))
+               for m in posted)
+    assert seen                                 # and the UI saw the install running
     assert [f for _, f in seen] == sorted(f for _, f in seen) and inst.fraction == 1.0
     assert rt.activate(str(target)) and sys.path[-1] == str(target)     # appended, never first
     import tinyrt
