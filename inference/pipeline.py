@@ -27,7 +27,7 @@ RIM_PX = 1
 OUTLINE_BLUR_OUT = 12.0
 OUTLINE_BLUR_IN = 3.0
 # How far (the depth model's pixels) the person's mask may fall short of their outline.
-SEGMENTER_SHORTFALL = 4.0
+SEGMENTER_SHORTFALL = 6.0
 # How many of the photo's pixels beyond a person's outline mix in its colour.
 SUBJECT_RIM_PHOTO_PX = 3
 STAGES = ("load", "depth", "layers", "inpaint", "mesh")
