@@ -267,6 +267,12 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
     edge[:-1, :] |= lay.cut_v
     edge[1:, :] |= lay.cut_v
     sources = ~masks.grow(edge, RIM_PX) & ~rim
+    if person is not None:
+        # A photo's colour bleeds further than its edges blur (JPEG keeps colour at half
+        # resolution and less): round a person, the wall is tinted with them a little way
+        # out, and the band behind them, filled from there, took the tint (a lavender
+        # patch behind a helmet's rim). It reads the wall beyond.
+        sources &= ~(masks.grow(person, 3 * rim_px) & ~person)
     groups = inpaint.behind_groups(lay.depth, hole_depth, lay.hidden, rim, sources)
     background = inpaint.inpaint_colour(texture, lay.hidden | rim, lay.context_weight, lay.depth,
                                         hole_depth, groups=groups)
