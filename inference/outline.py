@@ -1,16 +1,18 @@
-"""A person's outline: depth settled on both sides of it, and the mask grown to the photo's edge.
+"""A subject's outline: depth settled on both sides of it, and the mask grown to the photo's edge.
 
-A depth model's output is blurred across a person's outline: the wall's depth rises
-towards them over a dozen model pixels, and their own outermost pixels sink towards the
+A depth model's output is blurred across a subject's outline: the wall's depth rises
+towards it over a dozen model pixels, and its own outermost pixels sink towards the
 wall. Cut as occlusion edges, both become strips at in-between depths: wall pixels
 (with the subject's colour mixed in) and the subject's rim floating between the two
-layers, stretched into streaks as soon as the camera moves. The subject's mask is far
-sharper than the depth, so the depth is made to agree with it: outside, the ramp is
-replaced by the wall continued towards the outline (Laplace's equation in disparity from
-beyond the ramp); inside, the rim takes the subject's depth from just inside it.
+layers, stretched into streaks as soon as the camera moves (purple strokes round an
+astronaut's helmet, dark spikes off a pagoda's roof). The mask is sharper than the depth,
+so the depth is made to agree with it: outside, the ramp is replaced by the wall
+continued towards the outline (Laplace's equation in disparity from beyond the ramp);
+inside, the rim takes the subject's depth from just inside it.
 
-Only for a segmenter's person mask: a depth model's own subject is no sharper than its
-depth (and misses parts: a pagoda's roof wings), and settling on it flattened what it missed.
+A person's mask (a segmenter's) is the sharpest; a depth model's own subject can miss a
+part of what it stands for (a pagoda's roof wing), so only what is coloured like the
+background goes back.
 """
 from __future__ import annotations
 
@@ -31,15 +33,30 @@ def _nearest_at(dist: np.ndarray, region: np.ndarray, reach: float) -> tuple[np.
     return masks.nearest(ring)
 
 
-def settle(depth: np.ndarray, subject: np.ndarray, reach_out: float, reach_in: float) -> np.ndarray:
+def _along(col: np.ndarray, bgc: np.ndarray, fgc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where colours ``col`` (N, 3) lie on the line from the background's colour ``bgc`` to
+    the subject's ``fgc`` (0 at the background, 1 at the subject), and whether they are
+    on it at all: close to the line, with contrast enough between its ends to tell."""
+    diff = fgc - bgc
+    n2 = (diff ** 2).sum(1)
+    a = ((col - bgc) * diff).sum(1) / np.maximum(n2, 1e-9)
+    resid = ((col - bgc - a[:, None] * diff) ** 2).sum(1)
+    return a, (n2 > 0.1 ** 2) & (resid < 0.25 * n2 + 0.03 ** 2)
+
+
+def settle(depth: np.ndarray, subject: np.ndarray, reach_out: float, reach_in: float,
+           rgb: np.ndarray | None = None) -> np.ndarray:
     """``depth`` with the blur across ``subject``'s outline taken out.
 
     ``reach_out`` / ``reach_in``: how far (pixels) the blur runs outside / inside it.
     Outside, a pixel more than REL_JUMP nearer than the background just beyond the ramp
     is refilled from the background around it, unless it belongs to something of its own
     (a piece, bounded by occlusion edges, that reaches beyond the ramp: the helmet on the
-    table beside the person, a flagpole). Inside, the rim is brought forward to the depth
-    of the subject just inside it, never pushed back."""
+    table beside the person, a flagpole). With the photo (``rgb``), only pixels coloured
+    more like the background than the subject go back: a depth model's own subject can
+    miss a part of what it stands for (a pagoda's roof wing), which keeps its depth.
+    Inside, the rim is brought forward to the depth of the subject just inside it, never
+    pushed back."""
     subject = subject.astype(bool)
     if not subject.any() or subject.all():
         return depth
@@ -64,6 +81,14 @@ def settle(depth: np.ndarray, subject: np.ndarray, reach_out: float, reach_in: f
         far_reaching = np.bincount(lab[outside & (d_out >= reach_out + 2)], minlength=n) > 0
         own = far_reaching[lab] & (lab != lab[idx[0], idx[1]])
         raised &= ~own
+        if rgb is not None and raised.any():
+            inner_idx = _nearest_at(d_in, subject, 2.5)
+            if inner_idx is not None:
+                py, px = np.nonzero(raised)
+                a, on_line = _along(rgb[py, px], rgb[idx[0][py, px], idx[1][py, px]],
+                                    rgb[inner_idx[0][py, px], inner_idx[1][py, px]])
+                keep = on_line & (a >= 0.5)
+                raised[py[keep], px[keep]] = False
         if raised.any():
             filled = poisson_fill(depth, raised, outside & ~raised)
             out[raised] = np.maximum(depth[raised], filled[raised])
@@ -114,15 +139,8 @@ def grow_to_edge(rgb: np.ndarray, depth: np.ndarray, subject: np.ndarray,
         return depth, subject
     py, px = np.nonzero(band[y0:y1, x0:x1])
     bi, fi = masks.nearest(bg_ring), masks.nearest(fg_ring)
-    col = img[py, px]
-    bgc = img[bi[0][py, px], bi[1][py, px]]
-    fgc = img[fi[0][py, px], fi[1][py, px]]
-    diff = fgc - bgc
-    n2 = (diff ** 2).sum(1)
-    a = ((col - bgc) * diff).sum(1) / np.maximum(n2, 1e-9)
-    # Far enough along the line, close to it, and contrast enough to tell.
-    resid = ((col - bgc - a[:, None] * diff) ** 2).sum(1)
-    like = (a > GROW_LEVEL) & (n2 > 0.1 ** 2) & (resid < 0.25 * n2 + 0.03 ** 2)
+    a, on_line = _along(img[py, px], img[bi[0][py, px], bi[1][py, px]], img[fi[0][py, px], fi[1][py, px]])
+    like = on_line & (a > GROW_LEVEL)
     cand = np.zeros_like(sub)
     cand[py[like], px[like]] = True
     # Joined to the subject.

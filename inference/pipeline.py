@@ -22,11 +22,11 @@ from .photo import (DEFAULT_HFOV_DEG, MAX_TEXTURE_SIDE, Photo, load_depth_file, 
 
 # Width (mesh pixels) of the far-side rim whose mixed colours are replaced by clean background.
 RIM_PX = 1
-# How far (in the depth model's pixels) its depth is blurred outside / inside a person's
+# How far (in the depth model's pixels) its depth is blurred outside / inside a subject's
 # outline (measured on the bundled model at 1 MP: the wall's ramp ends 10-12 px out).
 OUTLINE_BLUR_OUT = 12.0
 OUTLINE_BLUR_IN = 3.0
-# How far (the depth model's pixels) the person's mask may fall short of their outline.
+# How far (the depth model's pixels) a subject's mask may fall short of its outline.
 SEGMENTER_SHORTFALL = 6.0
 # How many of the photo's pixels beyond a person's outline mix in its colour.
 SUBJECT_RIM_PHOTO_PX = 3
@@ -203,21 +203,25 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
         details["depth: upsampling"] = time.perf_counter() - t
         if subj_small is not None:
             subject = resize(subj_small.astype(np.float32), mesh_size) > 0.5
-        if person_small is not None:
-            # The model's depth is blurred across a person's outline over a few of its
+        if subject is not None and subject.any():
+            # The model's depth is blurred across the subject's outline over a few of its
             # pixels, and the mask falls short of a contrasting edge by a few: settle the
-            # depth on the mask, which is sharper, and grow it to the edge (outline.py).
+            # depth on the mask and grow the mask to the edge (outline.py). A person's mask
+            # is sharper than the model's subject, and round them it is the outline.
             t = time.perf_counter()
             scale = mesh_size[0] / d_small.shape[1]
             rgb_m = resize(texture, mesh_size)
-            person = resize(person_small.astype(np.float32), mesh_size) > 0.5
             reach = OUTLINE_BLUR_OUT * scale
-            # Round a person, their mask is the subject's outline: the model's own subject
-            # is as blurred as its depth there.
-            subject = (subject & ~masks.grow(person, int(math.ceil(reach)))) | person
-            depth_m = outline.settle(depth_m, person, reach, OUTLINE_BLUR_IN * scale)
-            depth_m, person = outline.grow_to_edge(rgb_m, depth_m, person, SEGMENTER_SHORTFALL * scale)
-            subject |= person
+            sharp = subject
+            if person_small is not None:
+                person = resize(person_small.astype(np.float32), mesh_size) > 0.5
+                subject = (subject & ~masks.grow(person, int(math.ceil(reach)))) | person
+                sharp = person
+            depth_m = outline.settle(depth_m, sharp, reach, OUTLINE_BLUR_IN * scale, rgb_m)
+            depth_m, sharp = outline.grow_to_edge(rgb_m, depth_m, sharp, SEGMENTER_SHORTFALL * scale)
+            subject |= sharp
+            if person is not None:
+                person = sharp
             details["depth: outline"] = time.perf_counter() - t
         if s.portrait and subject is not None and subject.any():
             t = time.perf_counter()
