@@ -223,10 +223,10 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
             if person is not None:
                 person = sharp
             details["depth: outline"] = time.perf_counter() - t
-        if s.portrait and subject is not None and subject.any():
-            t = time.perf_counter()
-            depth_m, subject = portrait.extend_to_strands(resize(texture, mesh_size), depth_m, subject)
-            details["depth: portrait"] += time.perf_counter() - t
+            if s.portrait:
+                t = time.perf_counter()
+                depth_m, subject = portrait.extend_to_strands(rgb_m, depth_m, subject)
+                details["depth: portrait"] += time.perf_counter() - t
     stage_done("depth", 0.45)
 
     # Layers: how far behind an edge the camera can look decides the hidden band.
