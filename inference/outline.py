@@ -45,21 +45,24 @@ def _along(col: np.ndarray, bgc: np.ndarray, fgc: np.ndarray) -> tuple[np.ndarra
 
 
 def settle(depth: np.ndarray, subject: np.ndarray, reach_out: float, reach_in: float,
-           rgb: np.ndarray | None = None) -> np.ndarray:
-    """``depth`` with the blur across ``subject``'s outline taken out.
+           rgb: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(``depth`` with the blur across ``subject``'s outline taken out, the pixels it put
+    back onto the background).
 
     ``reach_out`` / ``reach_in``: how far (pixels) the blur runs outside / inside it.
     Outside, a pixel more than REL_JUMP nearer than the background just beyond the ramp
     is refilled from the background around it, unless it belongs to something of its own
     (a piece, bounded by occlusion edges, that reaches beyond the ramp: the helmet on the
-    table beside the person, a flagpole). With the photo (``rgb``), only pixels coloured
-    more like the background than the subject go back: a depth model's own subject can
-    miss a part of what it stands for (a pagoda's roof wing), which keeps its depth.
+    table beside the person, a flagpole), or that lie in a hole of the mask. With the photo
+    (``rgb``), only pixels coloured like the background (nearer its colour than the
+    subject's, on the line between the two) go back: a depth model's own subject can miss
+    a part of what it stands for (a pagoda's roof wing), which keeps its depth.
     Inside, the rim is brought forward to the depth of the subject just inside it, never
     pushed back."""
     subject = subject.astype(bool)
+    raised = np.zeros_like(subject)
     if not subject.any() or subject.all():
-        return depth
+        return depth, raised
     depth = depth.astype(np.float32)
     disp = 1.0 / np.maximum(depth, 1e-9)
     out = depth.copy()
@@ -72,6 +75,11 @@ def settle(depth: np.ndarray, subject: np.ndarray, reach_out: float, reach_in: f
     if idx is not None and ramp.any():
         beyond = disp[idx[0], idx[1]]
         raised = ramp & (disp > beyond * (1 + REL_JUMP))
+        # Only on an open ramp: a pixel whose background lies much farther than the ramp
+        # is wide sits in a hole or a narrow gap of the mask (inside a cup), not beside it.
+        yy, xx = np.nonzero(raised)
+        gap = np.hypot(idx[0][yy, xx] - yy, idx[1][yy, xx] - xx)
+        raised[yy[gap > reach_out + 6], xx[gap > reach_out + 6]] = False
         # Things of their own: pieces of the scene cut from what lies around them that
         # reach beyond the ramp and are not the background the ramp is measured on.
         cut_h, cut_v = occlusion_edges(depth)
@@ -87,7 +95,7 @@ def settle(depth: np.ndarray, subject: np.ndarray, reach_out: float, reach_in: f
                 py, px = np.nonzero(raised)
                 a, on_line = _along(rgb[py, px], rgb[idx[0][py, px], idx[1][py, px]],
                                     rgb[inner_idx[0][py, px], inner_idx[1][py, px]])
-                keep = on_line & (a >= 0.5)
+                keep = ~on_line | (a >= 0.5)
                 raised[py[keep], px[keep]] = False
         if raised.any():
             filled = poisson_fill(depth, raised, outside & ~raised)
@@ -99,7 +107,7 @@ def settle(depth: np.ndarray, subject: np.ndarray, reach_out: float, reach_in: f
         inner = disp[idx[0], idx[1]]
         sunk = rim & (disp * (1 + REL_JUMP) < inner)
         out[sunk] = 1.0 / inner[sunk]
-    return out
+    return out, raised
 
 
 # How far along the line from the background's colour to the subject's a pixel must be to

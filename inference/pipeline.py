@@ -207,7 +207,7 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
             # The model's depth is blurred across the subject's outline over a few of its
             # pixels, and the mask falls short of a contrasting edge by a few: settle the
             # depth on the mask and grow the mask to the edge (outline.py). A person's mask
-            # is sharper than the model's subject, and round them it is the outline.
+            # is sharper than the model's subject: when there is one, it is the outline.
             t = time.perf_counter()
             scale = mesh_size[0] / d_small.shape[1]
             rgb_m = resize(texture, mesh_size)
@@ -215,9 +215,11 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
             sharp = subject
             if person_small is not None:
                 person = resize(person_small.astype(np.float32), mesh_size) > 0.5
-                subject = (subject & ~masks.grow(person, int(math.ceil(reach)))) | person
                 sharp = person
-            depth_m = outline.settle(depth_m, sharp, reach, OUTLINE_BLUR_IN * scale, rgb_m)
+            depth_m, behind = outline.settle(depth_m, sharp, reach, OUTLINE_BLUR_IN * scale, rgb_m)
+            # What went back onto the background is no part of the subject (round a person,
+            # the model's subject is as blurred as its depth).
+            subject = (subject & ~behind) | sharp
             depth_m, sharp = outline.grow_to_edge(rgb_m, depth_m, sharp, SEGMENTER_SHORTFALL * scale)
             subject |= sharp
             if person is not None:

@@ -45,7 +45,8 @@ def test_settle_takes_the_ramp_off_the_wall_and_the_rim_off_the_subject():
     near_wall = ~subject & masks.grow(subject, 14)
     assert (1 / depth[near_wall]).max() > 2 / WALL                      # the ramp is there...
     assert _cut_pixels(depth)[~subject & ~masks.grow(subject, 1)].any()  # ...and the fragment is cut
-    out = outline.settle(depth, subject, 12, 3)
+    out, behind = outline.settle(depth, subject, 12, 3)
+    assert behind.any() and not (behind & subject).any()
     assert (1 / out[~subject]).max() < 1.05 / WALL                      # the wall runs to the outline
     assert (1 / out[subject]).min() > 0.95 / SUBJECT                    # the rim is the subject's
     # The only occlusion edge left is the outline itself.
@@ -56,9 +57,9 @@ def test_settle_takes_the_ramp_off_the_wall_and_the_rim_off_the_subject():
 
 def test_settle_keeps_things_of_their_own():
     depth, subject = _blurred_disc(box=True)
-    out = outline.settle(depth, subject, 12, 3)
-    assert (out[90:110, 141:180] == 3.0).all()                          # the box beside the disc
-    assert outline.settle(depth, np.zeros_like(subject), 12, 3) is depth   # no subject, no change
+    out, behind = outline.settle(depth, subject, 12, 3)
+    assert (out[90:110, 141:180] == 3.0).all() and not behind[90:110, 141:180].any()                          # the box beside the disc
+    assert outline.settle(depth, np.zeros_like(subject), 12, 3)[0] is depth   # no subject, no change
 
 
 def test_nearest_agrees_with_the_exact_transform():
@@ -130,9 +131,9 @@ def test_settle_keeps_what_looks_like_the_subject():
     wing = np.zeros_like(subject)
     wing[96:104, 141:149] = True                                        # beside it, in the ramp
     rgb[wing] = (0.22, 0.48, 0.3)
-    out = outline.settle(depth, subject, 12, 3, rgb)
+    out, _ = outline.settle(depth, subject, 12, 3, rgb)
     assert (out[wing] == depth[wing]).all()
-    plain = outline.settle(depth, subject, 12, 3)
+    plain, _ = outline.settle(depth, subject, 12, 3)
     assert (depth[wing] < 0.5 * WALL).any() and (plain[wing] > 0.95 * WALL).all()   # without the photo, pushed back
     wall = ~subject & ~masks.grow(wing, 24)
     assert np.allclose(out[wall], plain[wall], rtol=0.02)
