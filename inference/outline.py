@@ -24,7 +24,7 @@ from .inpaint import poisson_fill
 from .layers import REL_JUMP, occlusion_edges, pieces
 
 
-def _nearest_at(dist: np.ndarray, region: np.ndarray, reach: float) -> tuple[np.ndarray, np.ndarray]:
+def _nearest_at(dist: np.ndarray, region: np.ndarray, reach: float) -> tuple[np.ndarray, np.ndarray] | None:
     """For each pixel, the nearest pixel of ``region`` that lies ``reach`` (to +2) from the
     outline (``dist``: distance to it); (rows, cols), or None when there is none."""
     ring = region & (dist >= reach) & (dist < reach + 2)
@@ -53,7 +53,7 @@ def settle(depth: np.ndarray, subject: np.ndarray, reach_out: float, reach_in: f
     Outside, a pixel more than REL_JUMP nearer than the background just beyond the ramp
     is refilled from the background around it, unless it belongs to something of its own
     (a piece, bounded by occlusion edges, that reaches beyond the ramp: the helmet on the
-    table beside the person, a flagpole), or that lie in a hole of the mask. With the photo
+    table beside the person, a flagpole) or lying in a hole of the mask. With the photo
     (``rgb``), only pixels coloured like the background (nearer its colour than the
     subject's, on the line between the two) go back: a depth model's own subject can miss
     a part of what it stands for (a pagoda's roof wing), which keeps its depth.
@@ -80,15 +80,15 @@ def settle(depth: np.ndarray, subject: np.ndarray, reach_out: float, reach_in: f
         yy, xx = np.nonzero(raised)
         gap = np.hypot(idx[0][yy, xx] - yy, idx[1][yy, xx] - xx)
         raised[yy[gap > reach_out + 6], xx[gap > reach_out + 6]] = False
-        # Things of their own: pieces of the scene cut from what lies around them that
-        # reach beyond the ramp and are not the background the ramp is measured on.
-        cut_h, cut_v = occlusion_edges(depth)
-        cut_h |= subject[:, :-1] != subject[:, 1:]
-        cut_v |= subject[:-1, :] != subject[1:, :]
-        n, lab = pieces(cut_h, cut_v)
-        far_reaching = np.bincount(lab[outside & (d_out >= reach_out + 2)], minlength=n) > 0
-        own = far_reaching[lab] & (lab != lab[idx[0], idx[1]])
-        raised &= ~own
+        if raised.any():
+            # Things of their own: pieces of the scene cut from what lies around them that
+            # reach beyond the ramp and are not the background the ramp is measured on.
+            cut_h, cut_v = occlusion_edges(depth)
+            cut_h |= subject[:, :-1] != subject[:, 1:]
+            cut_v |= subject[:-1, :] != subject[1:, :]
+            n, lab = pieces(cut_h, cut_v)
+            far_reaching = np.bincount(lab[outside & (d_out >= reach_out + 2)], minlength=n) > 0
+            raised &= ~(far_reaching[lab] & (lab != lab[idx[0], idx[1]]))
         if rgb is not None and raised.any():
             inner_idx = _nearest_at(d_in, subject, 2.5)
             if inner_idx is not None:
