@@ -116,6 +116,51 @@ def settle(depth: np.ndarray, subject: np.ndarray, reach_out: float, reach_in: f
 GROW_LEVEL = 0.4
 
 
+# An edge's mixed pixels: this far along the line from the wall's colour to the subject's,
+# and up to this many pixels out from what joined the subject.
+MIX_LEVEL = 0.12
+MIX_PX = 2
+# How different from the wall's colour (RGB distance, 0-1 sRGB) a pixel must be to count
+# as something on it (the wall's own shading and JPEG noise stay within about 0.05).
+UNLIKE_WALL = 0.1
+# The share of the reach within which such a band of its own may lie.
+THIN_RIM = 1.0
+
+
+def _thin_rim(img: np.ndarray, sub: np.ndarray, d_o: np.ndarray, bg_ring: np.ndarray,
+              bi: tuple[np.ndarray, np.ndarray], reach: float, thin: float) -> tuple[np.ndarray, np.ndarray]:
+    """The pixels of thin bands unlike the wall that run along the outside of ``sub``,
+    within ``thin`` of it, the wall beyond them: a highlight on a helmet ring's polished
+    rim or backlit hair, brighter than the wall and so off the line to the subject's own
+    colour. Left on the wall, such a band is drawn there as a light arc once the subject
+    moves off it. Something else beside the subject (a flag by a shoulder) reaches farther
+    and stays. Also returns all pixels within reach that are unlike the wall."""
+    near = ~sub & (d_o <= thin + 1.5)
+    py, px = np.nonzero(near)
+    # The wall's colour: the mean of the ring beyond round each pixel (one pixel of it
+    # may be something else's: the flag's own edge).
+    k = (2 * int(np.ceil(reach)) + 9,) * 2
+    ring = bg_ring.astype(np.float32)
+    count = cv2.boxFilter(ring, -1, k, normalize=False)
+    wall = cv2.boxFilter(img * ring[..., None], -1, k, normalize=False)[py, px]
+    n = count[py, px][:, None]
+    wall = np.where(n > 0, wall / np.maximum(n, 1), img[bi[0][py, px], bi[1][py, px]])
+    diff = img[py, px] - wall
+    unlike = np.zeros_like(sub)
+    unlike[py, px] = (diff ** 2).sum(1) > UNLIKE_WALL ** 2
+    if not unlike.any():
+        return unlike, unlike
+    # What is joined, within the band's width, to such pixels farther out reaches beyond
+    # (geodesically: a long arc that strays out at one end keeps the rest of its length).
+    beyond = unlike & (d_o > thin)
+    box = np.ones((3, 3), np.uint8)
+    for _ in range(int(np.ceil(thin)) + 2):
+        if not beyond.any():
+            break
+        beyond = (cv2.dilate(beyond.astype(np.uint8), box) > 0) & unlike
+    return unlike & ~beyond, unlike
+
+
 def grow_to_edge(rgb: np.ndarray, depth: np.ndarray, subject: np.ndarray,
                  reach: float) -> tuple[np.ndarray, np.ndarray]:
     """(depth, mask) with ``subject`` grown over the pixels within ``reach`` outside it that
@@ -151,13 +196,27 @@ def grow_to_edge(rgb: np.ndarray, depth: np.ndarray, subject: np.ndarray,
     like = on_line & (a > GROW_LEVEL)
     cand = np.zeros_like(sub)
     cand[py[like], px[like]] = True
+    rim, unlike = _thin_rim(img, sub, d_o, bg_ring, bi, reach, reach * THIN_RIM)
+    cand |= rim
     # Joined to the subject.
     _, lab = cv2.connectedComponents((sub | cand).astype(np.uint8), connectivity=4)
     joined = np.zeros(lab.max() + 1, bool)
     joined[np.unique(lab[sub])] = True
     joined[0] = False
+    add = cand & joined[lab]
+    # The pixels between (a rim light passes through the wall's colour on its way in from
+    # the subject's): a speckled band would leave islands of wall riding on the subject.
+    ell = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+    add |= (cv2.morphologyEx((sub | add).astype(np.uint8), cv2.MORPH_CLOSE, ell) > 0) & ~sub & ~unlike & (d_o <= reach)
+    # Then the edge's mixed pixels, a step or two out: left on the wall, they trace the
+    # outline there in the subject's colour once it moves off (the soft matte on the
+    # subject's side takes them in, as partial alpha, instead).
+    mixed = np.zeros_like(sub)
+    mixed[py, px] = on_line & (a > MIX_LEVEL)
+    for _ in range(MIX_PX):
+        add |= masks.grow(sub | add, 1) & mixed & ~sub
     grown = subject.copy()
-    grown[y0:y1, x0:x1] |= cand & joined[lab]
+    grown[y0:y1, x0:x1] |= add
     if not (grown != subject).any():
         return depth, subject
     # Depth from the nearest subject pixel (within the crop), never pushed back.
