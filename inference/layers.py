@@ -53,7 +53,15 @@ def _edge_cuts(disp: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     else:
         before, after = sp[:, :-2], sp[:, 2:]
     local = np.minimum(before, after)
-    return (rel > REL_JUMP) & (step > STEP_RATIO * local), rel
+    cut = (rel > REL_JUMP) & (step > STEP_RATIO * local)
+    # A one-pixel ridge or pit (a thin pole; a pixel the sharpening gave to the other
+    # side alone): its two steps are alike, so neither is larger than its neighbours,
+    # but it is no plane either, the two go opposite ways.
+    sd = _steps(disp, axis)
+    sp = np.pad(sd, pad, mode="constant")
+    b_s, a_s = (sp[:-2], sp[2:]) if axis == 0 else (sp[:, :-2], sp[:, 2:])
+    spike = ((b_s * sd < 0) & (np.abs(b_s) > 0.5 * step)) | ((a_s * sd < 0) & (np.abs(a_s) > 0.5 * step))
+    return cut | ((rel > REL_JUMP) & spike), rel
 
 
 def _disparity(depth: np.ndarray) -> np.ndarray:

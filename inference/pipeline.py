@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import (camera_path, depth as depth_models, disocclusion, inpaint, layers as layering, masks,
+from . import (camera_path, depth as depth_models, depth_edges, disocclusion, inpaint, layers as layering, masks,
                mesh as meshing, outline, parallel, portrait, tiling)
 from .errors import Cancelled, InputError
 from .upsample import joint_bilateral_upsample
@@ -26,6 +26,9 @@ RIM_PX = 1
 # outline (measured on the bundled model at 1 MP: the wall's ramp ends 10-12 px out).
 OUTLINE_BLUR_OUT = 12.0
 OUTLINE_BLUR_IN = 3.0
+# Half the width (the depth model's pixels) over which the model smears an edge elsewhere
+# (a flag in front of a wall: ten pixels at 1 MP, from the bundled model's 512).
+EDGE_RAMP = 2.5
 # How far (the depth model's pixels) a subject's mask may fall short of its outline.
 SEGMENTER_SHORTFALL = 6.0
 # How many of the photo's pixels beyond a person's outline mix in its colour.
@@ -203,6 +206,7 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
         details["depth: upsampling"] = time.perf_counter() - t
         if subj_small is not None:
             subject = resize(subj_small.astype(np.float32), mesh_size) > 0.5
+        rgb_m = resize(texture, mesh_size)
         if subject is not None and subject.any():
             # The model's depth is blurred across the subject's outline over a few of its
             # pixels, and the mask falls short of a contrasting edge by a few: settle the
@@ -210,7 +214,6 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
             # is sharper than the model's subject: when there is one, it is the outline.
             t = time.perf_counter()
             scale = mesh_size[0] / d_small.shape[1]
-            rgb_m = resize(texture, mesh_size)
             reach = OUTLINE_BLUR_OUT * scale
             sharp = subject
             if person_small is not None:
@@ -229,6 +232,11 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
                 t = time.perf_counter()
                 depth_m, subject = portrait.extend_to_strands(rgb_m, depth_m, subject)
                 details["depth: portrait"] += time.perf_counter() - t
+        # Elsewhere, strong edges the model smeared are put back on the photo's edges.
+        t = time.perf_counter()
+        scale = mesh_size[0] / d_small.shape[1]
+        depth_m, _ = depth_edges.sharpen(depth_m, rgb_m, EDGE_RAMP * scale, subject)
+        details["depth: edges"] = time.perf_counter() - t
     stage_done("depth", 0.45)
 
     # Layers: how far behind an edge the camera can look decides the hidden band.

@@ -71,7 +71,7 @@ def test_bench_prints_stages(small_portrait):
         assert stage in names
     assert lines[-1].startswith("total ") and lines[-1].endswith(" s")
     parts = [l for l in lines if l.startswith("#   depth: ")]       # the depth stage's parts
-    assert [p.split()[2] for p in parts] == ["preprocess", "inference", "portrait", "upsampling", "outline"]
+    assert [p.split()[2] for p in parts] == ["preprocess", "inference", "portrait", "upsampling", "outline", "edges"]
 
 
 def _bad_inputs(tmp_path, portrait_path, box_files):

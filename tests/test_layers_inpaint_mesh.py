@@ -30,6 +30,23 @@ def test_slanted_plane_is_never_cut():
     assert not lay.near.any() and not lay.hidden.any()
 
 
+def test_one_pixel_specks_are_cut_and_go_back():
+    """Pixels one apart at two depths (a patch of foliage, a ramp's pixels given to
+    alternate sides): each step is as large as the next, so none is larger than its
+    neighbours (the rule for an edge), yet they are no plane either, they go opposite
+    ways. Cut, each speck is a piece of one pixel, which goes back to the wall: no
+    triangle spans them. A pole one pixel wide stays a near piece of its own."""
+    depth = np.full((60, 80), 10.0, np.float32)
+    depth[24, 50:58:2] = 2.0                                         # the specks
+    depth[5:55, 20] = 2.0                                            # the pole
+    lay = layers.split_layers(depth, band=4)
+    assert (lay.depth[24, 50:58] == 10.0).all()
+    assert lay.near[5:55, 20].all() and lay.near.sum() == 50
+    m = mesh.grid_mesh(lay.depth, 60.0, None, lay.cut_h, lay.cut_v)
+    z = np.linalg.norm(m.positions, axis=1)[m.triangles]
+    assert (z.max(1) / z.min(1)).max() < 1.5
+
+
 def test_colour_inpainting_reads_background_only():
     depth, _ = box_scene()
     lay = layers.split_layers(depth, band=8)

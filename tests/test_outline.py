@@ -106,9 +106,11 @@ def test_portrait_wall_is_not_cut_beside_the_person(portrait_path):
     r = pipeline.run(portrait_path)
     d = cv2.distanceTransform((~r.mask).astype(np.uint8), cv2.DIST_L2, 5)
     beside = ~r.mask & (d > 1.5) & (d <= 4)
-    # (Lower down, the model's subject takes in the helmet on the table; right, a patch of the rocket.)
+    # (Lower down, the model's subject takes in the helmet on the table; right, a patch of
+    # the rocket; left, the flag, a near piece of its own whose smeared edge is cut.)
     beside[300:] = False
     beside[:, 350:] = False
+    beside[:, :100] = False
     assert beside.sum() > 500
     assert _cut_pixels(r.depth)[beside].mean() < 0.1          # (0.05 now, 0.37 before)
 
