@@ -295,6 +295,7 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
         # Soft edges on the near side of the outline, over the inpainted layer behind; the
         # far side stays opaque (nothing is behind it but the 2-pixel ring of the background).
         matte = np.where(near_tex, matte_job.result(), 1.0).astype(np.float32)
+        matte = portrait.reproducible_alpha(texture, matte, background)
         texture = portrait.unmix_foreground(texture, matte, background)
         alpha = matte if alpha is None else alpha * matte
     stage_done("inpaint", 0.8)

@@ -216,6 +216,24 @@ def unmix_foreground(rgb: np.ndarray, alpha: np.ndarray, background: np.ndarray)
     return out
 
 
+def reproducible_alpha(rgb: np.ndarray, alpha: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """``alpha`` raised where no colour in [0, 1] laid over ``background`` at that alpha
+    gives the photo's own: the least alpha that does, per pixel (I > B needs a >= (I - B) /
+    (1 - B), I < B needs a >= (B - I) / B, in each channel). A matte from a guided filter
+    can be too low where the fill behind differs from what the photo had there (the
+    inpainted wall behind a model shuttle's tank); unmixed and clipped, those pixels came
+    out in the first frame as specks of the fill."""
+    soft = alpha < 0.999
+    if not soft.any():
+        return alpha
+    i = rgb[soft].astype(np.float32)
+    b = background[soft].astype(np.float32)
+    need = np.where(i > b, (i - b) / np.maximum(1 - b, 1e-6), (b - i) / np.maximum(b, 1e-6)).max(1)
+    out = alpha.astype(np.float32).copy()
+    out[soft] = np.maximum(out[soft], np.clip(need, 0, 1))
+    return out
+
+
 def extend_to_strands(rgb: np.ndarray, depth: np.ndarray, subject: np.ndarray, soft_px: float = 2.0,
                       level: float = 0.25):
     """Grow the subject over the pixels just outside its outline that look like it (hair

@@ -64,6 +64,27 @@ def test_unmixing_recovers_the_foreground_colour():
     assert np.allclose(out, f, atol=1e-4)
 
 
+def test_alpha_is_raised_until_the_photo_can_be_reproduced():
+    """A matte too low for the fill behind (the fill is not what the photo had there):
+    raised to the least alpha whose unmixed colour, laid over the fill, gives the photo's
+    own pixel; where the matte already can, it stays."""
+    rng = np.random.default_rng(2)
+    img = rng.uniform(0, 1, (30, 30, 3)).astype(np.float32)
+    b = rng.uniform(0, 1, (30, 30, 3)).astype(np.float32)
+    a = rng.uniform(0, 1, (30, 30)).astype(np.float32)
+    a[:5] = 1.0
+    a2 = portrait.reproducible_alpha(img, a, b)
+    assert (a2 >= a).all() and (a2[:5] == 1.0).all()
+    f = portrait.unmix_foreground(img, a2, b)
+    comp = a2[..., None] * f + (1 - a2[..., None]) * b
+    keep = a2 > 0.02                                     # (unmixing leaves the rest as it is)
+    assert np.allclose(comp[keep], img[keep], atol=2e-3)
+    # Where the low matte could already reproduce the photo, it is kept.
+    f0 = rng.uniform(0.2, 0.8, (30, 30, 3)).astype(np.float32)
+    ok = a[..., None] * f0 + (1 - a[..., None]) * b
+    assert np.allclose(portrait.reproducible_alpha(ok, a, b), a, atol=1e-5)
+
+
 def _relief_stats(depth, box):
     x, y, w, h = (int(v) for v in box)
     face = depth[y + h // 5: y + 4 * h // 5, x + w // 5: x + 4 * w // 5]
