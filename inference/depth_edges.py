@@ -25,6 +25,9 @@ STRONG = 1.3
 # A pixel within this relative disparity of its window's nearest or farthest lies on a
 # side already (not on the ramp).
 SIDE = 2 * REL_JUMP
+# How much stronger (squared Sobel response) the colour edge must be than any other change
+# along the slope to decide a ramp pixel's side.
+DOMINANT = 4.0
 
 
 def _sample(img: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -114,28 +117,46 @@ def sharpen(depth: np.ndarray, rgb: np.ndarray, reach: float,
     cgx = cv2.Sobel(img, cv2.CV_32F, 1, 0, ksize=3)
     cgy = cv2.Sobel(img, cv2.CV_32F, 0, 1, ksize=3)
     offsets = np.arange(-r, r + 1, dtype=np.float32)
-    best = np.full(len(py), -1.0, np.float32)
-    at = np.zeros(len(py), np.float32)
-    for t in offsets:
+    mags = np.empty((len(offsets), len(py)), np.float32)
+    for i, t in enumerate(offsets):
         mx, my = px + t * ux, py + t * uy
         sx, sy = _sample(cgx, mx, my), _sample(cgy, mx, my)
-        mag = ((sx * ux[:, None] + sy * uy[:, None]) ** 2).sum(1)
-        better = mag > best
-        best = np.where(better, mag, best)
-        at = np.where(better, t, at)
+        mags[i] = ((sx * ux[:, None] + sy * uy[:, None]) ** 2).sum(1)
+    k_best = mags.argmax(0)
+    best = mags[k_best, np.arange(len(py))]
+    at = offsets[k_best]
+    # The next strongest change at least 2 px from it: in a texture (a flag's gold fringe,
+    # foliage) the changes are many and alike, and a choice by colour would shred it.
+    far_off = np.abs(offsets[:, None] - at[None]) >= 2
+    second = np.where(far_off, mags, 0).max(0)
     # The edge behind the pixel (towards the far side, t < 0): the pixel is on the near
     # side. No colour edge to go by (a Sobel response under 0.1: a change of about 0.025
-    # in colour): the disparity's midpoint decides.
-    flat = best <= (0.1 ** 2)
+    # in colour), or none that stands out (a squared response under DOMINANT times the
+    # next): the disparity's midpoint decides.
+    flat = (best <= (0.1 ** 2)) | (best < DOMINANT * second)
     to_near = np.where(flat, d[py, px] >= mid[py, px], at < 0)
-    # The side a pixel's neighbours took (a 3x3 majority on the ramp): one pixel given
-    # to the other side alone would stand as a spike, which no cut catches.
+    # The side most of a pixel's neighbours took (a majority over a ramp's width): one
+    # pixel given to the other side alone would stand as a spike, which no cut catches,
+    # and rows going alternate ways shred a textured edge (a flag's gold cord).
     vote = np.zeros(d.shape, np.float32)
     vote[py, px] = np.where(to_near, 1.0, -1.0)
     to_near = cv2.boxFilter(vote, -1, (3, 3), normalize=False)[py, px] > 0
+    # ...and over a ramp's width, where most went one way (a 3:1 majority: along the
+    # true edge the two sides are about even, so it stays where it is).
+    vote[py, px] = np.where(to_near, 1.0, -1.0)
+    wide = cv2.boxFilter(vote, -1, (2 * r + 1, 2 * r + 1), normalize=False)[py, px]
+    count = cv2.boxFilter(np.abs(vote), -1, (2 * r + 1, 2 * r + 1), normalize=False)[py, px]
+    to_near = np.where(np.abs(wide) > 0.5 * count, wide > 0, to_near)
     (nv, nu), (fv, fu) = masks.nearest(near_side), masks.nearest(far_side)
+    # A ramp whose near side is the subject is its outline's, which outline.settle has
+    # been over: what it left there is something of its own between the subject and
+    # what is behind (a flag's gold cord beside a head), and split between the two it
+    # came apart in shreds.
+    own = np.zeros(len(py), bool)
+    if subject is not None:
+        own = subject[y0:y1, x0:x1][nv[py, px], nu[py, px]]
     out = d.copy()
-    for (iv, iu), sel in (((nv, nu), to_near), ((fv, fu), ~to_near)):
+    for (iv, iu), sel in (((nv, nu), to_near & ~own), ((fv, fu), ~to_near & ~own)):
         qy, qx = py[sel], px[sel]
         sy, sx = iv[qy, qx], iu[qy, qx]
         # Only from a side within the ramp's reach (else something else's: left as is).
