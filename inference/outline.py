@@ -123,19 +123,17 @@ MIX_PX = 2
 # How different from the wall's colour (RGB distance, 0-1 sRGB) a pixel must be to count
 # as something on it (the wall's own shading and JPEG noise stay within about 0.05).
 UNLIKE_WALL = 0.1
-# The share of the reach within which such a band of its own may lie.
-THIN_RIM = 1.0
 
 
 def _thin_rim(img: np.ndarray, sub: np.ndarray, d_o: np.ndarray, bg_ring: np.ndarray,
-              bi: tuple[np.ndarray, np.ndarray], reach: float, thin: float) -> tuple[np.ndarray, np.ndarray]:
+              bi: tuple[np.ndarray, np.ndarray], reach: float) -> tuple[np.ndarray, np.ndarray]:
     """The pixels of thin bands unlike the wall that run along the outside of ``sub``,
-    within ``thin`` of it, the wall beyond them: a highlight on a helmet ring's polished
+    within ``reach`` of it, the wall beyond them: a highlight on a helmet ring's polished
     rim or backlit hair, brighter than the wall and so off the line to the subject's own
     colour. Left on the wall, such a band is drawn there as a light arc once the subject
     moves off it. Something else beside the subject (a flag by a shoulder) reaches farther
     and stays. Also returns all pixels within reach that are unlike the wall."""
-    near = ~sub & (d_o <= thin + 1.5)
+    near = ~sub & (d_o <= reach + 1.5)
     py, px = np.nonzero(near)
     # The wall's colour: the mean of the ring beyond round each pixel (one pixel of it
     # may be something else's: the flag's own edge).
@@ -152,9 +150,9 @@ def _thin_rim(img: np.ndarray, sub: np.ndarray, d_o: np.ndarray, bg_ring: np.nda
         return unlike, unlike
     # What is joined, within the band's width, to such pixels farther out reaches beyond
     # (geodesically: a long arc that strays out at one end keeps the rest of its length).
-    beyond = unlike & (d_o > thin)
+    beyond = unlike & (d_o > reach)
     box = np.ones((3, 3), np.uint8)
-    for _ in range(int(np.ceil(thin)) + 2):
+    for _ in range(int(np.ceil(reach)) + 2):
         if not beyond.any():
             break
         beyond = (cv2.dilate(beyond.astype(np.uint8), box) > 0) & unlike
@@ -196,7 +194,7 @@ def grow_to_edge(rgb: np.ndarray, depth: np.ndarray, subject: np.ndarray,
     like = on_line & (a > GROW_LEVEL)
     cand = np.zeros_like(sub)
     cand[py[like], px[like]] = True
-    rim, unlike = _thin_rim(img, sub, d_o, bg_ring, bi, reach, reach * THIN_RIM)
+    rim, unlike = _thin_rim(img, sub, d_o, bg_ring, bi, reach)
     cand |= rim
     # Joined to the subject.
     _, lab = cv2.connectedComponents((sub | cand).astype(np.uint8), connectivity=4)

@@ -207,13 +207,13 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
         if subj_small is not None:
             subject = resize(subj_small.astype(np.float32), mesh_size) > 0.5
         rgb_m = resize(texture, mesh_size)
+        scale = mesh_size[0] / d_small.shape[1]       # mesh pixels per model pixel
         if subject is not None and subject.any():
             # The model's depth is blurred across the subject's outline over a few of its
             # pixels, and the mask falls short of a contrasting edge by a few: settle the
             # depth on the mask and grow the mask to the edge (outline.py). A person's mask
             # is sharper than the model's subject: when there is one, it is the outline.
             t = time.perf_counter()
-            scale = mesh_size[0] / d_small.shape[1]
             reach = OUTLINE_BLUR_OUT * scale
             sharp = subject
             if person_small is not None:
@@ -234,7 +234,6 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
                 details["depth: portrait"] += time.perf_counter() - t
         # Elsewhere, strong edges the model smeared are put back on the photo's edges.
         t = time.perf_counter()
-        scale = mesh_size[0] / d_small.shape[1]
         depth_m, _ = depth_edges.sharpen(depth_m, rgb_m, EDGE_RAMP * scale, subject)
         details["depth: edges"] = time.perf_counter() - t
     stage_done("depth", 0.45)
