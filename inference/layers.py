@@ -41,9 +41,11 @@ def _steps(d: np.ndarray, axis: int) -> np.ndarray:
 
 def _edge_cuts(disp: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     """Occlusion cuts between neighbours along ``axis``, and every step's relative size."""
-    step = np.abs(_steps(disp, axis))
+    sd = _steps(disp, axis)
+    step = np.abs(sd)
     hi = np.maximum(disp[:-1] if axis == 0 else disp[:, :-1], disp[1:] if axis == 0 else disp[:, 1:])
     rel = step / np.maximum(hi, 1e-12)
+    big = rel > REL_JUMP
     # Neighbouring steps along the same line (edge-replicated at the borders).
     pad = [(0, 0), (0, 0)]
     pad[axis] = (1, 1)
@@ -52,16 +54,14 @@ def _edge_cuts(disp: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
         before, after = sp[:-2], sp[2:]
     else:
         before, after = sp[:, :-2], sp[:, 2:]
-    local = np.minimum(before, after)
-    cut = (rel > REL_JUMP) & (step > STEP_RATIO * local)
+    cut = big & (step > STEP_RATIO * np.minimum(before, after))
     # A one-pixel ridge or pit (a thin pole; a pixel the sharpening gave to the other
     # side alone): its two steps are alike, so neither is larger than its neighbours,
     # but it is no plane either, the two go opposite ways.
-    sd = _steps(disp, axis)
     sp = np.pad(sd, pad, mode="constant")
     b_s, a_s = (sp[:-2], sp[2:]) if axis == 0 else (sp[:, :-2], sp[:, 2:])
     spike = ((b_s * sd < 0) & (np.abs(b_s) > 0.5 * step)) | ((a_s * sd < 0) & (np.abs(a_s) > 0.5 * step))
-    return cut | ((rel > REL_JUMP) & spike), rel
+    return cut | (big & spike), rel
 
 
 def _disparity(depth: np.ndarray) -> np.ndarray:
