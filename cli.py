@@ -392,9 +392,9 @@ def cmd_bench(args) -> int:
     bpy.ops.wm.read_factory_settings(use_empty=True)
     build.build_scene(bpy.context.scene, result, build.BuildOptions(configure_render=True))
     rows.append(("scene build", time.perf_counter() - t))
-    from .inference.pipeline import _rss_mb
+    from .inference.memory import peak_rss_mb
     peak = dict(result.peak_rss_mb)
-    peak["import bpy"] = peak["scene build"] = _rss_mb()
+    peak["import bpy"] = peak["scene build"] = peak_rss_mb()
     w, h = result.size
     print(f"# {os.path.basename(args.photo)} {w}x{h}, depth {result.depth_model}, "
           f"mesh {result.depth.shape[1]}x{result.depth.shape[0]}, "

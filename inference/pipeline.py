@@ -6,7 +6,6 @@ inpainting -> mesh arrays -> scene extent for the camera path.
 from __future__ import annotations
 
 import math
-import resource
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -16,6 +15,7 @@ import numpy as np
 from . import (camera_path, depth as depth_models, depth_edges, disocclusion, inpaint, layers as layering, masks,
                mesh as meshing, outline, parallel, portrait, tiling)
 from .errors import Cancelled, InputError
+from .memory import peak_rss_mb
 from .upsample import joint_bilateral_upsample
 from .photo import (DEFAULT_HFOV_DEG, MAX_TEXTURE_SIDE, Photo, load_depth_file, load_photo,
                     resize, working_size)
@@ -88,10 +88,6 @@ DownloadFn = Callable[["object"], None]     # depth_hf.DownloadStatus (imported 
 TileFn = Callable[[int, int], None]         # (runs done, runs in all), the global run included
 
 
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
 def scene_extent(depth: np.ndarray, mask: np.ndarray | None) -> camera_path.SceneExtent:
     near, far = np.percentile(depth, [2, 98])
     if mask is not None and mask.sum() > 0.01 * mask.size:
@@ -143,7 +139,7 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
     def stage_done(name: str, frac: float):
         now = time.perf_counter()
         timings[name] = now - t_stage[0]
-        rss[name] = _rss_mb()
+        rss[name] = peak_rss_mb()
         t_stage[0] = now
         if progress:
             progress(name, frac)
@@ -192,7 +188,7 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
                 lambda img: depth_models.estimate_with_info(model.name, img), photo.rgb, model.working_long_side,
                 tile_plan, on_tile, cancelled)
             details["depth: tiling"] = time.perf_counter() - t
-            rss["tiling"] = _rss_mb()
+            rss["tiling"] = peak_rss_mb()
         metric = model.metric
         hfov, hfov_source = field_of_view(s.hfov_deg or None, photo.hfov_from_exif, extras)
         t = time.perf_counter()
