@@ -16,36 +16,12 @@ import time
 
 import numpy as np
 
-from .inference import camera_path, depth as depth_models
+from . import settings
+from .inference import depth as depth_models
 from .inference.errors import InputError, Photo3DError
-from .inference.photo import DEFAULT_HFOV_DEG
-
-EFFECTS = ("fog", "rain", "splashes", "dust", "snow", "fireflies", "bokeh", "dof")   # scene/effects.py (no bpy here)
-ENGINES = ("eevee", "cycles", "workbench")
-
 
 class CLIError(Photo3DError):
     pass
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 1280x720, not {text!r}") from None
-    if not (2 <= w <= 16384 and 2 <= h <= 16384):
-        raise argparse.ArgumentTypeError(f"size {text} is out of range (2..16384)")
-    return w, h
-
-
-def _reveal_percent(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.1 <= v <= 20.0:
-        raise argparse.ArgumentTypeError(f"{v:g} is out of range: give a percentage between 0.1 and 20")
-    return v
 
 
 def _positive_int(text: str) -> int:
@@ -56,36 +32,6 @@ def _positive_int(text: str) -> int:
     if v < 1:
         raise argparse.ArgumentTypeError(f"expected a positive number, not {v}")
     return v
-
-
-def _effects(text: str) -> list[str]:
-    names = [e.strip().lower() for e in text.split(",") if e.strip()]
-    if names in ([], ["none"]):
-        return []
-    unknown = [n for n in names if n not in EFFECTS]
-    if unknown:
-        raise argparse.ArgumentTypeError(
-            f"unknown effect(s): {', '.join(unknown)} (choose from none, {', '.join(EFFECTS)})")
-    if sum(n in ("dust", "snow", "fireflies", "bokeh") for n in names) > 1:
-        raise argparse.ArgumentTypeError("choose one of dust, snow, fireflies, bokeh")
-    return names
-
-
-def _tiles(text: str) -> int:
-    """--depth-tiles: off, auto or a number of tiles along the long side (2-8)."""
-    from .inference.pipeline import AUTO_TILES
-    t = text.strip().lower()
-    if t in ("off", "0", "1", "none"):
-        return 0
-    if t == "auto":
-        return AUTO_TILES
-    try:
-        n = int(t)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected off, auto or a number of tiles (2-8), not {text!r}") from None
-    if not 2 <= n <= 8:
-        raise argparse.ArgumentTypeError(f"{n} tiles is out of range (2-8)")
-    return n
 
 
 class _Parser(argparse.ArgumentParser):
@@ -102,55 +48,22 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("photo")
     m.add_argument("--out", required=True, help="output folder (created if missing)")
     m.add_argument("--depth", help=".npy z-depth (scene units), or an inverse-depth image (white = near)")
-    m.add_argument("--depth-model", default=None, help=f"depth estimator (default: {depth_models.DEFAULT_MODEL})")
-    m.add_argument("--fov", type=float, default=None,
-                   help=f"horizontal field of view in degrees (default: EXIF focal length, else {DEFAULT_HFOV_DEG:g})")
-    m.add_argument("--path", default="circle", choices=camera_path.PRESETS, help="camera path preset")
-    m.add_argument("--amplitude", type=float, default=1.0, help="camera travel relative to the preset (default 1)")
-    m.add_argument("--easing", default="ease-in-out", choices=camera_path.EASINGS)
-    m.add_argument("--loop", default="once", choices=camera_path.LOOPS,
-                   help="loop: there and back with a smooth turn-around; pingpong: there and back with "
-                        "--easing (circle-like paths always loop)")
-    m.add_argument("--direction", type=float, default=0.0,
-                   help="degrees: turns sideways moves in the photo's plane (0: left-right, 90: up-down)")
-    m.add_argument("--max-reveal", type=_reveal_percent, default=2.0,
-                   help="--path auto: the most of the frame, in percent, it may show that the photo hid")
-    m.add_argument("--frames", type=_positive_int, default=96)
-    m.add_argument("--fps", type=_positive_int, default=30)
-    m.add_argument("--size", type=_size, default=None, help="render size WxH (default: photo aspect, 1080 long side)")
-    m.add_argument("--effects", type=_effects, default=[],
-                   help=f"none | comma list of {', '.join(EFFECTS)} (dust, snow, fireflies, bokeh: one of them; "
-                        "splashes: rain with splashes on the ground)")
-    m.add_argument("--shafts", type=float, default=1.0, metavar="STRENGTH",
-                   help="fog: strength of the light shafts when the photo shows a light (0: none; default 1)")
-    m.add_argument("--engine", default="eevee", choices=ENGINES)
-    m.add_argument("--samples", type=_positive_int, default=16, help="render samples per pixel (default 16)")
     m.add_argument("--no-render", action="store_true", help="write the scene only")
-    m.add_argument("--no-portrait", action="store_true",
-                   help="skip portrait refinement (person mask, face relief, soft hair edges)")
-    m.add_argument("--segmenter", default=None,
-                   help="person segmentation: the built-in network (default), upernet-convnext-small "
-                        "(downloaded on first use), or a model folder")
 
     d = sub.add_parser("depth", help="estimate depth only")
     d.add_argument("photo")
     d.add_argument("--out", required=True, help="output .npy (float32 z-depth at the photo's resolution)")
-    d.add_argument("--depth-model", default=None)
 
     b = sub.add_parser("bench", help="time each stage on a photo")
     b.add_argument("photo")
-    b.add_argument("--depth-model", default=None)
     b.add_argument("--depth", help="use this depth instead of a model")
     b.add_argument("--mesh-long-side", type=_positive_int, default=1024)
 
     sub.add_parser("models", help="list the depth models")
-    for sp in (m, d, b):
+    for name, sp in (("make", m), ("depth", d), ("bench", b)):
         sp.add_argument("--offline", action="store_true",
                         help="never download a model (a missing one is an error)")
-        sp.add_argument("--depth-tiles", type=_tiles, default=0, metavar="off|auto|N",
-                        help="sharper depth for large photos: also run the model on N overlapping tiles along "
-                             "the long side (2-8) and merge them with the whole photo's depth; auto: enough "
-                             "tiles to reach the mesh resolution (default: off)")
+        settings.add_arguments(sp, name)     # every setting the command takes, declared in settings.py
     return p
 
 
@@ -241,16 +154,14 @@ def cmd_make(args) -> int:
     photo = os.path.abspath(args.photo)
     if not os.path.exists(photo):
         raise InputError(f"photo not found: {args.photo}")
-    if args.fov is not None and not 1.0 <= args.fov <= 170.0:
-        raise InputError(f"--fov {args.fov:g} is out of range (1-170 degrees)")
+    opts = settings.options_from_args(args)
+    if opts.fov and not 1.0 <= opts.fov <= 170.0:
+        raise InputError(f"--fov {opts.fov:g} is out of range (1-170 degrees; 0: automatic)")
     out, staging, created = _prepare_out(args.out)
     ok = False
     try:
-        settings = pipeline.Settings(depth_model=args.depth_model, depth_file=args.depth,
-                                     hfov_deg=args.fov, amplitude=args.amplitude, portrait=not args.no_portrait,
-                                     segmenter=args.segmenter, depth_tiles=args.depth_tiles)
-        result = pipeline.run(photo, settings, progress=_progress, on_download=DownloadPrinter(),
-                              on_tile=_tile_progress)
+        result = pipeline.run(photo, settings.pipeline_settings(opts, depth_file=args.depth), progress=_progress,
+                              on_download=DownloadPrinter(), on_tile=_tile_progress)
         if result.tiles is not None:
             tw, th = result.tiles.out_size
             print(f"photo3d: depth merged from {result.tiles.count} tiles and the whole photo at {tw}x{th}",
@@ -259,7 +170,7 @@ def cmd_make(args) -> int:
             print(f"photo3d: field of view {result.hfov_deg:.1f} degrees, estimated by {result.depth_model} "
                   "(no --fov, no EXIF focal length)", flush=True)
         write_arrays(result, staging)
-        _make_scene(result, args, staging)
+        _make_scene(result, opts, staging, render_video=not args.no_render)
         for name in sorted(os.listdir(staging)):
             os.replace(os.path.join(staging, name), os.path.join(out, name))
         ok = True
@@ -289,7 +200,7 @@ def write_arrays(result, folder: str):
     cv2.imwrite(os.path.join(folder, "background.png"), bg)
 
 
-def _make_scene(result, args, folder: str):
+def _make_scene(result, opts: settings.Options, folder: str, render_video: bool):
     import bpy
     from . import properties
     from .scene import build, render
@@ -298,20 +209,12 @@ def _make_scene(result, args, folder: str):
     try:
         scene = bpy.context.scene
         scene.name = "3D Photo"
-        opts = build.BuildOptions(path=args.path, frames=args.frames, fps=args.fps, amplitude=args.amplitude,
-                                  easing=args.easing, loop=args.loop, direction_deg=args.direction,
-                                  max_reveal=args.max_reveal, engine=args.engine, size=args.size,
-                                  samples=args.samples, effects=tuple(args.effects))
         build.build_scene(scene, result, opts)
         s = scene.photo3d
-        if args.shafts != s.fog_shafts_strength or (args.shafts > 0) != s.fog_shafts:
-            s.fog_shafts_strength = max(0.0, args.shafts)
-            s.fog_shafts = args.shafts > 0
         s.source_photo = result.photo_path
-        s.portrait = not args.no_portrait
         if result.faces:
             print(f"photo3d: shaped {result.faces} face(s) with a fitted face mesh", flush=True)
-        if args.path == "auto":
+        if opts.path == "auto":
             print(f"photo3d: automatic path: direction {math.degrees(s.auto_direction):.0f} degrees, "
                   f"amplitude {s.auto_amplitude:.2f}", flush=True)
         if s.reveal >= 0:
@@ -322,7 +225,7 @@ def _make_scene(result, args, folder: str):
         else:
             render.set_png_output(scene, "//frames/frame_")
         bpy.ops.wm.save_as_mainfile(filepath=os.path.join(folder, "scene.blend"), compress=True)
-        if not args.no_render:
+        if render_video:
             if has_video:
                 render.set_video_output(scene, os.path.join(folder, "video"))
             else:
@@ -346,7 +249,8 @@ def cmd_depth(args) -> int:
     from .inference import pipeline, tiling
     from .inference.photo import load_photo, resize, working_size
     from .inference.pipeline import _resize_depth
-    model = depth_models.get_model(args.depth_model)
+    opts = settings.options_from_args(args)
+    model = depth_models.get_model(opts.depth_model)
     photo = load_photo(os.path.abspath(args.photo))
     w, h = photo.size
     out = os.path.abspath(args.out)
@@ -355,7 +259,8 @@ def cmd_depth(args) -> int:
     if not os.path.isdir(os.path.dirname(out) or "."):
         raise CLIError(f"the folder of --out {out} does not exist")
     pipeline.fetch_models(pipeline.Settings(depth_model=model.name, portrait=False), DownloadPrinter())
-    tiles = args.depth_tiles if args.depth_tiles >= 0 else tiling.auto_tiles((w, h), model.working_long_side, max(w, h))
+    count = settings.tiles_count(opts.depth_tiles)
+    tiles = count if count >= 0 else tiling.auto_tiles((w, h), model.working_long_side, max(w, h))
     plan = tiling.plan((w, h), model.working_long_side, tiles)
     if plan is None:
         small = resize(photo.rgb, working_size(w, h, model.working_long_side))
@@ -380,9 +285,9 @@ def cmd_depth(args) -> int:
 def cmd_bench(args) -> int:
     from .inference import pipeline
     t0 = time.perf_counter()
-    settings = pipeline.Settings(depth_model=args.depth_model, depth_file=args.depth,
-                                 mesh_long_side=args.mesh_long_side, depth_tiles=args.depth_tiles)
-    result = pipeline.run(os.path.abspath(args.photo), settings, on_download=DownloadPrinter())
+    opts = settings.options_from_args(args)
+    ps = settings.pipeline_settings(opts, depth_file=args.depth, mesh_long_side=args.mesh_long_side)
+    result = pipeline.run(os.path.abspath(args.photo), ps, on_download=DownloadPrinter())
     rows = list(result.timings.items())
     t = time.perf_counter()
     import bpy
@@ -390,7 +295,7 @@ def cmd_bench(args) -> int:
     rows.append(("import bpy", time.perf_counter() - t))
     t = time.perf_counter()
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    build.build_scene(bpy.context.scene, result, build.BuildOptions(configure_render=True))
+    build.build_scene(bpy.context.scene, result, opts)
     rows.append(("scene build", time.perf_counter() - t))
     from .inference.memory import peak_rss_mb
     peak = dict(result.peak_rss_mb)

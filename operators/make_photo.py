@@ -7,7 +7,6 @@ the scene stays exactly as it was (nothing is built until the job is done). Head
 """
 from __future__ import annotations
 
-import math
 import os
 
 import bpy
@@ -16,6 +15,7 @@ from bpy.props import StringProperty
 from ..inference import pipeline
 from ..inference.errors import Photo3DError
 from ..scene import build
+from ..settings import Options, pipeline_settings
 from .job import CANCELLED, DONE, FAILED, PipelineJob
 
 IMAGE_GLOB = "*.jpg;*.jpeg;*.png;*.tif;*.tiff;*.webp;*.bmp;*.exr;*.jp2;*.heic"
@@ -27,19 +27,11 @@ STAGE_TEXT = {
 }
 
 
-def _settings_from_scene(context) -> pipeline.Settings:
-    s = context.scene.photo3d
-    tiles = {"off": 0, "auto": pipeline.AUTO_TILES}.get(s.depth_tiles) if s.depth_tiles in ("off", "auto") \
-        else int(s.depth_tiles)
-    return pipeline.Settings(depth_model=s.depth_model or None, amplitude=s.amplitude, portrait=s.portrait,
-                             segmenter=None if s.segmenter == "builtin" else s.segmenter, depth_tiles=tiles)
-
-
-def _build_options(context) -> build.BuildOptions:
-    s = context.scene.photo3d
-    return build.BuildOptions(path=s.path, frames=s.frames, amplitude=s.amplitude, easing=s.easing,
-                              loop=s.loop, direction_deg=math.degrees(s.direction), max_reveal=s.max_reveal,
-                              fps=context.scene.render.fps)
+def _options(context) -> Options:
+    """The scene's settings; the frame rate is the scene's own."""
+    opts = Options.of(context.scene.photo3d)
+    opts.fps = context.scene.render.fps
+    return opts
 
 
 def _set_status(context, text: str | None, progress: float = 0.0, running: bool = False):
@@ -56,7 +48,7 @@ def _set_status(context, text: str | None, progress: float = 0.0, running: bool 
 
 def _finish_build(op, context, result) -> set[str]:
     try:
-        build.build_scene(context.scene, result, _build_options(context))
+        build.build_scene(context.scene, result, _options(context))
     except Exception as e:  # noqa: BLE001 - never leave half a 3D Photo behind
         build.remove_photo(context.scene)
         op.report({"ERROR"}, f"3D Photo: building the scene failed: {type(e).__name__}: {e}")
@@ -137,7 +129,7 @@ class PHOTO3D_OT_make_photo(bpy.types.Operator):
         if not path or not os.path.isfile(path):
             self.report({"ERROR"}, f"photo not found: {self.filepath or '(none chosen)'}")
             return {"CANCELLED"}
-        settings = _settings_from_scene(context)
+        settings = pipeline_settings(_options(context))
         # Blender's "Allow Online Access" decides whether a model may be downloaded.
         from ..inference import depth_hf
         depth_hf.set_offline(not getattr(bpy.app, "online_access", True))

@@ -1,35 +1,16 @@
 """Building (and replacing) the 3D Photo collection from the pipeline's arrays. Main thread only."""
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import bpy
 
 from ..inference.pipeline import Result
+from ..settings import SETTINGS, Options
 from . import camera as camera_mod, effects as effects_mod, render
 from .materials import projection_material
 from .objects import MARK, image_from_array, mark, mesh_from_arrays
 
 COLLECTION = "3D Photo"
 ROLE = "photo3d_role"
-
-
-@dataclass
-class BuildOptions:
-    path: str = "circle"
-    frames: int = 96
-    fps: int = 30
-    amplitude: float = 1.0
-    easing: str = "ease-in-out"
-    loop: str = "once"
-    direction_deg: float = 0.0
-    max_reveal: float = 2.0                  # percent of the frame, for the automatic path
-    engine: str = "eevee"
-    size: tuple[int, int] | None = None      # render size; None: photo aspect, long side 1080
-    samples: int = 16
-    configure_render: bool = True
-    effects: tuple[str, ...] = ()            # names from effects.EFFECTS
 
 
 def default_render_size(photo_size: tuple[int, int], long_side: int = 1080) -> tuple[int, int]:
@@ -110,9 +91,12 @@ def _object(name, data, coll, parent, role):
     return ob
 
 
-def build_scene(scene: bpy.types.Scene, result: Result, opts: BuildOptions | None = None) -> bpy.types.Collection:
-    """Replace the scene's 3D Photo with one built from ``result``; returns the collection."""
-    opts = opts or BuildOptions()
+def build_scene(scene: bpy.types.Scene, result: Result, opts: Options | None = None,
+                configure_render: bool = True) -> bpy.types.Collection:
+    """Replace the scene's 3D Photo with one built from ``result`` and the settings ``opts``
+    (``settings.Options``: the CLI's, or those of ``scene.photo3d``); returns the collection.
+    ``configure_render``: also set the render engine, size, frame rate and samples."""
+    opts = opts or Options()
     remove_photo(scene)
     coll = mark(bpy.data.collections.new(COLLECTION))
     scene.collection.children.link(coll)
@@ -152,23 +136,25 @@ def build_scene(scene: bpy.types.Scene, result: Result, opts: BuildOptions | Non
         scene.world = world
 
     size = opts.size or default_render_size(result.size)
-    if opts.configure_render:
+    if configure_render:
         render.configure(scene, opts.engine, size, opts.fps, opts.samples)
     scene.frame_start = 1
     scene.frame_end = opts.frames
 
-    values = dict(hfov=result.hfov_deg, photo_aspect=result.size[0] / result.size[1],
-                  subject_depth=result.extent.subject_depth, near_depth=result.extent.near_depth,
-                  far_depth=result.extent.far_depth, path=opts.path, frames=opts.frames,
-                  amplitude=opts.amplitude, easing=opts.easing, loop=opts.loop,
-                  direction=math.radians(opts.direction_deg), max_reveal=opts.max_reveal)
+    # What re-animating needs besides the settings.
+    state = dict(hfov=result.hfov_deg, photo_aspect=result.size[0] / result.size[1],
+                 subject_depth=result.extent.subject_depth, near_depth=result.extent.near_depth,
+                 far_depth=result.extent.far_depth)
     settings = getattr(scene, "photo3d", None)
     if settings is not None:
-        # Registered (Blender, the CLI): store what re-animating needs, then animate
+        # Registered (Blender, the CLI): store the settings and that state, then animate
         # through the same path users take when they change a setting.
         settings.is_updating = True
         try:
-            for key, value in values.items():
+            for spec in SETTINGS:
+                if spec.on_panel:
+                    setattr(settings, spec.name, getattr(opts, spec.name))
+            for key, value in state.items():
                 setattr(settings, key, value)
         finally:
             settings.is_updating = False
@@ -180,17 +166,14 @@ def build_scene(scene: bpy.types.Scene, result: Result, opts: BuildOptions | Non
             settings.has_light_source = light is not None
             if light is not None:
                 settings.light_source = light
-            for name in opts.effects:
-                if name in effects_mod.PARTICLE_KINDS:
-                    settings.particles = name
-                else:
-                    for attr in effects_mod.SETTINGS_OF.get(name, (name,)):
-                        setattr(settings, attr, True)
         finally:
             settings.is_updating = False
         effects_mod.apply_effects(scene)
+        scene.render.use_motion_blur = bool(opts.motion_blur)
     else:  # not registered (the benchmark): the same path from plain values
-        plan = camera_mod.plan_path(camera_mod.PathSettings(**values), scene.render, result.edges)
+        path_values = {k: getattr(opts, k) for k in ("path", "frames", "amplitude", "easing", "loop", "direction",
+                                                     "crop_to_photo", "max_reveal")}
+        plan = camera_mod.plan_path(camera_mod.PathSettings(**path_values, **state), scene.render, result.edges)
         camera_mod.animate(cam, plan.path, scene.frame_start)
     scene.frame_set(scene.frame_start)
     return coll

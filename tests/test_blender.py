@@ -6,6 +6,7 @@ import types
 import numpy as np
 import pytest
 
+from photo3d.settings import Options
 from photo3d.inference import pipeline
 from photo3d.operators import make_photo
 from photo3d.operators.job import CANCELLED, DONE, PipelineJob
@@ -56,7 +57,7 @@ def test_unregister_leaves_nothing_behind(blender):
 def test_scene_contract(empty_scene, box_result, blender):
     bpy = blender
     sc = empty_scene
-    coll = build.build_scene(sc, box_result, build.BuildOptions(frames=24, size=(80, 60)))
+    coll = build.build_scene(sc, box_result, Options(frames=24, size=(80, 60)))
     assert coll.name == "3D Photo" and coll.name in sc.collection.children
     roles = {o.get(build.ROLE): o for o in coll.all_objects}
     assert set(roles) == {"root", "foreground", "background", "camera", "target"}
@@ -119,7 +120,7 @@ def test_rerun_replaces_only_what_photo3d_made(empty_scene, box_result, blender)
 
 def test_changing_path_settings_reanimates(empty_scene, box_result, blender):
     sc = empty_scene
-    build.build_scene(sc, box_result, build.BuildOptions(path="swing", frames=40))
+    build.build_scene(sc, box_result, Options(path="swing", frames=40))
     cam = sc.camera
 
     def pose_at(frame):
@@ -279,7 +280,7 @@ def test_panels_draw(empty_scene, box_result, blender):
 def test_reset_and_remove_operators(empty_scene, box_result, blender):
     bpy = blender
     sc = bpy.context.scene
-    build.build_scene(sc, box_result, build.BuildOptions(path="circle", frames=20))
+    build.build_scene(sc, box_result, Options(path="circle", frames=20))
     cam = sc.camera
     sc.frame_set(5)
     before = np.array(cam.matrix_world)
@@ -305,7 +306,7 @@ def _aims_at(matrix, target) -> bool:
 
 def test_moving_the_target_re_aims_the_camera(empty_scene, box_result, blender):
     sc = empty_scene
-    build.build_scene(sc, box_result, build.BuildOptions(path="circle", frames=20))
+    build.build_scene(sc, box_result, Options(path="circle", frames=20))
     cam, target = sc.camera, build.find_role(sc, "target")
     sc.frame_set(6)
     before = np.array(cam.matrix_world)
@@ -322,7 +323,7 @@ def test_moving_the_target_re_aims_the_camera(empty_scene, box_result, blender):
 
 def test_automatic_path_reports_its_choice(empty_scene, box_result, blender):
     sc = empty_scene
-    build.build_scene(sc, box_result, build.BuildOptions(path="auto", frames=24, max_reveal=1.0))
+    build.build_scene(sc, box_result, Options(path="auto", frames=24, max_reveal=1.0))
     s = sc.photo3d
     assert s.path == "auto" and 0 <= s.reveal <= 1.0 + 1e-6
     amp_loose = s.auto_amplitude
@@ -335,7 +336,7 @@ def test_automatic_path_reports_its_choice(empty_scene, box_result, blender):
 def test_look_around_tilts_keys_and_restores(empty_scene, box_result, blender):
     from photo3d.operators.look_around import LookAround
     sc = empty_scene
-    build.build_scene(sc, box_result, build.BuildOptions(path="swing", frames=20))
+    build.build_scene(sc, box_result, Options(path="swing", frames=20))
     cam, target = sc.camera, build.find_role(sc, "target")
     sc.frame_set(1)
     start = np.array(cam.matrix_world)
@@ -361,7 +362,7 @@ def test_look_around_tilts_keys_and_restores(empty_scene, box_result, blender):
 @pytest.mark.parametrize("preset", camera.camera_path.PRESETS)
 def test_every_preset_animates_the_camera(empty_scene, box_result, blender, preset):
     sc = empty_scene
-    build.build_scene(sc, box_result, build.BuildOptions(path=preset, frames=16, loop="loop"))
+    build.build_scene(sc, box_result, Options(path=preset, frames=16, loop="loop"))
     cam = sc.camera
     poses = []
     for f in range(sc.frame_start, sc.frame_end + 1):

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from photo3d.settings import Options
 from photo3d.scene import build, effects, render
 
 pytestmark = pytest.mark.blender
@@ -27,7 +28,7 @@ def test_effects_are_objects_of_the_3d_photo_and_go_away_cleanly(empty_scene, bo
     bpy = blender
     sc = empty_scene
     before = {k: set(getattr(bpy.data, k).keys()) for k in ("objects", "meshes", "materials", "node_groups")}
-    build.build_scene(sc, box_result, build.BuildOptions(frames=12, effects=("fog", "rain", "snow", "dof")))
+    build.build_scene(sc, box_result, Options(frames=12, effects=("fog", "rain", "snow", "dof")))
     s = sc.photo3d
     assert s.fog and s.rain and s.particles == "snow" and s.dof
     for kind in ("fog", "rain", "snow"):
@@ -51,7 +52,7 @@ def test_effects_are_objects_of_the_3d_photo_and_go_away_cleanly(empty_scene, bo
 def test_points_fill_the_scene_in_front_of_and_behind_the_subject_and_loop(empty_scene, box_result, blender, kind):
     bpy = blender
     sc = empty_scene
-    build.build_scene(sc, box_result, build.BuildOptions(frames=16, effects=(kind,)))
+    build.build_scene(sc, box_result, Options(frames=16, effects=(kind,)))
     ob = _effect(sc, kind)
     sc.frame_set(sc.frame_start)
     a = _instances(bpy, sc, ob)
@@ -94,7 +95,7 @@ def _render(bpy, sc, path):
 def test_renders_fog_far_more_than_near_rain_bright_and_off_is_exact(empty_scene, box_result, blender, tmp_path):
     bpy = blender
     sc = empty_scene
-    build.build_scene(sc, box_result, build.BuildOptions(frames=8, engine="cycles", size=(80, 60), samples=4))
+    build.build_scene(sc, box_result, Options(frames=8, engine="cycles", size=(80, 60), samples=4))
     sc.cycles.filter_width = 0.01
     plain = _render(bpy, sc, tmp_path / "plain.png")
     near = cv2.resize(box_result.mask.astype(np.uint8), (80, 60), interpolation=cv2.INTER_NEAREST) > 0
@@ -182,7 +183,7 @@ def test_a_light_in_the_photo_puts_shafts_in_the_compositor_that_follow_the_came
     sc = empty_scene
     groups_before = set(bpy.data.node_groups.keys())
     plain = _compositor_state(bpy, sc)
-    build.build_scene(sc, r, build.BuildOptions(frames=8, path="swing", size=(80, 60), effects=("fog",)))
+    build.build_scene(sc, r, Options(frames=8, path="swing", size=(80, 60), effects=("fog",)))
     assert shafts.has_shafts(sc) and sc.render.use_compositing
     tree = _compositor_tree(bpy, sc)
     node = tree.nodes[shafts.GROUP]
@@ -224,7 +225,7 @@ def test_a_users_compositor_setup_survives_shafts_on_and_off(empty_scene, blende
     bpy = blender
     r = _sun_result(tmp_path)
     sc = empty_scene
-    build.build_scene(sc, r, build.BuildOptions(frames=8, path="swing", size=(80, 60)))
+    build.build_scene(sc, r, Options(frames=8, path="swing", size=(80, 60)))
     if bpy.app.version >= (5, 0, 0):
         tree = bpy.data.node_groups.new("My Compositing", "CompositorNodeTree")
         tree.interface.new_socket(name="Image", in_out="OUTPUT", socket_type="NodeSocketColor")
@@ -273,7 +274,7 @@ def test_light_shafts_render_dark_rays_behind_an_occluder_and_off_is_exact(empty
     h, w = 60, 80
     r = _sun_result(tmp_path)
     sc = empty_scene
-    build.build_scene(sc, r, build.BuildOptions(frames=8, path="zoom-in", amplitude=0.0, size=(w, h), samples=2))
+    build.build_scene(sc, r, Options(frames=8, path="zoom-in", amplitude=0.0, size=(w, h), samples=2))
     assert sc.photo3d.has_light_source
     plain = _render(bpy, sc, tmp_path / "plain.png")
     s = sc.photo3d
@@ -319,7 +320,7 @@ def test_splashes_sit_on_the_ground_and_loop(empty_scene, box_result, blender, t
     bpy = blender
     r, _ = _ground_result(tmp_path)
     sc = empty_scene
-    build.build_scene(sc, r, build.BuildOptions(frames=24, effects=("splashes",)))
+    build.build_scene(sc, r, Options(frames=24, effects=("splashes",)))
     s = sc.photo3d
     assert s.rain and s.rain_splashes
     ob = _effect(sc, "splashes")
@@ -340,7 +341,7 @@ def test_splashes_sit_on_the_ground_and_loop(empty_scene, box_result, blender, t
     assert _effect(sc, "splashes") is None and _effect(sc, "rain") is not None
     # no ground in the photo (a box before a wall): no splashes
     assert len(effects.ground_points(sc, 100)) > 0
-    build.build_scene(sc, box_result, build.BuildOptions(frames=8))
+    build.build_scene(sc, box_result, Options(frames=8))
     assert len(effects.ground_points(sc, 100)) == 0
 
 
@@ -350,7 +351,7 @@ def test_splashes_render_bright_dots_on_the_ground_not_in_the_sky(empty_scene, b
     r, depth = _ground_result(tmp_path)
     sc = empty_scene
     w, h = 160, 120
-    build.build_scene(sc, r, build.BuildOptions(frames=8, engine="cycles", size=(w, h), samples=4,
+    build.build_scene(sc, r, Options(frames=8, engine="cycles", size=(w, h), samples=4,
                                                 path="zoom-in", amplitude=0.0))
     sc.cycles.filter_width = 0.01
     s = sc.photo3d

@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
+from photo3d.settings import Options
 from photo3d.inference import pipeline
 from photo3d.scene import build, render
 
@@ -30,7 +31,7 @@ def test_source_view_reproduces_the_photo(empty_scene, small_portrait, blender, 
     bpy = blender
     sc = empty_scene
     r = pipeline.run(small_portrait, pipeline.Settings(hfov_deg=55))
-    build.build_scene(sc, r, build.BuildOptions(engine="cycles", size=r.size, samples=8))
+    build.build_scene(sc, r, Options(engine="cycles", size=r.size, samples=8))
     cam = sc.camera
     cam.animation_data_clear()
     cam.data.animation_data_clear()
@@ -49,7 +50,7 @@ def test_eevee_animation_has_parallax(empty_scene, small_portrait, blender, tmp_
     bpy = blender
     sc = empty_scene
     r = pipeline.run(small_portrait, pipeline.Settings(mesh_long_side=96))
-    build.build_scene(sc, r, build.BuildOptions(path="swing", frames=8, size=(48, 48), samples=1))
+    build.build_scene(sc, r, Options(path="swing", frames=8, size=(48, 48), samples=1))
     assert sc.render.engine == render.eevee_id()
     render.set_png_output(sc, "")
     sc.render.use_file_extension = False
@@ -80,7 +81,7 @@ def test_reveal_estimate_matches_a_render(empty_scene, box_result, blender, tmp_
     what a render shows: the photo layer white, the inpainted background layer black."""
     bpy = blender
     sc = empty_scene
-    build.build_scene(sc, box_result, build.BuildOptions(path="auto", frames=24, max_reveal=3.0,
+    build.build_scene(sc, box_result, Options(path="auto", frames=24, max_reveal=3.0,
                                                          engine="cycles", size=(160, 120), samples=1))
     s = sc.photo3d
     from photo3d.scene import camera

@@ -51,6 +51,7 @@ def main():
     import bpy
     import photo3d
     from photo3d.inference import pipeline
+    from photo3d.settings import Options
     from photo3d.scene import build, render
     os.makedirs(a.out, exist_ok=True)
     result = pipeline.run(a.photo)
@@ -60,7 +61,7 @@ def main():
         for i, fx in enumerate(cases):
             bpy.ops.wm.read_factory_settings(use_empty=True)
             sc = bpy.context.scene
-            build.build_scene(sc, result, build.BuildOptions(path="swing", frames=48, engine=a.engine, size=(w, h),
+            build.build_scene(sc, result, Options(path="swing", frames=48, engine=a.engine, size=(w, h),
                                                              samples=a.samples,
                                                              effects=tuple(e for e in fx
                                                                            if e not in OPTIONS + ("again",))))

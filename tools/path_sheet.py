@@ -31,6 +31,7 @@ def main():
     import bpy
     import photo3d
     from photo3d.inference import camera_path, pipeline
+    from photo3d.settings import Options
     from photo3d.scene import build, camera, render
 
     t0 = time.time()
@@ -42,7 +43,7 @@ def main():
     photo3d.register()
     try:
         sc = bpy.context.scene
-        build.build_scene(sc, result, build.BuildOptions(path="circle", frames=a.frames, engine="cycles",
+        build.build_scene(sc, result, Options(path="circle", frames=a.frames, engine="cycles",
                                                          size=size, samples=8))
         sc.cycles.max_bounces = 0
         sc.render.use_persistent_data = True

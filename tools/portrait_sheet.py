@@ -29,6 +29,7 @@ def main():
     import bpy
     import photo3d
     from photo3d.inference import pipeline, portrait
+    from photo3d.settings import Options
     from photo3d.scene import build, render
 
     t0 = time.time()
@@ -47,7 +48,7 @@ def main():
             size = (int(round(w * s / 2)) * 2, int(round(h * s / 2)) * 2)
             bpy.ops.wm.read_factory_settings(use_empty=True)
             sc = bpy.context.scene
-            build.build_scene(sc, result, build.BuildOptions(path="swing", frames=40, amplitude=a.amplitude,
+            build.build_scene(sc, result, Options(path="swing", frames=40, amplitude=a.amplitude,
                                                              engine="cycles", size=size, samples=16))
             sc.cycles.max_bounces = 0
             render.set_png_output(sc, "")

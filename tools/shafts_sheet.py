@@ -30,6 +30,7 @@ def main():
     import numpy as np
     import photo3d
     from photo3d.inference import pipeline
+    from photo3d.settings import Options
     from photo3d.scene import build, render
     os.makedirs(a.work, exist_ok=True)
     result = pipeline.run(a.photo)
@@ -43,7 +44,7 @@ def main():
                                  ("shafts, swing's other end", ("fog",), other)):
             bpy.ops.wm.read_factory_settings(use_empty=True)
             sc = bpy.context.scene
-            build.build_scene(sc, result, build.BuildOptions(path="swing", frames=a.frames, size=(w, h),
+            build.build_scene(sc, result, Options(path="swing", frames=a.frames, size=(w, h),
                                                              samples=a.samples, effects=fx))
             if fx and not sc.photo3d.has_light_source:
                 print("no light found in the photo: no shafts", file=sys.stderr)

@@ -41,6 +41,7 @@ class PHOTO3D_PT_main(_Sidebar, bpy.types.Panel):
             return
         layout.prop(settings, "depth_model")
         layout.prop(settings, "depth_tiles")
+        layout.prop(settings, "fov")
         layout.prop(settings, "portrait")
         if settings.portrait:
             layout.prop(settings, "segmenter")
