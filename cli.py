@@ -246,9 +246,8 @@ def _make_scene(result, opts: settings.Options, folder: str, render_video: bool)
 # --- depth, bench, models ------------------------------------------------------------
 
 def cmd_depth(args) -> int:
-    from .inference import pipeline, tiling
-    from .inference.photo import load_photo, resize, working_size
-    from .inference.pipeline import _resize_depth
+    from .inference import pipeline
+    from .inference.photo import load_photo
     opts = settings.options_from_args(args)
     model = depth_models.get_model(opts.depth_model)
     photo = load_photo(os.path.abspath(args.photo))
@@ -259,16 +258,9 @@ def cmd_depth(args) -> int:
     if not os.path.isdir(os.path.dirname(out) or "."):
         raise CLIError(f"the folder of --out {out} does not exist")
     pipeline.fetch_models(pipeline.Settings(depth_model=model.name, portrait=False), DownloadPrinter())
-    count = settings.tiles_count(opts.depth_tiles)
-    tiles = count if count >= 0 else tiling.auto_tiles((w, h), model.working_long_side, max(w, h))
-    plan = tiling.plan((w, h), model.working_long_side, tiles)
-    if plan is None:
-        small = resize(photo.rgb, working_size(w, h, model.working_long_side))
-        d, _ = depth_models.estimate(model.name, small)
-    else:
-        d, _, _ = tiling.merge(lambda img: depth_models.estimate_with_info(model.name, img), photo.rgb,
-                               model.working_long_side, plan)
-    d = _resize_depth(d, (w, h), photo.rgb)
+    # The pipeline's own depth run; tiles, when asked, reach the photo's full resolution.
+    md = pipeline.model_depth(photo, model, settings.tiles_count(opts.depth_tiles), max(w, h), _tile_progress)
+    d = pipeline.resize_depth(md.depth, (w, h), photo.rgb)
     tmp = out + ".partial.npy"
     try:
         np.save(tmp, d.astype(np.float32))

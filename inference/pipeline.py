@@ -124,6 +124,85 @@ def fetch_models(settings: Settings, on_download: DownloadFn | None = None,
     return bool(wanted)
 
 
+@dataclass
+class ModelDepth:
+    """A depth model's output at its working resolution (or the tiles' merged resolution)."""
+    depth: np.ndarray                    # z-depth
+    subject: np.ndarray | None           # the model's subject mask, if it finds one
+    extras: dict                         # e.g. the model's field-of-view estimate
+    tiles: tiling.TilePlan | None
+    seconds: float                       # the model's runs
+    preprocess_seconds: float = 0.0      # resizing the photo for a single run
+
+
+def model_depth(photo: Photo, model: depth_models.DepthModel, tiles: int, target_long_side: int,
+                on_tile: TileFn | None = None, cancelled: Callable[[], bool] | None = None) -> ModelDepth:
+    """Run the depth model on the photo, once or (``tiles``: N, or AUTO_TILES for as many as
+    reach ``target_long_side``) on overlapping tiles merged with the whole photo's run."""
+    w, h = photo.size
+    if tiles < 0:
+        tiles = tiling.auto_tiles((w, h), model.working_long_side, target_long_side)
+    plan = tiling.plan((w, h), model.working_long_side, tiles)
+    t = time.perf_counter()
+    prep = 0.0
+    if plan is None:
+        small = resize(photo.rgb, working_size(w, h, model.working_long_side))
+        prep = time.perf_counter() - t
+        t = time.perf_counter()
+        d, subj, extras = depth_models.estimate_with_info(model.name, small)
+    else:     # the whole photo for the layout, overlapping tiles for the detail
+        d, subj, extras = tiling.merge(lambda img: depth_models.estimate_with_info(model.name, img), photo.rgb,
+                                       model.working_long_side, plan, on_tile, cancelled)
+    return ModelDepth(d, subj, extras, plan, time.perf_counter() - t, prep)
+
+
+class _Clock:
+    """Per-stage seconds and peak memory, progress reports and the cancel check between stages."""
+
+    def __init__(self, progress: ProgressFn | None, cancelled: Callable[[], bool] | None):
+        self.progress, self.cancelled = progress, cancelled
+        self.timings: dict[str, float] = {}
+        self.details: dict[str, float] = {}      # parts of a stage, for the benchmark
+        self.rss: dict[str, float] = {}
+        self.t = time.perf_counter()
+        if progress:
+            progress("start", 0.0)
+
+    def done(self, name: str, frac: float):
+        now = time.perf_counter()
+        self.timings[name] = now - self.t
+        self.rss[name] = peak_rss_mb()
+        self.t = now
+        if self.progress:
+            self.progress(name, frac)
+        if self.cancelled and self.cancelled():
+            raise Cancelled()
+
+    def part(self, name: str, since: float):
+        self.details[name] = self.details.get(name, 0.0) + time.perf_counter() - since
+
+
+@dataclass
+class _Depth:
+    depth: np.ndarray                    # mesh resolution
+    subject: np.ndarray | None
+    person: np.ndarray | None            # a segmenter's people: a sharper outline than the model's subject
+    model_name: str
+    metric: bool
+    hfov: float
+    hfov_source: str
+    faces: int
+    tiles: tiling.TilePlan | None
+
+
+@dataclass
+class _Fill:
+    background: np.ndarray               # colour, texture resolution
+    depth: np.ndarray                    # the background layer's depth, mesh resolution
+    texture: np.ndarray                  # the photo layer's colour (unmixed at soft edges)
+    alpha: np.ndarray | None
+
+
 def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn | None = None,
         cancelled: Callable[[], bool] | None = None, on_download: DownloadFn | None = None,
         on_tile: TileFn | None = None) -> Result:
@@ -131,125 +210,117 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
     ``on_download`` hears model downloads (bytes per file and overall), ``on_tile`` the
     depth tiles as they are done."""
     s = settings or Settings()
-    timings: dict[str, float] = {}
-    details: dict[str, float] = {}       # parts of a stage, for the benchmark
-    rss: dict[str, float] = {}
-    t_stage = [time.perf_counter()]
-
-    def stage_done(name: str, frac: float):
-        now = time.perf_counter()
-        timings[name] = now - t_stage[0]
-        rss[name] = peak_rss_mb()
-        t_stage[0] = now
-        if progress:
-            progress(name, frac)
-        if cancelled and cancelled():
-            raise Cancelled()
-
-    if progress:
-        progress("start", 0.0)
+    clock = _Clock(progress, cancelled)
     photo: Photo = load_photo(photo_path)
     w, h = photo.size
-    hfov, hfov_source = field_of_view(s.hfov_deg or None, photo.hfov_from_exif, {})
+    hfov, _ = field_of_view(s.hfov_deg or None, photo.hfov_from_exif, {})
     if not 1.0 <= hfov <= 170.0:
         raise InputError(f"field of view {hfov:g} degrees is out of range (1-170)")
-    tex_size = working_size(w, h, s.texture_long_side)
-    texture = resize(photo.rgb, tex_size)
+    texture = resize(photo.rgb, working_size(w, h, s.texture_long_side))
     mesh_size = working_size(w, h, s.mesh_long_side)
-    model = depth_models.get_model(s.depth_model)
     t = time.perf_counter()
-    downloaded = fetch_models(s, on_download, cancelled)
-    stage_done("load", 0.1)
-    if downloaded:
-        details["depth: download"] = time.perf_counter() - t
-    tiles = s.depth_tiles if s.depth_tiles >= 0 else tiling.auto_tiles((w, h), model.working_long_side,
-                                                                        s.mesh_long_side)
-    tile_plan = None if s.depth_file else tiling.plan((w, h), model.working_long_side, tiles)
+    if fetch_models(s, on_download, cancelled):
+        clock.part("depth: download", t)
+    clock.done("load", 0.1)
 
-    # Depth (and the subject, when the estimator finds one) at mesh resolution.
-    subject = None
-    person = None       # a segmenter's people: a sharper outline than the model's subject
-    n_faces = 0
+    dep = depth_stage(photo, texture, mesh_size, s, clock, on_tile, cancelled)
+    clock.done("depth", 0.45)
+    lay, mask, extent, edges, band = layers_stage(dep, mesh_size, s.amplitude)
+    clock.done("layers", 0.6)
+    fill = inpaint_stage(photo, texture, lay, dep.person, mesh_size, s.portrait)
+    clock.done("inpaint", 0.8)
+    fg, bg = mesh_stage(lay, fill.depth, dep.hfov, s)
+    clock.done("mesh", 1.0)
+
+    return Result(photo_path, (w, h), dep.hfov, dep.metric, fill.texture, fill.background, fill.alpha,
+                  lay.depth, fill.depth, mask, lay.hidden, fg, bg, extent, band, dep.model_name,
+                  clock.timings, clock.rss, edges, dep.faces, clock.details, dep.tiles, dep.hfov_source)
+
+
+def depth_stage(photo: Photo, texture: np.ndarray, mesh_size: tuple[int, int], s: Settings, clock: _Clock,
+                on_tile: TileFn | None = None, cancelled: Callable[[], bool] | None = None) -> _Depth:
+    """Depth (and the subject, when the estimator finds one) at mesh resolution."""
+    w, h = photo.size
     if s.depth_file:
         full, metric = load_depth_file(s.depth_file, (w, h))
-        model_name = "file"
-        depth_m = _resize_depth(full, mesh_size)
-    else:
-        model_name = model.name
+        hfov, source = field_of_view(s.hfov_deg or None, photo.hfov_from_exif, {})
+        return _Depth(resize_depth(full, mesh_size), None, None, "file", metric, hfov, source, 0, None)
+    model = depth_models.get_model(s.depth_model)
+    md = model_depth(photo, model, s.depth_tiles, s.mesh_long_side, on_tile, cancelled)
+    if not md.tiles:
+        clock.details["depth: preprocess"] = md.preprocess_seconds
+    clock.details["depth: tiling" if md.tiles else "depth: inference"] = md.seconds
+    if md.tiles:
+        clock.rss["tiling"] = peak_rss_mb()
+    d_small, subj_small = md.depth, md.subject
+    small = resize(photo.rgb, (d_small.shape[1], d_small.shape[0]))
+    hfov, hfov_source = field_of_view(s.hfov_deg or None, photo.hfov_from_exif, md.extras)
+    t = time.perf_counter()
+    person_small, n_faces = None, 0
+    if s.portrait:
+        d_small, subj_small, n_faces, person_small = portrait.refine(small, d_small, subj_small, hfov, s.segmenter)
+    clock.part("depth: portrait", t)
+    t = time.perf_counter()
+    depth_m = resize_depth(d_small, mesh_size, texture)
+    clock.part("depth: upsampling", t)
+    subject = person = None
+    if subj_small is not None:
+        subject = resize(subj_small.astype(np.float32), mesh_size) > 0.5
+    rgb_m = resize(texture, mesh_size)
+    scale = mesh_size[0] / d_small.shape[1]       # mesh pixels per model pixel
+    if subject is not None and subject.any():
+        # The model's depth is blurred across the subject's outline over a few of its
+        # pixels, and the mask falls short of a contrasting edge by a few: settle the
+        # depth on the mask and grow the mask to the edge (outline.py). A person's mask
+        # is sharper than the model's subject: when there is one, it is the outline.
         t = time.perf_counter()
-        small = resize(photo.rgb, tile_plan.out_size if tile_plan else working_size(w, h, model.working_long_side))
-        details["depth: preprocess"] = time.perf_counter() - t
-        t = time.perf_counter()
-        if tile_plan is None:
-            d_small, subj_small, extras = depth_models.estimate_with_info(model.name, small)
-            details["depth: inference"] = time.perf_counter() - t
-        else:     # the whole photo for the layout, overlapping tiles for the detail
-            d_small, subj_small, extras = tiling.merge(
-                lambda img: depth_models.estimate_with_info(model.name, img), photo.rgb, model.working_long_side,
-                tile_plan, on_tile, cancelled)
-            details["depth: tiling"] = time.perf_counter() - t
-            rss["tiling"] = peak_rss_mb()
-        metric = model.metric
-        hfov, hfov_source = field_of_view(s.hfov_deg or None, photo.hfov_from_exif, extras)
-        t = time.perf_counter()
-        person_small = None
+        sharp = subject
+        if person_small is not None:
+            person = resize(person_small.astype(np.float32), mesh_size) > 0.5
+            sharp = person
+        depth_m, behind = outline.settle(depth_m, sharp, OUTLINE_BLUR_OUT * scale, OUTLINE_BLUR_IN * scale, rgb_m)
+        # What went back onto the background is no part of the subject (round a person,
+        # the model's subject is as blurred as its depth).
+        subject = (subject & ~behind) | sharp
+        depth_m, sharp = outline.grow_to_edge(rgb_m, depth_m, sharp, SEGMENTER_SHORTFALL * scale)
+        subject |= sharp
+        if person is not None:
+            person = sharp
+        clock.part("depth: outline", t)
         if s.portrait:
-            d_small, subj_small, n_faces, person_small = portrait.refine(small, d_small, subj_small, hfov,
-                                                                         s.segmenter)
-        details["depth: portrait"] = time.perf_counter() - t
-        t = time.perf_counter()
-        depth_m = _resize_depth(d_small, mesh_size, texture)
-        details["depth: upsampling"] = time.perf_counter() - t
-        if subj_small is not None:
-            subject = resize(subj_small.astype(np.float32), mesh_size) > 0.5
-        rgb_m = resize(texture, mesh_size)
-        scale = mesh_size[0] / d_small.shape[1]       # mesh pixels per model pixel
-        if subject is not None and subject.any():
-            # The model's depth is blurred across the subject's outline over a few of its
-            # pixels, and the mask falls short of a contrasting edge by a few: settle the
-            # depth on the mask and grow the mask to the edge (outline.py). A person's mask
-            # is sharper than the model's subject: when there is one, it is the outline.
             t = time.perf_counter()
-            reach = OUTLINE_BLUR_OUT * scale
-            sharp = subject
-            if person_small is not None:
-                person = resize(person_small.astype(np.float32), mesh_size) > 0.5
-                sharp = person
-            depth_m, behind = outline.settle(depth_m, sharp, reach, OUTLINE_BLUR_IN * scale, rgb_m)
-            # What went back onto the background is no part of the subject (round a person,
-            # the model's subject is as blurred as its depth).
-            subject = (subject & ~behind) | sharp
-            depth_m, sharp = outline.grow_to_edge(rgb_m, depth_m, sharp, SEGMENTER_SHORTFALL * scale)
-            subject |= sharp
-            if person is not None:
-                person = sharp
-            details["depth: outline"] = time.perf_counter() - t
-            if s.portrait:
-                t = time.perf_counter()
-                depth_m, subject = portrait.extend_to_strands(rgb_m, depth_m, subject)
-                details["depth: portrait"] += time.perf_counter() - t
-        # Elsewhere, strong edges the model smeared are put back on the photo's edges.
-        t = time.perf_counter()
-        depth_m, _ = depth_edges.sharpen(depth_m, rgb_m, EDGE_RAMP * scale, subject)
-        details["depth: edges"] = time.perf_counter() - t
-    stage_done("depth", 0.45)
+            depth_m, subject = portrait.extend_to_strands(rgb_m, depth_m, subject)
+            clock.part("depth: portrait", t)
+    # Elsewhere, strong edges the model smeared are put back on the photo's edges.
+    t = time.perf_counter()
+    depth_m, _ = depth_edges.sharpen(depth_m, rgb_m, EDGE_RAMP * scale, subject)
+    clock.part("depth: edges", t)
+    return _Depth(depth_m, subject, person, model.name, model.metric, hfov, hfov_source, n_faces, md.tiles)
 
-    # Layers: how far behind an edge the camera can look decides the hidden band.
-    extent = scene_extent(depth_m, subject)
-    travel = camera_path.BASE_TRAVEL * max(s.amplitude, 1.5) * 1.6 * extent.subject_depth
-    band = camera_path.parallax_band_px(mesh_size[0], hfov, extent, travel)
+
+def layers_stage(dep: _Depth, mesh_size: tuple[int, int], amplitude: float):
+    """Occlusion edges and layers: how far behind an edge the camera can look decides the
+    hidden band. Returns (layers, foreground mask, scene extent, edge samples, band px)."""
+    extent = scene_extent(dep.depth, dep.subject)
+    travel = camera_path.BASE_TRAVEL * max(amplitude, 1.5) * 1.6 * extent.subject_depth
+    band = camera_path.parallax_band_px(mesh_size[0], dep.hfov, extent, travel)
     band = float(np.clip(band + 2, 0.02 * max(mesh_size), 0.25 * max(mesh_size)))
-    lay = layering.split_layers(depth_m, int(math.ceil(band)), subject)
-    mask = lay.near if subject is None else (subject | lay.near)
+    lay = layering.split_layers(dep.depth, int(math.ceil(band)), dep.subject)
+    mask = lay.near if dep.subject is None else (dep.subject | lay.near)
     extent = scene_extent(lay.depth, mask if mask.any() else None)
-    edges = disocclusion.edge_samples(lay.depth, lay.cut_h, lay.cut_v, hfov)
-    stage_done("layers", 0.6)
+    edges = disocclusion.edge_samples(lay.depth, lay.cut_h, lay.cut_v, dep.hfov)
+    return lay, mask, extent, edges, band
 
+
+def inpaint_stage(photo: Photo, texture: np.ndarray, lay, person: np.ndarray | None, mesh_size: tuple[int, int],
+                  soft_edges: bool) -> _Fill:
+    """What the photo hides behind its occlusion edges: depth and colour, and the photo
+    layer's soft edges over it."""
+    tex_size = (texture.shape[1], texture.shape[0])
     # The subject's soft edge needs only the photo and the near region: worked out on a
-    # second thread while this one fills what lies behind (NumPy and OpenCV release the
-    # GIL; on 2 cores the inpaint stage takes about 0.2 s less at 1 MP).
+    # second thread while this one fills what lies behind (NumPy and OpenCV release the GIL).
     matte_job = None
-    if s.portrait and lay.near.any():
+    if soft_edges and lay.near.any():
         near_tex = resize(lay.near.astype(np.float32), tex_size) > 0.5
         soft_px = max(2.0, 2.5 * tex_size[0] / mesh_size[0])
         matte_job = parallel.submit(portrait.alpha_matte, texture, near_tex, soft_px)
@@ -265,7 +336,7 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
         # A photo's edges are blurred over a few of its pixels: round a person (whose cut
         # is exact, outline.py) that many are mixed, in mesh pixels at least one. Only in
         # the layer behind: the photo layer keeps them, or the source view (the first
-        # frame) loses the edge's softness (test_render: 42.3 dB, and 32.2 re-made).
+        # frame) loses the edge's softness (docs: the source view's PSNR).
         rim_px = max(RIM_PX, int(round(SUBJECT_RIM_PHOTO_PX * mesh_size[0] / tex_size[0])))
         rim |= masks.grow(person, rim_px) & ~lay.near
     hole_depth = np.where(rim, lay.depth, bg_depth)
@@ -293,8 +364,11 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
         matte = portrait.reproducible_alpha(texture, matte, background)
         texture = portrait.unmix_foreground(texture, matte, background)
         alpha = matte if alpha is None else alpha * matte
-    stage_done("inpaint", 0.8)
+    return _Fill(background, bg_depth, texture, alpha)
 
+
+def mesh_stage(lay, bg_depth: np.ndarray, hfov: float, s: Settings):
+    """The photo layer's mesh, cut at the occlusion edges, and the background layer's."""
     fg = meshing.grid_mesh(lay.depth, hfov, None, lay.cut_h, lay.cut_v, margin=True,
                            block=s.mesh_block, tol=s.mesh_tol)
     # The background mesh covers the hidden region and a thin ring of the far side (no
@@ -306,11 +380,7 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
     # Pushed back 0.3 % along the pixel rays: where the rim coincides with the photo
     # layer, the photo must win (no z-fighting); the source view is unchanged.
     bg = meshing.grid_mesh(bg_depth * np.float32(1.003), hfov, keep, block=s.mesh_block, tol=s.mesh_tol)
-    stage_done("mesh", 1.0)
-
-    return Result(photo_path, (w, h), hfov, metric, texture, background, alpha,
-                  lay.depth, bg_depth, mask, lay.hidden, fg, bg, extent, band, model_name,
-                  timings, rss, edges, n_faces, details, tile_plan, hfov_source)
+    return fg, bg
 
 
 def field_of_view(user_deg: float | None, exif_deg: float | None, extras: dict) -> tuple[float, str]:
@@ -334,7 +404,7 @@ def _photo_alpha(photo: Photo, size: tuple[int, int]) -> np.ndarray | None:
     return np.clip(resize(photo.alpha.astype(np.float32), size), 0, 1)
 
 
-def _resize_depth(depth: np.ndarray, size: tuple[int, int], guide: np.ndarray | None = None) -> np.ndarray:
+def resize_depth(depth: np.ndarray, size: tuple[int, int], guide: np.ndarray | None = None) -> np.ndarray:
     """Resize depth in disparity (what edges and planes are linear in). Upsampling with a
     ``guide`` (the photo, any resolution) puts depth edges on the photo's edges."""
     if (depth.shape[1], depth.shape[0]) == size:
@@ -347,4 +417,4 @@ def _resize_depth(depth: np.ndarray, size: tuple[int, int], guide: np.ndarray | 
 
 def depth_at_photo_resolution(result: Result) -> np.ndarray:
     w, h = result.size
-    return _resize_depth(result.depth, (w, h))
+    return resize_depth(result.depth, (w, h))
