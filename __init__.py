@@ -9,20 +9,20 @@ __version__ = "0.1.0"
 
 
 def register():
-    from . import properties, operators, preferences, ui
-    from .operators import runtime
+    from . import operators, preferences, properties, runtime, ui
 
     properties.register()
     operators.register()
+    runtime.register()               # and PyTorch installed on request by an earlier session
     preferences.register()
     ui.register()
-    runtime.activate_existing()      # PyTorch installed on request by an earlier session
 
 
 def unregister():
-    from . import properties, operators, preferences, ui
+    from . import operators, preferences, properties, runtime, ui
 
     ui.unregister()
     preferences.unregister()
+    runtime.unregister()
     operators.unregister()
     properties.unregister()

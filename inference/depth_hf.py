@@ -70,7 +70,7 @@ def cache_dir() -> str | None:
     return os.environ.get("PHOTO3D_MODEL_DIR") or None
 
 
-# Where the user gets them: the extension installs them on request (runtime_install.py).
+# Where the user gets them: the extension installs them on request (runtime/).
 INSTALL_HINT = ("in Blender, click Install PyTorch & Transformers in the 3D Photo panel or the extension's "
                 "preferences; elsewhere pip install torch transformers")
 

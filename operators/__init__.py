@@ -1,10 +1,10 @@
-"""Blender operators: Make 3D Photo (background job), Cancel, Remove, Reset Path, Look Around,
-Install / Remove PyTorch."""
+"""Blender operators: Make 3D Photo (background job), Cancel, Remove, Reset Path, Look Around
+(Install / Remove PyTorch live in ``runtime/``)."""
 import bpy
 
-from . import look_around, make_photo, runtime
+from . import look_around, make_photo
 
-classes = make_photo.classes + look_around.classes + runtime.classes
+classes = make_photo.classes + look_around.classes
 
 
 def register():
@@ -13,6 +13,5 @@ def register():
 
 
 def unregister():
-    runtime.shutdown()
     for c in reversed(classes):
         bpy.utils.unregister_class(c)

@@ -1,4 +1,4 @@
-"""PyTorch on request (runtime_install.py, operators/runtime.py), with real pip and no network:
+"""PyTorch on request (the ``runtime`` package), with real pip and no network:
 tiny wheels written by hand into a temporary folder stand in for torch and transformers, and
 ``PHOTO3D_PIP_ARGS=--no-index --find-links DIR`` points pip at them, exactly as a studio's
 wheel mirror would. Checked: the install lands whole or not at all (a failure keeps the
@@ -15,8 +15,10 @@ import types
 import numpy as np
 import pytest
 
-from photo3d import runtime_install as rt
+from photo3d import runtime as rt
 from helpers import FakeLayout, write_wheel
+
+ROOT = os.path.dirname(os.path.dirname(rt.__file__))      # the repository, the package photo3d
 
 
 @pytest.fixture
@@ -64,7 +66,7 @@ def _install(target, pkgs, **kw):
 
 
 def test_install_activates_and_keeps_blenders_numpy(mirror, tmp_path, path_guard):
-    target = tmp_path / "runtime" / "site-packages"
+    target = tmp_path / "Blender Nutzer é" / "site-packages"         # a space and a non-ASCII letter
     seen = []
     inst = rt.Installer(str(target), "CPU", ["tinyrt==1.0"])
     # Every message the UI is handed (one step applies all that queued since the last, so
@@ -184,7 +186,7 @@ def test_pip_command_per_build_and_platform(monkeypatch):
 
 def test_manifest_declares_network_use():
     import tomllib
-    with open(os.path.join(os.path.dirname(rt.__file__), "blender_manifest.toml"), "rb") as f:
+    with open(os.path.join(ROOT, "blender_manifest.toml"), "rb") as f:
         assert "PyTorch" in tomllib.load(f)["permissions"]["network"]
 
 
@@ -215,6 +217,12 @@ def test_pip_output_becomes_a_short_status():
     full = rt.PipOutput()
     full.feed("ERROR: Could not install packages due to an OSError: [Errno 28] No space left on device")
     assert full.error("/x").startswith("the disk is full")
+    deep = rt.PipOutput()
+    deep.feed("ERROR: Could not install packages due to an OSError: [Errno 2] No such file or directory: 'C:\\x'")
+    deep.feed("HINT: This error might have occurred since this system does not have Windows Long Path support "
+              "enabled. You can find information on how to enable this at "
+              "https://pip.pypa.io/warnings/enable-long-paths")
+    assert "longer than 260 characters" in deep.error("C:\\x") and rt.ENV_DIR in deep.error("C:\\x")
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the +cpu wheel names are checked on Linux")
@@ -260,8 +268,102 @@ def test_ensurepip_when_pythons_pip_is_missing(mirror, tmp_path):
     assert subprocess.run([python, "-c", "import pip"], capture_output=True).returncode != 0
     inst, state, _ = _install(tmp_path / "site-packages", ["tinyrt==1.0"], python=python)
     assert state == rt.DONE, inst.error
-    assert rt._version_tuple(inst.pip_version) >= (9,)          # pip now runs there
+    assert rt.installer.version_tuple(inst.pip_version) >= (9,)    # pip now runs there
     assert sorted(os.listdir(tmp_path / "site-packages")) == ["tinyrt", "tinyrt-1.0.dist-info"]
+
+
+# --- Windows: files held open, nothing POSIX-only ------------------------------------------
+
+@pytest.fixture
+def windows_files(monkeypatch):
+    """File operations as on Windows (retries, read-only files), with short waits."""
+    monkeypatch.setattr(rt.files, "WINDOWS", True)
+    monkeypatch.setattr(rt.files, "ATTEMPTS", 3)
+    monkeypatch.setattr(rt.files, "DELAY_S", 0.001)
+
+
+class _Held:
+    """os.replace refuses to move some paths, as Windows refuses a folder with a loaded DLL in it
+    (``times``: only the first tries, as a virus scanner holds a new file for a moment)."""
+
+    def __init__(self, monkeypatch, *held, times=None):
+        self.paths, self.times, self.refused, self._replace = {str(p) for p in held}, times, 0, os.replace
+        monkeypatch.setattr(os, "replace", self)
+
+    def __call__(self, src, dst):
+        if str(src) in self.paths and (self.times is None or self.refused < self.times):
+            self.refused += 1
+            raise PermissionError(13, "The process cannot access the file because it is being used by "
+                                      "another process", str(src))
+        self._replace(src, dst)
+
+
+def test_a_file_held_for_a_moment_is_retried(tmp_path, windows_files, monkeypatch):
+    (tmp_path / "a").mkdir()
+    held = _Held(monkeypatch, tmp_path / "a", times=2)
+    rt.files.replace(str(tmp_path / "a"), str(tmp_path / "b"))
+    assert held.refused == 2 and (tmp_path / "b").is_dir()
+    held.times = None
+    (tmp_path / "a").mkdir()
+    with pytest.raises(PermissionError):
+        rt.files.replace(str(tmp_path / "a"), str(tmp_path / "c"))
+    assert held.refused == 2 + rt.files.ATTEMPTS
+
+
+def test_removing_a_runtime_in_use_finishes_at_the_next_start(tmp_path, windows_files, monkeypatch, path_guard):
+    """Windows keeps a loaded torch's DLLs open: Remove leaves the folder whole (never half a
+    PyTorch), keeps it off sys.path, and the next start deletes it."""
+    target = tmp_path / "Blender Nutzer é" / "site-packages"
+    (target / "torch" / "lib").mkdir(parents=True)
+    (target / "torch" / "lib" / "torch_cpu.dll").write_bytes(b"")
+    assert rt.activate(str(target))
+    held = _Held(monkeypatch, target)
+    assert rt.remove(str(target)) is True                        # a restart finishes it
+    assert rt.removal_pending(str(target)) and str(target) not in sys.path
+    assert (target / "torch" / "lib" / "torch_cpu.dll").exists() and _leftovers(target) == []
+    assert not rt.activate(str(target))                          # still held: stays off sys.path
+    held.paths.clear()                                           # Blender restarted
+    assert not rt.activate(str(target)) and not target.exists() and _leftovers(target) == []
+
+
+def test_updating_a_runtime_in_use_keeps_it_and_says_restart(mirror, tmp_path, windows_files, monkeypatch):
+    target = tmp_path / "site-packages"
+    _install(target, ["tinyrt==1.0"])
+    _Held(monkeypatch, target)
+    inst, state, _ = _install(target, ["tinyrt==2.0"])
+    assert state == rt.FAILED and "restart Blender and install again" in inst.error
+    assert sorted(os.listdir(target)) == ["tinyrt", "tinyrt-1.0.dist-info"] and _leftovers(target) == []
+
+
+def test_cleanup_after_an_interrupted_upgrade(tmp_path):
+    """Another process's running install is left alone; a runtime moved aside by an upgrade
+    that stopped before the new one was in place comes back."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    target = tmp_path / "site-packages"
+    for kind, pid in (("old", gone.pid), ("installing", gone.pid), ("installing", os.getppid())):
+        (tmp_path / f"site-packages.{kind}-{pid}" / "tinyrt").mkdir(parents=True)
+    rt.cleanup(str(target))
+    assert os.listdir(target) == ["tinyrt"] and _leftovers(target) == [f"site-packages.installing-{os.getppid()}"]
+
+
+def test_runtime_needs_nothing_posix_only():
+    """Importable without the POSIX-only modules (as on Windows); no shell, no os.rename."""
+    code = ("import sys\nfor m in ('fcntl', 'resource', 'pwd', 'grp', 'termios'): sys.modules[m] = None\n"
+            "from photo3d import runtime\nfrom photo3d.runtime import installer")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    import ast
+    folder = os.path.join(ROOT, "runtime")
+    for name in sorted(os.listdir(folder)):
+        if not name.endswith(".py"):
+            continue
+        with open(os.path.join(folder, name), encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "os":
+                assert node.attr not in ("rename", "getuid", "geteuid", "system", "fork"), (name, node.attr)
+            assert not (isinstance(node, ast.keyword) and node.arg == "shell"), name
 
 
 # --- in Blender -------------------------------------------------------------------------------
@@ -273,33 +375,34 @@ def fallback_home(mirror, tmp_path, monkeypatch, path_guard):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("USERPROFILE", str(tmp_path / "home"))
     monkeypatch.setenv(rt.ENV_PACKAGES, "tinyrt==1.0")
-    from photo3d.operators import runtime
+    from photo3d.runtime import operators as ops
     target = os.path.join(str(tmp_path / "home"), ".cache", "photo3d", "runtime", "site-packages")
-    assert runtime.runtime_dir() == target
+    assert ops.runtime_dir() == target
     yield target
-    runtime.state.installer, runtime.state.message = None, ""
+    ops.state.installer, ops.state.message = None, ""
 
 
 @pytest.mark.blender
 def test_operator_installs_activates_and_removes(blender, fallback_home):
     bpy = blender
-    from photo3d.operators import runtime
+    from photo3d.runtime import operators as ops
     assert bpy.app.online_access is False            # a --no-index mirror needs no online access
     t0 = time.perf_counter()
     assert bpy.ops.photo3d.install_runtime() == {"FINISHED"}
     seconds = time.perf_counter() - t0
     assert sorted(os.listdir(fallback_home)) == ["tinyrt", "tinyrt-1.0.dist-info"]
-    assert sys.path[-1] == fallback_home and "Installed" in runtime.state.message
+    assert sys.path[-1] == fallback_home and "Installed" in ops.state.message
     import tinyrt
     assert tinyrt.__file__.startswith(fallback_home) and seconds < 30
     # The preferences show it, with the remove button.
-    from photo3d.preferences import Photo3DPreferences, draw_runtime
+    from photo3d.preferences import Photo3DPreferences
+    from photo3d.runtime.ui import draw_runtime
     layout = FakeLayout(bpy)
     draw_runtime(layout, bpy.context, types.SimpleNamespace(bl_rna=Photo3DPreferences.bl_rna))
     assert {"torch_build", "photo3d.install_runtime", "photo3d.remove_runtime"} <= set(layout.drawn)
     assert bpy.ops.photo3d.remove_runtime() == {"FINISHED"}
     assert not os.path.exists(fallback_home) and fallback_home not in sys.path
-    assert "Removed PyTorch" in runtime.state.message
+    assert "Removed PyTorch" in ops.state.message
 
 
 @pytest.mark.blender
@@ -330,7 +433,7 @@ def test_panel_offers_the_install_and_the_modal_timer_steps_it(blender, fallback
     install stepped like Blender's modal timer shows its progress, and Cancel stops it."""
     bpy = blender
     from photo3d.inference import depth_hf
-    from photo3d.operators import runtime
+    from photo3d.runtime import operators as ops
     from photo3d.ui import panel
     monkeypatch.setattr(depth_hf, "available", lambda: False)
     bpy.context.scene.photo3d.depth_model = "depth-anything-v2-small"
@@ -338,14 +441,14 @@ def test_panel_offers_the_install_and_the_modal_timer_steps_it(blender, fallback
     panel.PHOTO3D_PT_main.draw(types.SimpleNamespace(layout=layout), bpy.context)
     assert "photo3d.install_runtime" in layout.drawn and any("needs PyTorch" in t for t in layout.labels)
     # What execute() does in a window: start, then modal TIMER steps.
-    inst = runtime.state.installer = rt.Installer(runtime.runtime_dir(), "CPU").start()
+    inst = ops.state.installer = rt.Installer(ops.runtime_dir(), "CPU").start()
     reports = []
     op = types.SimpleNamespace(_timer=None, report=lambda kind, msg: reports.append((kind, msg)))
     op._remove_timer = lambda ctx: None
-    op._end = lambda installer: runtime.PHOTO3D_OT_install_runtime._end(op, installer)
+    op._end = lambda installer: ops.PHOTO3D_OT_install_runtime._end(op, installer)
     timer = types.SimpleNamespace(type="TIMER", value="NOTHING")
     _wait_for_pip(inst)
-    assert runtime.PHOTO3D_OT_install_runtime.modal(op, bpy.context, timer) == {"PASS_THROUGH"}
+    assert ops.PHOTO3D_OT_install_runtime.modal(op, bpy.context, timer) == {"PASS_THROUGH"}
     busy = FakeLayout(bpy)
     panel.PHOTO3D_PT_main.draw(types.SimpleNamespace(layout=busy), bpy.context)
     assert {"progress", "photo3d.cancel_runtime_install"} <= set(busy.drawn)
@@ -353,13 +456,25 @@ def test_panel_offers_the_install_and_the_modal_timer_steps_it(blender, fallback
     assert not bpy.ops.photo3d.install_runtime.poll()            # one install at a time
     assert bpy.ops.photo3d.cancel_runtime_install() == {"FINISHED"}
     for _ in range(500):
-        ret = runtime.PHOTO3D_OT_install_runtime.modal(op, bpy.context, timer)
+        ret = ops.PHOTO3D_OT_install_runtime.modal(op, bpy.context, timer)
         if ret != {"PASS_THROUGH"}:
             break
         time.sleep(0.02)
     assert ret == {"CANCELLED"} and reports[-1][0] == {"WARNING"} and "cancelled" in reports[-1][1]
-    assert runtime.state.installer is None and not os.path.exists(fallback_home)
+    assert ops.state.installer is None and not os.path.exists(fallback_home)
     assert _leftovers(fallback_home) == []
+
+
+@pytest.mark.blender
+def test_remove_operator_while_windows_holds_the_files(blender, fallback_home, windows_files, monkeypatch):
+    from photo3d.runtime import operators as ops
+    os.makedirs(os.path.join(fallback_home, "torch"))
+    held = _Held(monkeypatch, fallback_home)
+    assert blender.ops.photo3d.remove_runtime() == {"FINISHED"}
+    assert "restart Blender to finish removing" in ops.state.message
+    assert os.path.isdir(os.path.join(fallback_home, "torch")) and not blender.ops.photo3d.remove_runtime.poll()
+    held.paths.clear()
+    assert not ops.activate_existing() and not os.path.exists(fallback_home)
 
 
 EXTENSION_SCRIPT = textwrap.dedent("""
@@ -371,7 +486,7 @@ EXTENSION_SCRIPT = textwrap.dedent("""
     prefs = bpy.context.preferences.addons[mod].preferences
     assert prefs.torch_build == 'CPU'
     prefs.torch_build = 'GPU'
-    runtime = import_module(mod + '.operators.runtime')
+    runtime = import_module(mod + '.runtime.operators')
     assert runtime.chosen_build(bpy.context).key == 'GPU'
     assert bpy.ops.photo3d.install_runtime() == {'FINISHED'}
     import tinyrt
@@ -391,8 +506,7 @@ def test_installed_extension_keeps_its_runtime_in_its_user_folder(mirror, tmp_pa
     """As Blender users get it (the zip installed as bl_ext.user_default.photo3d): its
     preferences hold the build, the runtime goes into the extension's user folder, and
     disabling / enabling the extension takes it off / puts it back on sys.path."""
-    root = os.path.dirname(rt.__file__)
-    build = subprocess.run([sys.executable, os.path.join(root, "tools", "build_extension.py"), "--out",
+    build = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "build_extension.py"), "--out",
                             str(tmp_path / "build"), "--no-wheels"], capture_output=True, text=True)
     assert build.returncode == 0, build.stderr
     zips = sorted((tmp_path / "build").glob("*.zip"))

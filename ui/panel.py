@@ -3,8 +3,8 @@ import math
 
 import bpy
 
-from ..operators.runtime import installing
-from ..preferences import draw_runtime, needs_runtime
+from ..runtime.operators import installing
+from ..runtime.ui import draw_runtime, needs_runtime
 from ..scene import build
 
 

@@ -1,12 +1,12 @@
-"""Install PyTorch & Transformers, Cancel, Remove PyTorch: the optional runtime of the model zoo.
+"""Install PyTorch & Transformers, Cancel, Remove PyTorch: the operators and the state they share.
 
-Interactive: pip runs in a background thread (``runtime_install.Installer``); a modal
-timer steps it and redraws the panel and the preferences, so Blender stays responsive
-(the Cancel button stops it; Esc is left to whatever the user is doing meanwhile). If
-Blender drops the modal handler (its window closed, a file loaded), an app timer carries
-on. Headless (no window: the ``bpy`` module, ``blender -b``) the install runs to the end
-in ``execute()``, since timers never fire there. Once installed, the runtime is put on
-``sys.path`` at once: the zoo's models work without a restart.
+Interactive: pip runs in a background thread (``installer.Installer``); a modal timer steps it
+and redraws the panel and the preferences, so Blender stays responsive (the Cancel button
+stops it; Esc is left to whatever the user is doing meanwhile). If Blender drops the modal
+handler (its window closed, a file loaded), an app timer carries on. Headless (no window: the
+``bpy`` module, ``blender -b``) the install runs to the end in ``execute()``, since timers never
+fire there. Once installed, the runtime is put on ``sys.path`` at once: the zoo's models work
+without a restart.
 """
 from __future__ import annotations
 
@@ -15,14 +15,17 @@ import sys
 
 import bpy
 
-from .. import runtime_install as rt
+from .builds import ENV_PIP_ARGS, Build, builds, uses_network
+from .distributions import info
+from .folder import activate, deactivate, removal_pending, remove
+from .installer import DONE, FAILED, RUNNING, Installer
+from .paths import ROOT_PACKAGE, runtime_dir
 
-ROOT_PACKAGE = __package__.rpartition(".")[0]      # "photo3d", or "bl_ext.<repo>.photo3d" in Blender
 TIMER_STEP = 0.25
 
 
 class _State:
-    installer: rt.Installer | None = None     # the install in progress (one per Blender)
+    installer: Installer | None = None        # the install in progress (one per Blender)
     message = ""                              # how the last one ended, for the UI
     level = "INFO"
 
@@ -30,42 +33,31 @@ class _State:
 state = _State()
 
 
-def runtime_dir() -> str:
-    """Where the runtime lives: ``PHOTO3D_RUNTIME_DIR``, else the extension's user folder
-    (``bl_ext.<repo>.photo3d`` only), else ``~/.cache/photo3d/runtime/site-packages``."""
-    if os.environ.get(rt.ENV_DIR):
-        return os.environ[rt.ENV_DIR]
-    try:   # the extension's own folder, not "site-packages" itself: that appears only once installed
-        return os.path.join(bpy.utils.extension_path_user(ROOT_PACKAGE, create=True), "site-packages")
-    except (ValueError, AttributeError):      # not loaded as an extension (tests, scripts), Blender < 4.2
-        return rt.default_dir()
-
-
 def preferences(context):
     addon = context.preferences.addons.get(ROOT_PACKAGE)
     return addon.preferences if addon is not None else None
 
 
-def chosen_build(context) -> rt.Build:
+def chosen_build(context) -> Build:
     prefs = preferences(context)
-    return rt.builds()[prefs.torch_build if prefs is not None else "CPU"]
+    return builds()[prefs.torch_build if prefs is not None else "CPU"]
 
 
 def online_refusal() -> str | None:
     """Why the install may not run now (Blender's Allow Online Access is off), or None."""
-    if getattr(bpy.app, "online_access", True) or not rt.uses_network():
+    if getattr(bpy.app, "online_access", True) or not uses_network():
         return None
     return ("Online access is off: turn on Preferences > System > Network > Allow Online Access to "
-            f"download PyTorch (or point {rt.ENV_PIP_ARGS} at a local wheel mirror with --no-index)")
+            f"download PyTorch (or point {ENV_PIP_ARGS} at a local wheel mirror with --no-index)")
 
 
-def installing() -> rt.Installer | None:
+def installing() -> Installer | None:
     return state.installer
 
 
 def activate_existing() -> bool:
     """At register: an installed runtime goes on sys.path (and leftovers of an interrupted one go)."""
-    return rt.activate(runtime_dir())
+    return activate(runtime_dir())
 
 
 def shutdown():
@@ -76,7 +68,7 @@ def shutdown():
         state.installer.cancel()
         state.installer.wait(10)
         state.installer = None
-    rt.deactivate(runtime_dir())
+    deactivate(runtime_dir())
 
 
 def _redraw():
@@ -86,18 +78,18 @@ def _redraw():
             area.tag_redraw()
 
 
-def _finish(installer: rt.Installer) -> tuple[str, str]:
+def _finish(installer: Installer) -> tuple[str, str]:
     """What an ended install means: (report level, message); a good runtime goes on sys.path."""
     state.installer = None
-    if installer.state == rt.DONE:
+    if installer.state == DONE:
         # Already imported (an update, or transformers found before torch): only a restart reloads it.
         restart = "torch" in sys.modules or "transformers" in sys.modules
-        rt.activate(installer.target)
-        info = rt.info(installer.target)
-        what = info.text() if info.in_target and info.torch else ", ".join(installer.installed)
+        activate(installer.target)
+        now = info(installer.target)
+        what = now.text() if now.in_target and now.torch else ", ".join(installer.installed)
         level, msg = "INFO", f"Installed {what}" + (": restart Blender to use it" if restart else
                                                      ": the depth models that need it are ready")
-    elif installer.state == rt.FAILED:
+    elif installer.state == FAILED:
         level, msg = "ERROR", f"Installing PyTorch failed: {installer.error}"
     else:
         level, msg = "WARNING", "Installing PyTorch cancelled; nothing was changed"
@@ -111,7 +103,7 @@ def _poll():
     installer = state.installer
     if installer is None:
         return None
-    if installer.step() == rt.RUNNING:
+    if installer.step() == RUNNING:
         _redraw()
         return TIMER_STEP
     print(f"3D Photo: {_finish(installer)[1]}")
@@ -144,7 +136,7 @@ class PHOTO3D_OT_install_runtime(bpy.types.Operator):
         if refusal:
             self.report({"ERROR"}, refusal)
             return {"CANCELLED"}
-        installer = rt.Installer(runtime_dir(), chosen_build(context))
+        installer = Installer(runtime_dir(), chosen_build(context))
         state.installer, state.message = installer, ""
         if bpy.app.background or context.window is None:
             # No event loop (the bpy module, blender -b): timers never fire, so run to the end here.
@@ -161,7 +153,7 @@ class PHOTO3D_OT_install_runtime(bpy.types.Operator):
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
         installer = state.installer
-        if installer is not None and installer.step() == rt.RUNNING:
+        if installer is not None and installer.step() == RUNNING:
             _redraw()
             return {"PASS_THROUGH"}
         self._remove_timer(context)
@@ -181,7 +173,7 @@ class PHOTO3D_OT_install_runtime(bpy.types.Operator):
     def _end(self, installer) -> set[str]:
         level, msg = _finish(installer)
         self.report({level}, msg)
-        return {"FINISHED"} if installer.state == rt.DONE else {"CANCELLED"}
+        return {"FINISHED"} if installer.state == DONE else {"CANCELLED"}
 
 
 class PHOTO3D_OT_cancel_runtime_install(bpy.types.Operator):
@@ -205,20 +197,29 @@ class PHOTO3D_OT_remove_runtime(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return state.installer is None and os.path.isdir(runtime_dir())
+        target = runtime_dir()
+        return state.installer is None and os.path.isdir(target) and not removal_pending(target)
 
     def invoke(self, context, event):
         return context.window_manager.invoke_confirm(self, event, title="Remove PyTorch", confirm_text="Remove",
                                                      message="Delete the PyTorch that photo3d installed?")
 
     def execute(self, context):
-        restart = rt.remove(runtime_dir())
-        msg = ("Removed PyTorch: restart Blender to unload it" if restart else
-               "Removed PyTorch: the depth models that need it are unavailable until it is installed again")
-        state.message, state.level = msg, "INFO"
-        self.report({"INFO"}, msg)
+        target = runtime_dir()
+        try:
+            restart = remove(target)
+        except OSError as e:
+            level, msg = "ERROR", f"Removing PyTorch failed: {e.strerror or e} ({e.filename or target})"
+        else:
+            level = "INFO"
+            msg = ("PyTorch is in use (Windows keeps its files open): restart Blender to finish removing it"
+                   if removal_pending(target) else
+                   "Removed PyTorch: restart Blender to unload it" if restart else
+                   "Removed PyTorch: the depth models that need it are unavailable until it is installed again")
+        state.message, state.level = msg, level
         _redraw()
-        return {"FINISHED"}
+        self.report({level}, msg)
+        return {"FINISHED"} if level == "INFO" else {"CANCELLED"}
 
 
 classes = (PHOTO3D_OT_install_runtime, PHOTO3D_OT_cancel_runtime_install, PHOTO3D_OT_remove_runtime)

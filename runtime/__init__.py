@@ -1,0 +1,68 @@
+"""PyTorch and transformers on demand, for the downloadable depth models.
+
+The extension ships no PyTorch (far too big to bundle): ``torch``, ``transformers``,
+``huggingface_hub`` and ``safetensors`` are installed with ``python -m pip install --target``
+into a private folder (Blender: the extension's user folder; elsewhere ``PHOTO3D_RUNTIME_DIR``
+or ``~/.cache/photo3d/runtime/site-packages``) that is *appended* to ``sys.path``, so nothing
+in it shadows what Blender ships.
+
+- ``builds``: the CPU and GPU builds and pip's command line: "CPU" (PyTorch's CPU index on
+  Linux and Windows, a few hundred MB) or "GPU" (CUDA: PyPI's torch on Linux, PyTorch's CUDA
+  index on Windows; GBs); on macOS PyPI's torch already uses the Apple GPU (MPS).
+  ``PHOTO3D_PIP_ARGS`` adds pip arguments (a studio's wheel mirror: ``--no-index
+  --find-links /mirror``; an ``--index-url`` or ``--no-index`` there replaces the build's
+  indexes), ``PHOTO3D_RUNTIME_PACKAGES`` replaces the package list;
+- ``installer``: one install, staged and moved into place whole; ``pip_output`` reads pip;
+- ``folder``: on and off ``sys.path``, removal, leftovers; ``distributions``: what is there;
+  ``paths``: where it lives; ``files``: moves and deletes that also work on Windows;
+- ``operators`` and ``ui`` (bpy): the buttons, loaded only by ``register()``.
+
+The names below are the bpy-free API, for the CLI, scripts and tests.
+"""
+from .builds import (
+    ENV_PACKAGES,
+    ENV_PIP_ARGS,
+    PACKAGES,
+    PYPI,
+    TORCH_CPU_INDEX,
+    TORCH_CUDA_INDEX,
+    Build,
+    builds,
+    constraints_text,
+    extra_pip_args,
+    own_indexes,
+    packages,
+    pip_command,
+    uses_network,
+)
+from .distributions import RuntimeInfo, drop_distribution, info
+from .folder import activate, cleanup, deactivate, loaded_from, removal_pending, remove
+from .installer import CANCELLED, DONE, FAILED, NEVER_KEEP, RUNNING, Installer
+from .paths import ENV_DIR, default_dir, runtime_dir
+from .pip_output import PipOutput
+
+__all__ = ["ENV_PACKAGES", "ENV_PIP_ARGS", "PACKAGES", "PYPI", "TORCH_CPU_INDEX", "TORCH_CUDA_INDEX", "Build",
+           "builds", "constraints_text", "extra_pip_args", "own_indexes", "packages", "pip_command",
+           "uses_network", "RuntimeInfo", "drop_distribution", "info", "activate", "cleanup", "deactivate",
+           "loaded_from", "removal_pending", "remove", "CANCELLED", "DONE", "FAILED", "NEVER_KEEP", "RUNNING",
+           "Installer", "ENV_DIR", "default_dir", "runtime_dir", "PipOutput", "register", "unregister"]
+
+
+def register():
+    """The operators, and an installed runtime back on sys.path (put there by an earlier session)."""
+    import bpy
+
+    from . import operators
+    for c in operators.classes:
+        bpy.utils.register_class(c)
+    operators.activate_existing()
+
+
+def unregister():
+    """An install in progress stopped, the runtime off sys.path, the operators gone."""
+    import bpy
+
+    from . import operators
+    operators.shutdown()
+    for c in reversed(operators.classes):
+        bpy.utils.unregister_class(c)
