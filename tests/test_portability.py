@@ -99,13 +99,14 @@ def _blocked(log) -> list[str]:
 
 
 def _run(cmd, env, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", env=env, cwd=cwd, timeout=300)
+    return subprocess.run(cmd, check=False, capture_output=True, encoding="utf-8", env=env, cwd=cwd,
+                          timeout=300)
 
 
 def test_the_blocker_blocks(windowsish):
     env, log = windowsish
-    code = "import importlib\nfor n in %r:\n" % (POSIX_ONLY,) + \
-           "    try:\n        importlib.import_module(n)\n    except ModuleNotFoundError:\n        print('blocked', n)\n"
+    code = (f"import importlib\nfor n in {POSIX_ONLY!r}:\n    try:\n        importlib.import_module(n)\n"
+            "    except ModuleNotFoundError:\n        print('blocked', n)\n")
     p = _run([sys.executable, "-c", code], env)
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == [w for n in POSIX_ONLY for w in ("blocked", n)]
