@@ -72,6 +72,9 @@ def _terminate(signum, frame):
 
 
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):   # Windows pipes use a code page: no print may fail on a path
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     if getattr(args, "offline", False):
         from .inference import depth_hf
@@ -150,7 +153,7 @@ class DownloadPrinter:
 
 
 def cmd_make(args) -> int:
-    from .inference import pipeline
+    from .inference import files, pipeline
     photo = os.path.abspath(args.photo)
     if not os.path.exists(photo):
         raise InputError(f"photo not found: {args.photo}")
@@ -172,7 +175,7 @@ def cmd_make(args) -> int:
         write_arrays(result, staging)
         _make_scene(result, opts, staging, render_video=not args.no_render)
         for name in sorted(os.listdir(staging)):
-            os.replace(os.path.join(staging, name), os.path.join(out, name))
+            files.replace(os.path.join(staging, name), os.path.join(out, name))
         ok = True
         print(f"photo3d: wrote {out}", flush=True)
         return 0
@@ -184,8 +187,7 @@ def cmd_make(args) -> int:
 
 def write_arrays(result, folder: str):
     """depth.npy, depth.png, mask.png, background.png: the contract's image outputs."""
-    import cv2
-    from .inference import pipeline
+    from .inference import files, pipeline
     from .inference.photo import resize
     w, h = result.size
     depth = pipeline.depth_at_photo_resolution(result)
@@ -193,11 +195,11 @@ def write_arrays(result, folder: str):
     inv = 1.0 / depth
     lo, hi = float(inv.min()), float(inv.max())
     vis = np.zeros_like(inv) if hi - lo < 1e-12 else (inv - lo) / (hi - lo)
-    cv2.imwrite(os.path.join(folder, "depth.png"), np.round(vis * 65535).astype(np.uint16))
+    files.write_image(os.path.join(folder, "depth.png"), np.round(vis * 65535).astype(np.uint16))
     mask = resize(result.mask.astype(np.uint8) * 255, (w, h), nearest=True)
-    cv2.imwrite(os.path.join(folder, "mask.png"), mask)
+    files.write_image(os.path.join(folder, "mask.png"), mask)
     bg = np.clip(np.round(result.background * 255), 0, 255).astype(np.uint8)[:, :, ::-1]
-    cv2.imwrite(os.path.join(folder, "background.png"), bg)
+    files.write_image(os.path.join(folder, "background.png"), bg)
 
 
 def _make_scene(result, opts: settings.Options, folder: str, render_video: bool):
@@ -246,7 +248,7 @@ def _make_scene(result, opts: settings.Options, folder: str, render_video: bool)
 # --- depth, bench, models ------------------------------------------------------------
 
 def cmd_depth(args) -> int:
-    from .inference import pipeline
+    from .inference import files, pipeline
     from .inference.photo import load_photo
     opts = settings.options_from_args(args)
     model = depth_models.get_model(opts.depth_model)
@@ -264,7 +266,7 @@ def cmd_depth(args) -> int:
     tmp = out + ".partial.npy"
     try:
         np.save(tmp, d.astype(np.float32))
-        os.replace(tmp, out)
+        files.replace(tmp, out)
     except OSError as e:
         raise CLIError(f"cannot write {out}: {e.strerror or e}") from None
     finally:

@@ -112,8 +112,11 @@ def _cascade(name: str):
     c = _CASCADES.get(name)
     if c is None:
         try:
-            c = cv2.CascadeClassifier(os.path.join(cv2.data.haarcascades, name))
-            if c.empty():
+            # Read in Python: OpenCV cannot open non-ASCII paths on Windows (cv2 lies under the user's folder).
+            with open(os.path.join(cv2.data.haarcascades, name), encoding="utf-8") as f:
+                fs = cv2.FileStorage(f.read(), cv2.FILE_STORAGE_READ | cv2.FILE_STORAGE_MEMORY)
+            c = cv2.CascadeClassifier()
+            if not c.read(fs.getFirstTopLevelNode()) or c.empty():
                 c = False
         except Exception:  # missing data files: no face detection, not a crash
             c = False

@@ -23,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import engine
+from . import engine, files
 from .errors import Cancelled, InputError
 
 
@@ -147,7 +147,7 @@ def _weights_complete(folder: str) -> bool:
     if not os.path.isfile(index):
         return False
     try:
-        with open(index) as f:
+        with open(index, encoding="utf-8") as f:
             shards = set(json.load(f)["weight_map"].values())
     except (OSError, ValueError, KeyError):
         return False
@@ -159,7 +159,7 @@ def complete_snapshot(repo: str) -> str | None:
     or only partly). Needs no network."""
     base = repo_dir(repo)
     try:
-        with open(os.path.join(base, MANIFEST)) as f:
+        with open(os.path.join(base, MANIFEST), encoding="utf-8") as f:
             manifest = json.load(f)
         folder = os.path.join(base, "snapshots", manifest["sha"])
         ok = all(os.path.isfile(os.path.join(folder, n)) and os.path.getsize(os.path.join(folder, n)) == size
@@ -168,7 +168,7 @@ def complete_snapshot(repo: str) -> str | None:
     except (OSError, ValueError, KeyError, TypeError):
         pass
     try:                     # fetched by other tools (transformers, huggingface-cli): check its weights
-        with open(os.path.join(base, "refs", "main")) as f:
+        with open(os.path.join(base, "refs", "main"), encoding="utf-8") as f:
             folder = os.path.join(base, "snapshots", f.read().strip())
     except OSError:
         return None
@@ -399,14 +399,14 @@ def download(name: str, report: DownloadFn | None = None) -> str:
 
 def _write_atomic(path: str, text: str):
     tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
+    with open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
-    os.replace(tmp, path)
+    files.replace(tmp, path)
 
 
 def _model_type(folder: str) -> str:
     try:
-        with open(os.path.join(folder, "config.json")) as f:
+        with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
             return str(json.load(f).get("model_type", ""))
     except (OSError, ValueError, AttributeError):
         return ""
@@ -434,11 +434,11 @@ class DepthProProcessor:
         cfg = {}
         path = os.path.join(folder, "preprocessor_config.json")
         if os.path.isfile(path):
-            with open(path) as f:
+            with open(path, encoding="utf-8") as f:
                 cfg = json.load(f)
         size = cfg.get("size")
         if size is None:        # the model's own: its patch at the smallest scale covers the image
-            with open(os.path.join(folder, "config.json")) as f:
+            with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
                 mc = json.load(f)
             side = int(round(mc["patch_size"] / min(mc["scaled_images_ratios"])))
             size = {"height": side, "width": side}

@@ -39,6 +39,7 @@ import cv2
 import numpy as np
 
 from .errors import InputError
+from .files import read_bytes
 
 __all__ = ["run", "load", "inverse_depth_to_z", "model_input_size", "clear_cache",
            "DEFAULT_LONG_SIDE", "NEAR", "FAR"]
@@ -117,11 +118,11 @@ def load(path: str) -> _LoadedNet:
         if hit is not None:
             return hit
         try:
-            net = cv2.dnn.readNetFromONNX(path)
+            net = cv2.dnn.readNetFromONNX(read_bytes(path))     # OpenCV cannot open every path itself
             if net.empty():
                 raise ValueError("OpenCV read an empty network")
             out_names = _output_names(net)
-        except (cv2.error, ValueError, SystemError) as e:
+        except (cv2.error, ValueError, SystemError, OSError) as e:
             raise InputError(f"cannot load depth model {path}: {_cv_error_text(e)}") from None
         for k in [k for k in _cache if k[0] == path]:         # an older version of the file
             del _cache[k]

@@ -27,6 +27,7 @@ from scipy import ndimage, spatial
 
 from . import masks
 from .depth_classical import find_faces, guided_filter
+from .files import read_bytes
 from .inpaint import poisson_fill
 
 MODEL_FILES = {
@@ -69,8 +70,8 @@ def _net(key: str):
         net = None
         if path is not None:
             try:
-                net = cv2.dnn.readNetFromTFLite(path)
-            except cv2.error:
+                net = cv2.dnn.readNetFromTFLite(read_bytes(path))   # OpenCV cannot open every path itself
+            except (cv2.error, OSError):
                 net = None
         _nets[key] = net
     return _nets[key]

@@ -7,6 +7,8 @@ import tempfile
 import bpy
 import numpy as np
 
+from ..inference.files import write_image
+
 MARK = "photo3d"  # custom property on every datablock photo3d creates
 
 
@@ -42,10 +44,10 @@ def image_from_array(name: str, rgb: np.ndarray, alpha: np.ndarray | None = None
     px = np.clip(np.round(rgb[:, :, ::-1] * 255), 0, 255).astype(np.uint8)
     if alpha is not None:
         px = np.concatenate([px, np.clip(np.round(alpha * 255), 0, 255).astype(np.uint8)[:, :, None]], -1)
-    with tempfile.TemporaryDirectory(prefix="photo3d-") as tmp:
+    # A scanner may still hold the new file on Windows: a temp folder left behind is harmless.
+    with tempfile.TemporaryDirectory(prefix="photo3d-", ignore_cleanup_errors=True) as tmp:
         path = os.path.join(tmp, "image.png")
-        if not cv2.imwrite(path, px, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
-            raise OSError(f"cannot write a temporary image in {tmp}")
+        write_image(path, px, (cv2.IMWRITE_PNG_COMPRESSION, 1))   # any temp path (a non-ASCII user name)
         img = mark(bpy.data.images.load(path, check_existing=False))
         img.pack()
     img.name = name

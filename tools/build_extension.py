@@ -65,8 +65,9 @@ PLATFORM_TAGS = {
 }
 DEFAULT_PLATFORMS = ("linux-x64", "windows-x64", "macos-arm64", "macos-x64")
 
-# Never copied into the staging directory, whatever the manifest says.
-ALWAYS_SKIP_TOP = {".git", "wheels"}
+# Never copied into the staging directory, whatever the manifest says; nor is any hidden
+# top-level entry (.git, .gitattributes, tool caches such as .ruff_cache).
+ALWAYS_SKIP_TOP = {"wheels"}
 
 
 class BuildError(Exception):
@@ -173,7 +174,7 @@ def stage_package(ext_mod, src: Path, dst: Path, exclude: list[str], skip: set[P
     def keep(rel: str, is_dir: bool) -> bool:
         rel = rel.replace(os.sep, "/")
         top = rel.split("/", 1)[0]
-        if top in ALWAYS_SKIP_TOP or (src / rel).resolve() in skip:
+        if top in ALWAYS_SKIP_TOP or top.startswith(".") or (src / rel).resolve() in skip:
             return False
         if matcher is None:
             return not os.path.basename(rel).startswith(".")
@@ -287,7 +288,7 @@ def check_zip(path: Path, expect_wheels: list[str]) -> list[str]:
     for required in (MANIFEST, "__init__.py"):
         if required not in names:
             raise BuildError(f"{path.name}: {required} missing from the zip")
-    bad = [n for n in names if n.split("/", 1)[0] in {"tests", "tools", ".git", ".venv"}]
+    bad = [n for n in names if n.split("/", 1)[0] in {"tests", "tools"} or n.startswith(".")]
     if bad:
         raise BuildError(f"{path.name}: should not contain {bad[0]}")
     wheels = sorted(n for n in names if n.endswith(".whl"))
