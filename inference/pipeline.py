@@ -15,6 +15,7 @@ import numpy as np
 from . import (camera_path, depth as depth_models, depth_edges, disocclusion, inpaint, layers as layering, masks,
                mesh as meshing, outline, parallel, portrait, tiling)
 from .errors import Cancelled, InputError
+from .lighting import find_light_source, photo_far_colour
 from .memory import peak_rss_mb
 from .upsample import joint_bilateral_upsample
 from .photo import (DEFAULT_HFOV_DEG, MAX_TEXTURE_SIDE, Photo, load_depth_file, load_photo,
@@ -81,6 +82,8 @@ class Result:
     details: dict[str, float] = field(default_factory=dict)   # parts of stages (seconds), for `bench`
     tiles: tiling.TilePlan | None = None  # when the depth was merged from tiles
     hfov_source: str = "default"         # user, exif, model (a depth model's estimate) or default
+    far_colour: tuple[float, float, float] | None = None   # linear RGB of the far fifth: the fog's colour
+    light_source: tuple[float, float, float] | None = None  # a light the photo shows (camera frame), or None
 
 
 ProgressFn = Callable[[str, float], None]
@@ -310,7 +313,9 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
 
     return Result(photo_path, (w, h), hfov, metric, texture, background, alpha,
                   lay.depth, bg_depth, mask, lay.hidden, fg, bg, extent, band, model_name,
-                  timings, rss, edges, n_faces, details, tile_plan, hfov_source)
+                  timings, rss, edges, n_faces, details, tile_plan, hfov_source,
+                  far_colour=photo_far_colour(texture, lay.depth),
+                  light_source=find_light_source(texture, lay.depth, hfov))
 
 
 def field_of_view(user_deg: float | None, exif_deg: float | None, extras: dict) -> tuple[float, str]:
