@@ -15,8 +15,10 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
+from ..inference import ground
+from .lookup import ROLE, find_collection, find_role, mark, options_of
 from .materials import empty_material
-from .objects import mark
+from .shafts import add_shafts, remove_shafts
 
 EFFECT_KEY = "photo3d_effect"
 PARTICLE_KINDS = ("dust", "snow", "fireflies", "bokeh")
@@ -40,8 +42,9 @@ class Frame:
         return self.tan_x / self.aspect
 
 
-def frame_of(scene: bpy.types.Scene) -> Frame:
-    s = scene.photo3d
+def frame_of(scene: bpy.types.Scene, opts=None) -> Frame:
+    """The frame of the scene's 3D Photo, from what the build stored in ``opts`` (None: ``scene.photo3d``)."""
+    s = options_of(scene, opts)
     return Frame(math.tan(math.radians(s.hfov) / 2), max(s.photo_aspect, 1e-3), s.near_depth, s.subject_depth,
                  s.far_depth, max(2, scene.frame_end - scene.frame_start + 1))
 
@@ -124,7 +127,6 @@ class _Graph(_Nodes):
 
 
 def _effect_object(name: str, kind: str, coll, parent) -> bpy.types.Object:
-    from .build import ROLE
     me = mark(bpy.data.meshes.new(name))
     ob = mark(bpy.data.objects.new(name, me))
     ob[ROLE] = "effect"
@@ -136,17 +138,6 @@ def _effect_object(name: str, kind: str, coll, parent) -> bpy.types.Object:
 
 
 # ----------------------------------------------------------------------------- fog
-
-def photo_far_colour(texture: np.ndarray, depth: np.ndarray) -> tuple[float, float, float]:
-    """Mean colour of the farthest fifth of the photo (sRGB-encoded -> linear)."""
-    import cv2
-    h, w = depth.shape
-    small = cv2.resize(texture, (w, h), interpolation=cv2.INTER_AREA)
-    far = depth >= np.percentile(depth, 80)
-    srgb = small[far].mean(0) if far.any() else small.reshape(-1, 3).mean(0)
-    lin = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
-    return tuple(float(c) for c in lin)
-
 
 def add_fog(coll, parent, fr: Frame, density: float, colour, height_falloff: float = 0.0) -> bpy.types.Object:
     """A box over the frustum filled with a medium that absorbs and emits the fog colour:
@@ -191,26 +182,6 @@ def add_fog(coll, parent, fr: Frame, density: float, colour, height_falloff: flo
     ob.data.materials.append(mat)
     ob.display_type = "BOUNDS"
     return ob
-
-
-def find_light_source(texture: np.ndarray, depth: np.ndarray, hfov_deg: float):
-    """Where the photo shows a light (the sun, a window, a lamp): the largest near-white
-    blob in the far half of the scene, as a camera-frame point (x, y, -z), or None."""
-    import cv2
-    h, w = depth.shape
-    small = cv2.resize(texture, (w, h), interpolation=cv2.INTER_AREA)
-    lum = small @ np.array([0.2126, 0.7152, 0.0722], np.float32)
-    bright = (lum >= max(0.92, float(np.percentile(lum, 99.5)))) & (depth >= np.median(depth))
-    n, lab, stats, cent = cv2.connectedComponentsWithStats(bright.astype(np.uint8), connectivity=8)
-    if n <= 1:
-        return None
-    i = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    if stats[i, cv2.CC_STAT_AREA] < 0.0005 * h * w:
-        return None
-    u, v = cent[i]
-    z = float(np.median(depth[lab == i]))
-    f = 0.5 * w / math.tan(math.radians(hfov_deg) / 2)
-    return ((u + 0.5 - w / 2) / f * z, -(v + 0.5 - h / 2) / f * z, -z)
 
 
 # ----------------------------------------------------------------------------- rain & particles
@@ -311,11 +282,8 @@ SPLASH_SIZE = 0.01         # crown radius at its widest, as a fraction of its de
 
 
 def ground_points(scene: bpy.types.Scene, count: int, seed: int = 21) -> np.ndarray:
-    """``count`` points on the reconstructed ground: faces of the photo mesh that face the
-    camera, point up (the photo's +Y) and lie below the camera, drawn uniformly per area of
-    the image (a splash keeps its size on screen, like the streaks), in the 3D Photo's
-    frame. Empty where the photo shows no ground."""
-    from .build import find_role
+    """``count`` points on the ground of the 3D Photo's foreground mesh as it is now (the
+    user may have edited it), in the 3D Photo's frame: see ``ground.sample_ground``."""
     fg = find_role(scene, "foreground")
     if fg is None or fg.type != "MESH" or count <= 0 or not len(fg.data.polygons):
         return np.zeros((0, 3), np.float32)
@@ -325,33 +293,16 @@ def ground_points(scene: bpy.types.Scene, count: int, seed: int = 21) -> np.ndar
     me.polygons.foreach_get("normal", normal)
     me.polygons.foreach_get("center", centre)
     me.polygons.foreach_get("area", area)
-    normal, centre = normal.reshape(n, 3), centre.reshape(n, 3)
-    depth = np.maximum(-centre[:, 2], 1e-6)
-    view = centre / np.linalg.norm(centre, axis=1, keepdims=True).clip(1e-9)
-    facing = -(normal * view).sum(1)
-    normal = np.where(facing[:, None] < 0, -normal, normal)      # whatever the winding: towards the camera
-    facing = np.abs(facing)
-    ground = (normal[:, 1] > 0.5) & (centre[:, 1] < 0) & (facing > 0.03)
-    weight = np.where(ground, area * facing / depth ** 2, 0.0)   # area in the image
-    if weight.sum() <= 0:
-        return np.zeros((0, 3), np.float32)
-    rng = np.random.default_rng(seed)
-    faces = rng.choice(n, size=count, p=weight / weight.sum())
     total = np.empty(n, np.int32)
     me.polygons.foreach_get("loop_total", total)
-    if (total == 3).all():                                       # triangles: anywhere inside them
-        corners = np.empty(3 * n, np.int32)
-        me.attributes[".corner_vert"].data.foreach_get("value", corners)
-        pos = np.empty(3 * len(me.vertices), np.float32)
-        me.attributes["position"].data.foreach_get("vector", pos)
-        tri = pos.reshape(-1, 3)[corners.reshape(n, 3)[faces]]
-        a, b = rng.random(count), rng.random(count)
-        flip = a + b > 1
-        a, b = np.where(flip, 1 - a, a), np.where(flip, 1 - b, b)
-        pts = tri[:, 0] + a[:, None] * (tri[:, 1] - tri[:, 0]) + b[:, None] * (tri[:, 2] - tri[:, 0])
-    else:
-        pts = centre[faces]
-    return pts.astype(np.float32)
+    positions = triangles = None
+    if (total == 3).all():                                       # triangles: points anywhere inside them
+        triangles = np.empty(3 * n, np.int32)
+        me.attributes[".corner_vert"].data.foreach_get("value", triangles)
+        positions = np.empty(3 * len(me.vertices), np.float32)
+        me.attributes["position"].data.foreach_get("vector", positions)
+        positions, triangles = positions.reshape(-1, 3), triangles.reshape(n, 3)
+    return ground.sample_ground(normal.reshape(n, 3), centre.reshape(n, 3), area, count, seed, positions, triangles)
 
 
 def add_splashes(coll, parent, fr: Frame, points: np.ndarray, colour, strength: float, alpha: float,
@@ -416,7 +367,6 @@ _SHADOW_OFF = "photo3d_shadow_off"
 
 def _restore(scene: bpy.types.Scene):
     """Give back the settings that effects of older versions overrode (shadows, volume cells)."""
-    from .build import find_collection
     coll = find_collection(scene)
     for ob in (coll.all_objects if coll is not None else []):
         if ob.get(_SHADOW_OFF):
@@ -432,8 +382,6 @@ def _restore(scene: bpy.types.Scene):
 def remove_effects(scene: bpy.types.Scene):
     """Delete the effect objects (and their meshes, node groups, materials) of the 3D Photo
     and the light shafts in the compositor, and give back the settings they changed."""
-    from .build import find_collection
-    from .shafts import remove_shafts
     remove_shafts(scene)
     _restore(scene)
     coll = find_collection(scene)
@@ -463,28 +411,26 @@ def remove_effects(scene: bpy.types.Scene):
                 bpy.data.materials.remove(m)
 
 
-def light_in_world(scene: bpy.types.Scene):
-    """The photo's light source (``scene.photo3d.light_source``, in the 3D Photo's frame) in
-    world space: where the root object has moved the photo."""
+def light_in_world(scene: bpy.types.Scene, opts=None):
+    """The photo's light source (``light_source`` of ``opts``, else of ``scene.photo3d``: in the
+    3D Photo's frame) in world space: where the root object has moved the photo."""
     from mathutils import Vector
-    from .build import find_role
-    p = Vector(scene.photo3d.light_source)
+    p = Vector(options_of(scene, opts).light_source)
     root = find_role(scene, "root")
     return root.matrix_world @ p if root is not None else p
 
 
-def apply_effects(scene: bpy.types.Scene) -> list[str]:
-    """(Re)build the effects that ``scene.photo3d`` switches on; returns their names."""
-    from .build import find_collection, find_role
-    from .shafts import add_shafts
+def apply_effects(scene: bpy.types.Scene, opts=None) -> list[str]:
+    """(Re)build the effects that ``opts`` switches on (the attributes of ``scene.photo3d``;
+    None: the scene's own settings); returns their names."""
     remove_effects(scene)
     coll = find_collection(scene)
-    s = scene.photo3d
+    s = options_of(scene, opts)
     cam = find_role(scene, "camera")
     if coll is None or s.subject_depth <= 0:
         return []
     root = find_role(scene, "root")
-    fr = frame_of(scene)
+    fr = frame_of(scene, s)
     made = []
     if s.fog:
         add_fog(coll, root, fr, s.fog_density, tuple(s.fog_color), s.fog_height)
@@ -495,7 +441,7 @@ def apply_effects(scene: bpy.types.Scene) -> list[str]:
         eevee.volumetric_end = 1.1 * fr.far
         made.append("fog")
         # Before the effects below: placing the shafts steps through the clip's frames.
-        if s.fog_shafts and s.has_light_source and add_shafts(scene, light_in_world(scene), s.fog_shafts_strength):
+        if s.fog_shafts and s.has_light_source and add_shafts(scene, light_in_world(scene, s), s.fog_shafts_strength):
             made.append("shafts")
     if s.rain:
         d = PRESETS["rain"]

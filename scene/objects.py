@@ -7,12 +7,7 @@ import tempfile
 import bpy
 import numpy as np
 
-MARK = "photo3d"  # custom property on every datablock photo3d creates
-
-
-def mark(id_data):
-    id_data[MARK] = True
-    return id_data
+from .lookup import mark
 
 
 def mesh_from_arrays(name: str, positions: np.ndarray, triangles: np.ndarray) -> bpy.types.Mesh:

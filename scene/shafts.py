@@ -24,7 +24,8 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from .objects import MARK, mark
+from .keys import key_setting
+from .lookup import MARK, mark
 
 GROUP = "3D Photo Shafts"
 TREE = "3D Photo Compositing"          # the minimal tree made when the scene had none (5.0)
@@ -69,7 +70,7 @@ def _linked_from(socket):
 
 def _setting(node, socket: str, prop: str):
     """Where a node keeps a setting: its input socket (4.5 on), else its property, as a
-    key target for ``_key``."""
+    key target for ``keys.key_setting``."""
     sock = node.inputs.get(socket)
     return sock if sock is not None else (node, prop)
 
@@ -193,17 +194,6 @@ def _beams_group(strength: float, aspect: float):
     return ng, follow, gain.inputs[1]
 
 
-def _key(ng, target, frames: np.ndarray, values: np.ndarray):
-    """Key ``values`` (F, C) on a socket's default value or an (owner, property) pair."""
-    from .camera import _key_channels
-    if isinstance(target, tuple):
-        owner, prop = target
-        path = owner.path_from_id(prop)
-    else:
-        path = target.path_from_id("default_value")
-    _key_channels(ng, path, frames, values)
-
-
 def light_in_frames(scene: bpy.types.Scene, point_world) -> tuple[np.ndarray, np.ndarray]:
     """The frame numbers of the clip and, for each, ``point_world`` projected into the
     scene's camera: (x, y) from 0 at the frame's left / bottom to 1 at its right / top, and
@@ -283,9 +273,9 @@ def add_shafts(scene: bpy.types.Scene, point_world, strength: float) -> bool:
     xy = co[:, :2].copy()
     behind = co[:, 2] <= 0
     for target, axes in follow:
-        _key(group, target, frames, xy[:, list(axes)])
+        key_setting(group, target, frames, xy[:, list(axes)])
     if behind.any():
-        _key(group, strength_socket, frames, np.where(behind, 0.0, STRENGTH * strength)[:, None])
+        key_setting(group, strength_socket, frames, np.where(behind, 0.0, STRENGTH * strength)[:, None])
     scene[STATE] = state
     return True
 
