@@ -18,6 +18,7 @@ import numpy as np
 from ..inference import ground
 from .lookup import ROLE, find_collection, find_role, mark, options_of
 from .materials import empty_material
+from .nodes import Group, Tree
 from .shafts import add_shafts, remove_shafts
 
 EFFECT_KEY = "photo3d_effect"
@@ -53,77 +54,21 @@ def frame_of(scene: bpy.types.Scene, opts=None) -> Frame:
 
 def _emission_material(name: str, colour, strength: float, alpha: float = 1.0) -> bpy.types.Material:
     mat = empty_material(name)
-    nt = mat.node_tree
-    emit = nt.nodes.new("ShaderNodeEmission")
-    emit.inputs["Color"].default_value = (*colour[:3], 1.0)
-    emit.inputs["Strength"].default_value = strength
-    out = nt.nodes.new("ShaderNodeOutputMaterial")
+    t = Tree(mat.node_tree)
+    surface = t.node("ShaderNodeEmission", {"Color": (*colour[:3], 1.0), "Strength": strength})
     if alpha < 1.0:
-        clear = nt.nodes.new("ShaderNodeBsdfTransparent")
-        mix = nt.nodes.new("ShaderNodeMixShader")
-        mix.inputs["Fac"].default_value = alpha
-        nt.links.new(clear.outputs[0], mix.inputs[1])
-        nt.links.new(emit.outputs[0], mix.inputs[2])
-        nt.links.new(mix.outputs[0], out.inputs["Surface"])
+        clear = t.node("ShaderNodeBsdfTransparent")
+        surface = t.node("ShaderNodeMixShader", {"Fac": alpha, 1: clear, 2: surface})
         if hasattr(mat, "surface_render_method"):
             mat.surface_render_method = "BLENDED"
-    else:
-        nt.links.new(emit.outputs[0], out.inputs["Surface"])
+    t.node("ShaderNodeOutputMaterial", {"Surface": surface})
     return mat
 
 
-class _Nodes:
-    """Math written as calls, on any node tree (shader or geometry nodes)."""
-
-    def __init__(self, tree):
-        self.tree = tree
-
-    def node(self, kind: str, **values):
-        n = self.tree.nodes.new(kind)
-        for k, v in values.items():
-            setattr(n, k, v)
-        return n
-
-    def link(self, a, b):
-        self.tree.links.new(a, b)
-
-    def _val(self, x, socket):
-        if isinstance(x, (int, float)):
-            socket.default_value = float(x)
-        else:
-            self.link(x, socket)
-
-    def math(self, op: str, a, b=None, c=None):
-        n = self.node("ShaderNodeMath", operation=op)
-        for x, s in zip((a, b, c), n.inputs):
-            if x is not None:
-                self._val(x, s)
-        return n.outputs[0]
-
-    def random(self, lo: float, hi: float, seed: int):
-        n = self.node("FunctionNodeRandomValue", data_type="FLOAT")
-        ins = [s for s in n.inputs if s.type == "VALUE" and s.name in ("Min", "Max") and s.enabled]
-        ins[0].default_value, ins[1].default_value = lo, hi
-        n.inputs["Seed"].default_value = seed
-        return next(s for s in n.outputs if s.type == "VALUE")
-
-    def xyz(self, x, y, z):
-        n = self.node("ShaderNodeCombineXYZ")
-        for v, s in zip((x, y, z), n.inputs):
-            self._val(v, s)
-        return n.outputs[0]
-
-
-class _Graph(_Nodes):
-    """A new geometry-nodes group (geometry in, geometry out)."""
-
-    def __init__(self, name: str):
-        self.ng = mark(bpy.data.node_groups.new(name, "GeometryNodeTree"))
-        super().__init__(self.ng)
-        self.ng.interface.new_socket(name="Geometry", in_out="INPUT", socket_type="NodeSocketGeometry")
-        self.ng.interface.new_socket(name="Geometry", in_out="OUTPUT", socket_type="NodeSocketGeometry")
-        self.inp = self.ng.nodes.new("NodeGroupInput")
-        self.out = self.ng.nodes.new("NodeGroupOutput")
+def _geometry_group(name: str) -> Group:
+    """A new geometry-nodes group: geometry in, geometry out."""
+    geometry = [("Geometry", "NodeSocketGeometry")]
+    return Group(name, "GeometryNodeTree", inputs=geometry, outputs=geometry)
 
 
 def _effect_object(name: str, kind: str, coll, parent) -> bpy.types.Object:
@@ -152,12 +97,9 @@ def add_fog(coll, parent, fr: Frame, density: float, colour, height_falloff: flo
     faces = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
     ob.data.from_pydata(verts, [], faces)
     mat = empty_material("3D Photo Fog")
-    nt = mat.node_tree
-    g = _Nodes(nt)
-    new, link, m = nt.nodes.new, nt.links.new, g.math
-    coord = new("ShaderNodeTexCoord")
-    sep = new("ShaderNodeSeparateXYZ")
-    link(coord.outputs["Object"], sep.inputs[0])
+    g = Tree(mat.node_tree)
+    m = g.math
+    sep = g.node("ShaderNodeSeparateXYZ", {0: g.node("ShaderNodeTexCoord").outputs["Object"]})
 
     # Density per unit length: `density` at the far depth; zero up to the subject's near side.
     t = m("DIVIDE", m("SUBTRACT", m("MULTIPLY", sep.outputs["Z"], -1.0), fr.near), max(fr.far - fr.near, 1e-6))
@@ -168,17 +110,10 @@ def add_fog(coll, parent, fr: Frame, density: float, colour, height_falloff: flo
         h = height_falloff * fr.tan_y * fr.subject
         up = m("DIVIDE", m("ADD", sep.outputs["Y"], fr.tan_y * fr.subject), h)
         sigma = m("MULTIPLY", sigma, m("EXPONENT", m("MULTIPLY", m("MAXIMUM", up, 0.0), -1.0)))
-    absorb = new("ShaderNodeVolumeAbsorption")
-    absorb.inputs["Color"].default_value = (0.0, 0.0, 0.0, 1.0)
-    link(sigma, absorb.inputs["Density"])
-    emit = new("ShaderNodeEmission")
-    emit.inputs["Color"].default_value = (*colour[:3], 1.0)
-    link(sigma, emit.inputs["Strength"])
-    add = new("ShaderNodeAddShader")
-    link(absorb.outputs[0], add.inputs[0])
-    link(emit.outputs[0], add.inputs[1])
-    out = new("ShaderNodeOutputMaterial")
-    link(add.outputs[0], out.inputs["Volume"])
+    absorb = g.node("ShaderNodeVolumeAbsorption", {"Color": (0.0, 0.0, 0.0, 1.0), "Density": sigma})
+    emit = g.node("ShaderNodeEmission", {"Color": (*colour[:3], 1.0), "Strength": sigma})
+    add = g.node("ShaderNodeAddShader", {0: absorb, 1: emit})
+    g.node("ShaderNodeOutputMaterial", {"Volume": add})
     ob.data.materials.append(mat)
     ob.display_type = "BOUNDS"
     return ob
@@ -216,7 +151,7 @@ def add_points(coll, parent, fr: Frame, kind: str, drift: Drift) -> bpy.types.Ob
     """Points spread through the frustum from in front of the subject to the far depth,
     each moving periodically over the clip (geometry nodes driven by the scene frame)."""
     ob = _effect_object(f"3D Photo {kind.title()}", kind, coll, parent)
-    g = _Graph(f"3D Photo {kind.title()}")
+    g = _geometry_group(f"3D Photo {kind.title()}")
     z_lo = drift.span[0] * fr.near
     z_hi = fr.far if drift.span[1] is None else max(0.85 * fr.near, z_lo * 1.5)
     # Per point: across (u), phase (p), depth (w), all from the point's index.
@@ -243,33 +178,20 @@ def add_points(coll, parent, fr: Frame, kind: str, drift: Drift) -> bpy.types.Ob
     if drift.wind_deg:
         x = g.math("ADD", x, g.math("MULTIPLY", y, math.tan(math.radians(drift.wind_deg))))
     pos = g.xyz(x, y, g.math("MULTIPLY", z, -1.0))
-    pts = g.node("GeometryNodePoints")
-    pts.inputs["Count"].default_value = int(drift.count)
-    g.link(pos, pts.inputs["Position"])
+    pts = g.node("GeometryNodePoints", {"Count": int(drift.count), "Position": pos})
     if drift.shape == "streak":
-        inst = g.node("GeometryNodeMeshCylinder")
-        inst.inputs["Vertices"].default_value = 4
-        inst.inputs["Radius"].default_value = 0.025 * drift.size
-        inst.inputs["Depth"].default_value = drift.size
+        inst = g.node("GeometryNodeMeshCylinder", {"Vertices": 4, "Radius": 0.025 * drift.size, "Depth": drift.size})
         rot = (math.pi / 2, 0.0, -math.radians(drift.wind_deg))    # cylinder axis Z -> along the fall
     else:
-        inst = g.node("GeometryNodeMeshIcoSphere")
-        inst.inputs["Radius"].default_value = drift.size
-        inst.inputs["Subdivisions"].default_value = 2
+        inst = g.node("GeometryNodeMeshIcoSphere", {"Radius": drift.size, "Subdivisions": 2})
         rot = (0.0, 0.0, 0.0)
     mat = _emission_material(f"3D Photo {kind.title()}", drift.colour, drift.strength, drift.alpha)
-    setmat = g.node("GeometryNodeSetMaterial")
-    setmat.inputs["Material"].default_value = mat
-    g.link(inst.outputs["Mesh"], setmat.inputs["Geometry"])
-    iop = g.node("GeometryNodeInstanceOnPoints")
-    g.link(pts.outputs[0], iop.inputs["Points"])
-    g.link(setmat.outputs[0], iop.inputs["Instance"])
-    iop.inputs["Rotation"].default_value = rot
+    setmat = g.node("GeometryNodeSetMaterial", {"Geometry": inst.outputs["Mesh"], "Material": mat})
     # Streaks and dots keep their size relative to their depth (scale = z).
-    g.link(z, iop.inputs["Scale"])
-    g.link(iop.outputs[0], g.out.inputs[0])
+    iop = g.node("GeometryNodeInstanceOnPoints", {"Points": pts, "Instance": setmat, "Rotation": rot, "Scale": z})
+    g.link(iop, g.out.inputs[0])
     mod = ob.modifiers.new("3D Photo " + kind, "NODES")
-    mod.node_group = g.ng
+    mod.node_group = g.tree
     ob.data.materials.append(mat)
     return ob
 
@@ -316,9 +238,8 @@ def add_splashes(coll, parent, fr: Frame, points: np.ndarray, colour, strength: 
         ob.data.vertices.add(len(points))
         ob.data.vertices.foreach_set("co", np.ascontiguousarray(points, np.float32).ravel())
         ob.data.update()
-    g = _Graph("3D Photo Splashes")
-    pts = g.node("GeometryNodeMeshToPoints")
-    g.link(g.inp.outputs[0], pts.inputs["Mesh"])
+    g = _geometry_group("3D Photo Splashes")
+    pts = g.node("GeometryNodeMeshToPoints", {"Mesh": g.inp.outputs[0]})
     frame = g.node("GeometryNodeInputSceneTime").outputs["Frame"]
     p = g.random(0.0, 1.0, seed)
     # Age in frames since this point's splash began; it shows while younger than its life.
@@ -326,33 +247,22 @@ def add_splashes(coll, parent, fr: Frame, points: np.ndarray, colour, strength: 
     life = float(min(SPLASH_LIFE, max(1, fr.frames // 2)))
     t = g.math("DIVIDE", age, life)
     alive = g.math("LESS_THAN", age, life)
-    z = g.node("ShaderNodeSeparateXYZ")
-    g.link(g.node("GeometryNodeInputPosition").outputs[0], z.inputs[0])
+    z = g.node("ShaderNodeSeparateXYZ", {0: g.node("GeometryNodeInputPosition")})
     zdepth = g.math("MULTIPLY", z.outputs["Z"], -1.0)
     size = g.math("MULTIPLY", zdepth, SPLASH_SIZE)
     widen = g.math("MULTIPLY", size, g.math("ADD", 0.4, g.math("MULTIPLY", t, 0.6)))       # radius grows...
     sink = g.math("MULTIPLY", size, g.math("MULTIPLY", 0.3, g.math("SUBTRACT", 1.0, t)))    # ...height falls
-    crown = g.node("GeometryNodeMeshCylinder", fill_type="NONE")
-    crown.inputs["Vertices"].default_value = 12
-    crown.inputs["Radius"].default_value = 1.0
-    crown.inputs["Depth"].default_value = 1.0
+    crown = g.node("GeometryNodeMeshCylinder", {"Vertices": 12, "Radius": 1.0, "Depth": 1.0}, fill_type="NONE")
     # stand it on the ground: its base at the point, its axis up (+Y)
-    lift = g.node("GeometryNodeTransform")
-    g.link(crown.outputs["Mesh"], lift.inputs["Geometry"])
-    lift.inputs["Translation"].default_value = (0.0, 0.0, 0.5)
+    lift = g.node("GeometryNodeTransform", {"Geometry": crown.outputs["Mesh"], "Translation": (0.0, 0.0, 0.5)})
     mat = _emission_material("3D Photo Splashes", colour, strength, alpha)
-    setmat = g.node("GeometryNodeSetMaterial")
-    setmat.inputs["Material"].default_value = mat
-    g.link(lift.outputs[0], setmat.inputs["Geometry"])
-    iop = g.node("GeometryNodeInstanceOnPoints")
-    g.link(pts.outputs[0], iop.inputs["Points"])
-    g.link(alive, iop.inputs["Selection"])
-    g.link(setmat.outputs[0], iop.inputs["Instance"])
-    iop.inputs["Rotation"].default_value = (-math.pi / 2, 0.0, 0.0)      # local Z -> world +Y
-    g.link(g.xyz(widen, widen, sink), iop.inputs["Scale"])
-    g.link(iop.outputs[0], g.out.inputs[0])
+    setmat = g.node("GeometryNodeSetMaterial", {"Geometry": lift, "Material": mat})
+    iop = g.node("GeometryNodeInstanceOnPoints", {"Points": pts, "Selection": alive, "Instance": setmat,
+                                                  "Rotation": (-math.pi / 2, 0.0, 0.0),     # local Z -> world +Y
+                                                  "Scale": g.xyz(widen, widen, sink)})
+    g.link(iop, g.out.inputs[0])
     mod = ob.modifiers.new("3D Photo splashes", "NODES")
-    mod.node_group = g.ng
+    mod.node_group = g.tree
     ob.data.materials.append(mat)
     return ob
 
