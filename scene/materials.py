@@ -36,14 +36,14 @@ def projection_material(name: str, image: bpy.types.Image, hfov_deg: float, widt
     coord = t.node("ShaderNodeTexCoord")
     sep = t.node("ShaderNodeSeparateXYZ", {0: coord.outputs["Object"]})
     # depth along the view axis: -Z (kept away from 0 for points behind the camera)
-    negz = t.node("ShaderNodeMath", {0: sep.outputs["Z"], 1: -1.0}, operation="MULTIPLY")
-    safe = t.node("ShaderNodeMath", {0: negz, 1: 1e-6}, operation="MAXIMUM")
-    chain = [coord, sep, negz, safe]
+    negz = t.math("MULTIPLY", sep.outputs["Z"], -1.0)
+    safe = t.math("MAXIMUM", negz, 1e-6)
+    chain = [coord, sep, negz.node, safe.node]
 
     def axis(out_name, k):
-        div = t.node("ShaderNodeMath", {0: sep.outputs[out_name], 1: safe}, operation="DIVIDE")
-        mad = t.node("ShaderNodeMath", {0: div, 1: k, 2: 0.5}, operation="MULTIPLY_ADD")
-        chain.extend((div, mad))
+        div = t.math("DIVIDE", sep.outputs[out_name], safe)
+        mad = t.math("MULTIPLY_ADD", div, k, 0.5)
+        chain.extend((div.node, mad.node))
         return mad
 
     comb = t.node("ShaderNodeCombineXYZ", {0: axis("X", kx), 1: axis("Y", ky)})
