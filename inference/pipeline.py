@@ -15,6 +15,7 @@ import numpy as np
 from . import (camera_path, depth as depth_models, depth_edges, disocclusion, inpaint, layers as layering, masks,
                mesh as meshing, outline, parallel, portrait, tiling)
 from .errors import Cancelled, InputError
+from .lighting import find_light_source, photo_far_colour
 from .memory import peak_rss_mb
 from .upsample import joint_bilateral_upsample
 from .photo import (DEFAULT_HFOV_DEG, MAX_TEXTURE_SIDE, Photo, load_depth_file, load_photo,
@@ -81,6 +82,8 @@ class Result:
     details: dict[str, float] = field(default_factory=dict)   # parts of stages (seconds), for `bench`
     tiles: tiling.TilePlan | None = None  # when the depth was merged from tiles
     hfov_source: str = "default"         # user, exif, model (a depth model's estimate) or default
+    far_colour: tuple[float, float, float] | None = None   # linear RGB of the far fifth: the fog's colour
+    light_source: tuple[float, float, float] | None = None  # a light the photo shows (camera frame), or None
 
 
 ProgressFn = Callable[[str, float], None]
@@ -230,11 +233,15 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
     fill = inpaint_stage(photo, texture, lay, dep.person, mesh_size, s.portrait)
     clock.done("inpaint", 0.8)
     fg, bg = mesh_stage(lay, fill.depth, dep.hfov, s)
+    # What the effects need of the photo's light, worked out here rather than on Blender's main thread.
+    far_colour = photo_far_colour(fill.texture, lay.depth)
+    light = find_light_source(fill.texture, lay.depth, dep.hfov)
     clock.done("mesh", 1.0)
 
     return Result(photo_path, (w, h), dep.hfov, dep.metric, fill.texture, fill.background, fill.alpha,
                   lay.depth, fill.depth, mask, lay.hidden, fg, bg, extent, band, dep.model_name,
-                  clock.timings, clock.rss, edges, dep.faces, clock.details, dep.tiles, dep.hfov_source)
+                  clock.timings, clock.rss, edges, dep.faces, clock.details, dep.tiles, dep.hfov_source,
+                  far_colour=far_colour, light_source=light)
 
 
 def depth_stage(photo: Photo, texture: np.ndarray, mesh_size: tuple[int, int], s: Settings, clock: _Clock,

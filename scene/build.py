@@ -6,11 +6,9 @@ import bpy
 from ..inference.pipeline import Result
 from ..settings import SETTINGS, Options
 from . import camera as camera_mod, effects as effects_mod, render
+from .lookup import COLLECTION, MARK, ROLE, find_collection, find_role, mark  # noqa: F401 (operators, ui use them here)
 from .materials import projection_material
-from .objects import MARK, image_from_array, mark, mesh_from_arrays
-
-COLLECTION = "3D Photo"
-ROLE = "photo3d_role"
+from .objects import image_from_array, mesh_from_arrays
 
 
 def default_render_size(photo_size: tuple[int, int], long_side: int = 1080) -> tuple[int, int]:
@@ -18,23 +16,6 @@ def default_render_size(photo_size: tuple[int, int], long_side: int = 1080) -> t
     s = min(1.0, long_side / max(w, h))
     # even sizes: H.264 requires them
     return max(2, int(round(w * s / 2)) * 2), max(2, int(round(h * s / 2)) * 2)
-
-
-def find_collection(scene: bpy.types.Scene) -> bpy.types.Collection | None:
-    for coll in scene.collection.children_recursive:
-        if coll.get(MARK) and coll.name.startswith(COLLECTION):
-            return coll
-    return None
-
-
-def find_role(scene: bpy.types.Scene, role: str) -> bpy.types.Object | None:
-    coll = find_collection(scene)
-    if coll is None:
-        return None
-    for ob in coll.all_objects:
-        if ob.get(ROLE) == role:
-            return ob
-    return None
 
 
 def remove_photo(scene: bpy.types.Scene) -> bool:
@@ -161,11 +142,12 @@ def build_scene(scene: bpy.types.Scene, result: Result, opts: Options | None = N
         camera_mod.reanimate(scene)
         settings.is_updating = True
         try:
-            settings.fog_color = effects_mod.photo_far_colour(result.texture, result.depth)
-            light = effects_mod.find_light_source(result.texture, result.depth, result.hfov_deg)
-            settings.has_light_source = light is not None
-            if light is not None:
-                settings.light_source = light
+            # What the pipeline read from the photo's light (off the main thread).
+            if result.far_colour is not None:
+                settings.fog_color = result.far_colour
+            settings.has_light_source = result.light_source is not None
+            if result.light_source is not None:
+                settings.light_source = result.light_source
         finally:
             settings.is_updating = False
         effects_mod.apply_effects(scene)

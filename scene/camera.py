@@ -9,6 +9,8 @@ import numpy as np
 from mathutils import Matrix
 
 from ..inference import camera_path, disocclusion
+from .keys import key_channels
+from .lookup import find_collection, find_role, options_of
 
 SENSOR_WIDTH = 36.0
 
@@ -24,41 +26,6 @@ def setup_camera_data(cam: bpy.types.Camera, hfov_deg: float, extent: camera_pat
     cam.clip_start = max(1e-3, 0.02 * extent.near_depth)
     cam.clip_end = max(100.0, 20.0 * extent.far_depth)
     cam.dof.use_dof = False
-
-
-def _fcurves(id_data):
-    """F-curves of an ID's action in 4.2 to 5.0 (5.0 moved them into channel bags)."""
-    ad = id_data.animation_data
-    act = ad.action
-    try:
-        from bpy_extras import anim_utils
-        bag = anim_utils.action_get_channelbag_for_slot(act, ad.action_slot)
-        if bag is not None:
-            return bag.fcurves
-    except (ImportError, AttributeError):
-        pass
-    return act.fcurves
-
-
-def _key_channels(id_data, data_path: str, frames: np.ndarray, values: np.ndarray):
-    """Keys every frame of ``values`` (F, C) on ``data_path``, linear, in one array write."""
-    values = np.atleast_2d(values.T).T if values.ndim == 1 else values
-    n_ch = values.shape[1]
-    for c in range(n_ch):
-        if n_ch == 1:
-            id_data.keyframe_insert(data_path, frame=float(frames[0]))
-        else:
-            id_data.keyframe_insert(data_path, index=c, frame=float(frames[0]))
-    curves = {(fc.data_path, fc.array_index): fc for fc in _fcurves(id_data)}
-    for c in range(n_ch):
-        fc = curves[(data_path, c)]
-        kp = fc.keyframe_points
-        kp.clear()
-        kp.add(len(frames))
-        co = np.stack([frames, values[:, c]], -1).astype(np.float32)
-        kp.foreach_set("co", co.ravel())
-        kp.foreach_set("interpolation", np.full(len(frames), 1, np.int32))  # LINEAR: the path is sampled per frame
-        fc.update()
 
 
 def add_track_to(cam_obj: bpy.types.Object, target: bpy.types.Object):
@@ -105,7 +72,7 @@ def animate(cam_obj: bpy.types.Object, path: camera_path.CameraPath, frame_start
     cam_obj.animation_data_clear()
     cam_obj.data.animation_data_clear()
     cam_obj.rotation_mode = "XYZ"
-    _key_channels(cam_obj, "location", frames, locs)
+    key_channels(cam_obj, "location", frames, locs)
     con = _look_at_constraint(cam_obj)
     if con is not None:
         target = con.target
@@ -113,16 +80,16 @@ def animate(cam_obj: bpy.types.Object, path: camera_path.CameraPath, frame_start
         if path.target_is_fixed:
             target.location = path.targets[0]
         else:
-            _key_channels(target, "location", frames, path.targets)
+            key_channels(target, "location", frames, path.targets)
             target.location = path.targets[0]
         cam_obj.rotation_euler = (0.0, 0.0, 0.0)
     else:
         eulers = _eulers(path.matrices)
-        _key_channels(cam_obj, "rotation_euler", frames, eulers)
+        key_channels(cam_obj, "rotation_euler", frames, eulers)
         cam_obj.rotation_euler = eulers[0]
     lens = lens_for_hfov(path.hfov_deg)
     if np.ptp(lens) > 1e-4:
-        _key_channels(cam_obj.data, "lens", frames, lens[:, None])
+        key_channels(cam_obj.data, "lens", frames, lens[:, None])
     else:
         cam_obj.data.lens = float(lens[0])
     # Leave the camera at the first frame's pose too (what users see before playing).
@@ -187,22 +154,24 @@ def edge_samples_of(coll: bpy.types.Collection | None) -> disocclusion.EdgeSampl
     return disocclusion.EdgeSamples.from_list(list(values)) if values is not None and len(values) else None
 
 
-def reanimate(scene: bpy.types.Scene) -> bool:
-    """Re-key the 3D Photo camera of ``scene`` from its settings; False if there is none."""
-    from .build import find_collection, find_role
+def reanimate(scene: bpy.types.Scene, opts=None) -> PathPlan | None:
+    """Re-key the 3D Photo camera of ``scene`` from ``opts`` (the attributes of
+    ``scene.photo3d``; None: the scene's own settings); the plan, or None if there is no
+    3D Photo to animate. A registered scene's settings get what the panel reports."""
     cam = find_role(scene, "camera")
-    settings = scene.photo3d
+    settings = options_of(scene, opts)
     if cam is None or settings.subject_depth <= 0:
-        return False
+        return None
     plan = plan_path(settings, scene.render, edge_samples_of(find_collection(scene)))
     animate(cam, plan.path, scene.frame_start)
     scene.frame_end = scene.frame_start + len(plan.path.matrices) - 1
-    # What the panel reports (no update callbacks on these).
-    settings.reveal = -1.0 if plan.reveal is None else plan.reveal * 100.0
-    if plan.auto is not None:
-        settings.auto_direction = math.radians(plan.auto.direction_deg)
-        settings.auto_amplitude = plan.auto.amplitude
-    return True
+    report = getattr(scene, "photo3d", None)
+    if report is not None:         # no update callbacks on these
+        report.reveal = -1.0 if plan.reveal is None else plan.reveal * 100.0
+        if plan.auto is not None:
+            report.auto_direction = math.radians(plan.auto.direction_deg)
+            report.auto_amplitude = plan.auto.amplitude
+    return plan
 
 
 def hfov_of(cam: bpy.types.Camera) -> float:

@@ -15,14 +15,13 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
+from ..inference import ground
+from .lookup import ROLE, find_collection, find_role, mark, options_of
 from .materials import empty_material
-from .objects import mark
+from .nodes import Group, Tree
+from .shafts import add_shafts, remove_shafts
 
 EFFECT_KEY = "photo3d_effect"
-PARTICLE_KINDS = ("dust", "snow", "fireflies", "bokeh")
-EFFECTS = ("fog", "rain", "splashes", *PARTICLE_KINDS, "dof")
-# Effect names that switch on more than the setting of the same name.
-SETTINGS_OF = {"splashes": ("rain", "rain_splashes")}
 
 
 @dataclass
@@ -40,8 +39,9 @@ class Frame:
         return self.tan_x / self.aspect
 
 
-def frame_of(scene: bpy.types.Scene) -> Frame:
-    s = scene.photo3d
+def frame_of(scene: bpy.types.Scene, opts=None) -> Frame:
+    """The frame of the scene's 3D Photo, from what the build stored in ``opts`` (None: ``scene.photo3d``)."""
+    s = options_of(scene, opts)
     return Frame(math.tan(math.radians(s.hfov) / 2), max(s.photo_aspect, 1e-3), s.near_depth, s.subject_depth,
                  s.far_depth, max(2, scene.frame_end - scene.frame_start + 1))
 
@@ -50,81 +50,24 @@ def frame_of(scene: bpy.types.Scene) -> Frame:
 
 def _emission_material(name: str, colour, strength: float, alpha: float = 1.0) -> bpy.types.Material:
     mat = empty_material(name)
-    nt = mat.node_tree
-    emit = nt.nodes.new("ShaderNodeEmission")
-    emit.inputs["Color"].default_value = (*colour[:3], 1.0)
-    emit.inputs["Strength"].default_value = strength
-    out = nt.nodes.new("ShaderNodeOutputMaterial")
+    t = Tree(mat.node_tree)
+    surface = t.node("ShaderNodeEmission", {"Color": (*colour[:3], 1.0), "Strength": strength})
     if alpha < 1.0:
-        clear = nt.nodes.new("ShaderNodeBsdfTransparent")
-        mix = nt.nodes.new("ShaderNodeMixShader")
-        mix.inputs["Fac"].default_value = alpha
-        nt.links.new(clear.outputs[0], mix.inputs[1])
-        nt.links.new(emit.outputs[0], mix.inputs[2])
-        nt.links.new(mix.outputs[0], out.inputs["Surface"])
+        clear = t.node("ShaderNodeBsdfTransparent")
+        surface = t.node("ShaderNodeMixShader", {"Fac": alpha, 1: clear, 2: surface})
         if hasattr(mat, "surface_render_method"):
             mat.surface_render_method = "BLENDED"
-    else:
-        nt.links.new(emit.outputs[0], out.inputs["Surface"])
+    t.node("ShaderNodeOutputMaterial", {"Surface": surface})
     return mat
 
 
-class _Nodes:
-    """Math written as calls, on any node tree (shader or geometry nodes)."""
-
-    def __init__(self, tree):
-        self.tree = tree
-
-    def node(self, kind: str, **values):
-        n = self.tree.nodes.new(kind)
-        for k, v in values.items():
-            setattr(n, k, v)
-        return n
-
-    def link(self, a, b):
-        self.tree.links.new(a, b)
-
-    def _val(self, x, socket):
-        if isinstance(x, (int, float)):
-            socket.default_value = float(x)
-        else:
-            self.link(x, socket)
-
-    def math(self, op: str, a, b=None, c=None):
-        n = self.node("ShaderNodeMath", operation=op)
-        for x, s in zip((a, b, c), n.inputs):
-            if x is not None:
-                self._val(x, s)
-        return n.outputs[0]
-
-    def random(self, lo: float, hi: float, seed: int):
-        n = self.node("FunctionNodeRandomValue", data_type="FLOAT")
-        ins = [s for s in n.inputs if s.type == "VALUE" and s.name in ("Min", "Max") and s.enabled]
-        ins[0].default_value, ins[1].default_value = lo, hi
-        n.inputs["Seed"].default_value = seed
-        return next(s for s in n.outputs if s.type == "VALUE")
-
-    def xyz(self, x, y, z):
-        n = self.node("ShaderNodeCombineXYZ")
-        for v, s in zip((x, y, z), n.inputs):
-            self._val(v, s)
-        return n.outputs[0]
-
-
-class _Graph(_Nodes):
-    """A new geometry-nodes group (geometry in, geometry out)."""
-
-    def __init__(self, name: str):
-        self.ng = mark(bpy.data.node_groups.new(name, "GeometryNodeTree"))
-        super().__init__(self.ng)
-        self.ng.interface.new_socket(name="Geometry", in_out="INPUT", socket_type="NodeSocketGeometry")
-        self.ng.interface.new_socket(name="Geometry", in_out="OUTPUT", socket_type="NodeSocketGeometry")
-        self.inp = self.ng.nodes.new("NodeGroupInput")
-        self.out = self.ng.nodes.new("NodeGroupOutput")
+def _geometry_group(name: str) -> Group:
+    """A new geometry-nodes group: geometry in, geometry out."""
+    geometry = [("Geometry", "NodeSocketGeometry")]
+    return Group(name, "GeometryNodeTree", inputs=geometry, outputs=geometry)
 
 
 def _effect_object(name: str, kind: str, coll, parent) -> bpy.types.Object:
-    from .build import ROLE
     me = mark(bpy.data.meshes.new(name))
     ob = mark(bpy.data.objects.new(name, me))
     ob[ROLE] = "effect"
@@ -136,17 +79,6 @@ def _effect_object(name: str, kind: str, coll, parent) -> bpy.types.Object:
 
 
 # ----------------------------------------------------------------------------- fog
-
-def photo_far_colour(texture: np.ndarray, depth: np.ndarray) -> tuple[float, float, float]:
-    """Mean colour of the farthest fifth of the photo (sRGB-encoded -> linear)."""
-    import cv2
-    h, w = depth.shape
-    small = cv2.resize(texture, (w, h), interpolation=cv2.INTER_AREA)
-    far = depth >= np.percentile(depth, 80)
-    srgb = small[far].mean(0) if far.any() else small.reshape(-1, 3).mean(0)
-    lin = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
-    return tuple(float(c) for c in lin)
-
 
 def add_fog(coll, parent, fr: Frame, density: float, colour, height_falloff: float = 0.0) -> bpy.types.Object:
     """A box over the frustum filled with a medium that absorbs and emits the fog colour:
@@ -161,12 +93,9 @@ def add_fog(coll, parent, fr: Frame, density: float, colour, height_falloff: flo
     faces = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
     ob.data.from_pydata(verts, [], faces)
     mat = empty_material("3D Photo Fog")
-    nt = mat.node_tree
-    g = _Nodes(nt)
-    new, link, m = nt.nodes.new, nt.links.new, g.math
-    coord = new("ShaderNodeTexCoord")
-    sep = new("ShaderNodeSeparateXYZ")
-    link(coord.outputs["Object"], sep.inputs[0])
+    g = Tree(mat.node_tree)
+    m = g.math
+    sep = g.node("ShaderNodeSeparateXYZ", {0: g.node("ShaderNodeTexCoord").outputs["Object"]})
 
     # Density per unit length: `density` at the far depth; zero up to the subject's near side.
     t = m("DIVIDE", m("SUBTRACT", m("MULTIPLY", sep.outputs["Z"], -1.0), fr.near), max(fr.far - fr.near, 1e-6))
@@ -177,40 +106,13 @@ def add_fog(coll, parent, fr: Frame, density: float, colour, height_falloff: flo
         h = height_falloff * fr.tan_y * fr.subject
         up = m("DIVIDE", m("ADD", sep.outputs["Y"], fr.tan_y * fr.subject), h)
         sigma = m("MULTIPLY", sigma, m("EXPONENT", m("MULTIPLY", m("MAXIMUM", up, 0.0), -1.0)))
-    absorb = new("ShaderNodeVolumeAbsorption")
-    absorb.inputs["Color"].default_value = (0.0, 0.0, 0.0, 1.0)
-    link(sigma, absorb.inputs["Density"])
-    emit = new("ShaderNodeEmission")
-    emit.inputs["Color"].default_value = (*colour[:3], 1.0)
-    link(sigma, emit.inputs["Strength"])
-    add = new("ShaderNodeAddShader")
-    link(absorb.outputs[0], add.inputs[0])
-    link(emit.outputs[0], add.inputs[1])
-    out = new("ShaderNodeOutputMaterial")
-    link(add.outputs[0], out.inputs["Volume"])
+    absorb = g.node("ShaderNodeVolumeAbsorption", {"Color": (0.0, 0.0, 0.0, 1.0), "Density": sigma})
+    emit = g.node("ShaderNodeEmission", {"Color": (*colour[:3], 1.0), "Strength": sigma})
+    add = g.node("ShaderNodeAddShader", {0: absorb, 1: emit})
+    g.node("ShaderNodeOutputMaterial", {"Volume": add})
     ob.data.materials.append(mat)
     ob.display_type = "BOUNDS"
     return ob
-
-
-def find_light_source(texture: np.ndarray, depth: np.ndarray, hfov_deg: float):
-    """Where the photo shows a light (the sun, a window, a lamp): the largest near-white
-    blob in the far half of the scene, as a camera-frame point (x, y, -z), or None."""
-    import cv2
-    h, w = depth.shape
-    small = cv2.resize(texture, (w, h), interpolation=cv2.INTER_AREA)
-    lum = small @ np.array([0.2126, 0.7152, 0.0722], np.float32)
-    bright = (lum >= max(0.92, float(np.percentile(lum, 99.5)))) & (depth >= np.median(depth))
-    n, lab, stats, cent = cv2.connectedComponentsWithStats(bright.astype(np.uint8), connectivity=8)
-    if n <= 1:
-        return None
-    i = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    if stats[i, cv2.CC_STAT_AREA] < 0.0005 * h * w:
-        return None
-    u, v = cent[i]
-    z = float(np.median(depth[lab == i]))
-    f = 0.5 * w / math.tan(math.radians(hfov_deg) / 2)
-    return ((u + 0.5 - w / 2) / f * z, -(v + 0.5 - h / 2) / f * z, -z)
 
 
 # ----------------------------------------------------------------------------- rain & particles
@@ -245,7 +147,7 @@ def add_points(coll, parent, fr: Frame, kind: str, drift: Drift) -> bpy.types.Ob
     """Points spread through the frustum from in front of the subject to the far depth,
     each moving periodically over the clip (geometry nodes driven by the scene frame)."""
     ob = _effect_object(f"3D Photo {kind.title()}", kind, coll, parent)
-    g = _Graph(f"3D Photo {kind.title()}")
+    g = _geometry_group(f"3D Photo {kind.title()}")
     z_lo = drift.span[0] * fr.near
     z_hi = fr.far if drift.span[1] is None else max(0.85 * fr.near, z_lo * 1.5)
     # Per point: across (u), phase (p), depth (w), all from the point's index.
@@ -272,33 +174,20 @@ def add_points(coll, parent, fr: Frame, kind: str, drift: Drift) -> bpy.types.Ob
     if drift.wind_deg:
         x = g.math("ADD", x, g.math("MULTIPLY", y, math.tan(math.radians(drift.wind_deg))))
     pos = g.xyz(x, y, g.math("MULTIPLY", z, -1.0))
-    pts = g.node("GeometryNodePoints")
-    pts.inputs["Count"].default_value = int(drift.count)
-    g.link(pos, pts.inputs["Position"])
+    pts = g.node("GeometryNodePoints", {"Count": int(drift.count), "Position": pos})
     if drift.shape == "streak":
-        inst = g.node("GeometryNodeMeshCylinder")
-        inst.inputs["Vertices"].default_value = 4
-        inst.inputs["Radius"].default_value = 0.025 * drift.size
-        inst.inputs["Depth"].default_value = drift.size
+        inst = g.node("GeometryNodeMeshCylinder", {"Vertices": 4, "Radius": 0.025 * drift.size, "Depth": drift.size})
         rot = (math.pi / 2, 0.0, -math.radians(drift.wind_deg))    # cylinder axis Z -> along the fall
     else:
-        inst = g.node("GeometryNodeMeshIcoSphere")
-        inst.inputs["Radius"].default_value = drift.size
-        inst.inputs["Subdivisions"].default_value = 2
+        inst = g.node("GeometryNodeMeshIcoSphere", {"Radius": drift.size, "Subdivisions": 2})
         rot = (0.0, 0.0, 0.0)
     mat = _emission_material(f"3D Photo {kind.title()}", drift.colour, drift.strength, drift.alpha)
-    setmat = g.node("GeometryNodeSetMaterial")
-    setmat.inputs["Material"].default_value = mat
-    g.link(inst.outputs["Mesh"], setmat.inputs["Geometry"])
-    iop = g.node("GeometryNodeInstanceOnPoints")
-    g.link(pts.outputs[0], iop.inputs["Points"])
-    g.link(setmat.outputs[0], iop.inputs["Instance"])
-    iop.inputs["Rotation"].default_value = rot
+    setmat = g.node("GeometryNodeSetMaterial", {"Geometry": inst.outputs["Mesh"], "Material": mat})
     # Streaks and dots keep their size relative to their depth (scale = z).
-    g.link(z, iop.inputs["Scale"])
-    g.link(iop.outputs[0], g.out.inputs[0])
+    iop = g.node("GeometryNodeInstanceOnPoints", {"Points": pts, "Instance": setmat, "Rotation": rot, "Scale": z})
+    g.link(iop, g.out.inputs[0])
     mod = ob.modifiers.new("3D Photo " + kind, "NODES")
-    mod.node_group = g.ng
+    mod.node_group = g.tree
     ob.data.materials.append(mat)
     return ob
 
@@ -311,11 +200,8 @@ SPLASH_SIZE = 0.01         # crown radius at its widest, as a fraction of its de
 
 
 def ground_points(scene: bpy.types.Scene, count: int, seed: int = 21) -> np.ndarray:
-    """``count`` points on the reconstructed ground: faces of the photo mesh that face the
-    camera, point up (the photo's +Y) and lie below the camera, drawn uniformly per area of
-    the image (a splash keeps its size on screen, like the streaks), in the 3D Photo's
-    frame. Empty where the photo shows no ground."""
-    from .build import find_role
+    """``count`` points on the ground of the 3D Photo's foreground mesh as it is now (the
+    user may have edited it), in the 3D Photo's frame: see ``ground.sample_ground``."""
     fg = find_role(scene, "foreground")
     if fg is None or fg.type != "MESH" or count <= 0 or not len(fg.data.polygons):
         return np.zeros((0, 3), np.float32)
@@ -325,33 +211,16 @@ def ground_points(scene: bpy.types.Scene, count: int, seed: int = 21) -> np.ndar
     me.polygons.foreach_get("normal", normal)
     me.polygons.foreach_get("center", centre)
     me.polygons.foreach_get("area", area)
-    normal, centre = normal.reshape(n, 3), centre.reshape(n, 3)
-    depth = np.maximum(-centre[:, 2], 1e-6)
-    view = centre / np.linalg.norm(centre, axis=1, keepdims=True).clip(1e-9)
-    facing = -(normal * view).sum(1)
-    normal = np.where(facing[:, None] < 0, -normal, normal)      # whatever the winding: towards the camera
-    facing = np.abs(facing)
-    ground = (normal[:, 1] > 0.5) & (centre[:, 1] < 0) & (facing > 0.03)
-    weight = np.where(ground, area * facing / depth ** 2, 0.0)   # area in the image
-    if weight.sum() <= 0:
-        return np.zeros((0, 3), np.float32)
-    rng = np.random.default_rng(seed)
-    faces = rng.choice(n, size=count, p=weight / weight.sum())
     total = np.empty(n, np.int32)
     me.polygons.foreach_get("loop_total", total)
-    if (total == 3).all():                                       # triangles: anywhere inside them
-        corners = np.empty(3 * n, np.int32)
-        me.attributes[".corner_vert"].data.foreach_get("value", corners)
-        pos = np.empty(3 * len(me.vertices), np.float32)
-        me.attributes["position"].data.foreach_get("vector", pos)
-        tri = pos.reshape(-1, 3)[corners.reshape(n, 3)[faces]]
-        a, b = rng.random(count), rng.random(count)
-        flip = a + b > 1
-        a, b = np.where(flip, 1 - a, a), np.where(flip, 1 - b, b)
-        pts = tri[:, 0] + a[:, None] * (tri[:, 1] - tri[:, 0]) + b[:, None] * (tri[:, 2] - tri[:, 0])
-    else:
-        pts = centre[faces]
-    return pts.astype(np.float32)
+    positions = triangles = None
+    if (total == 3).all():                                       # triangles: points anywhere inside them
+        triangles = np.empty(3 * n, np.int32)
+        me.attributes[".corner_vert"].data.foreach_get("value", triangles)
+        positions = np.empty(3 * len(me.vertices), np.float32)
+        me.attributes["position"].data.foreach_get("vector", positions)
+        positions, triangles = positions.reshape(-1, 3), triangles.reshape(n, 3)
+    return ground.sample_ground(normal.reshape(n, 3), centre.reshape(n, 3), area, count, seed, positions, triangles)
 
 
 def add_splashes(coll, parent, fr: Frame, points: np.ndarray, colour, strength: float, alpha: float,
@@ -365,9 +234,8 @@ def add_splashes(coll, parent, fr: Frame, points: np.ndarray, colour, strength: 
         ob.data.vertices.add(len(points))
         ob.data.vertices.foreach_set("co", np.ascontiguousarray(points, np.float32).ravel())
         ob.data.update()
-    g = _Graph("3D Photo Splashes")
-    pts = g.node("GeometryNodeMeshToPoints")
-    g.link(g.inp.outputs[0], pts.inputs["Mesh"])
+    g = _geometry_group("3D Photo Splashes")
+    pts = g.node("GeometryNodeMeshToPoints", {"Mesh": g.inp.outputs[0]})
     frame = g.node("GeometryNodeInputSceneTime").outputs["Frame"]
     p = g.random(0.0, 1.0, seed)
     # Age in frames since this point's splash began; it shows while younger than its life.
@@ -375,33 +243,22 @@ def add_splashes(coll, parent, fr: Frame, points: np.ndarray, colour, strength: 
     life = float(min(SPLASH_LIFE, max(1, fr.frames // 2)))
     t = g.math("DIVIDE", age, life)
     alive = g.math("LESS_THAN", age, life)
-    z = g.node("ShaderNodeSeparateXYZ")
-    g.link(g.node("GeometryNodeInputPosition").outputs[0], z.inputs[0])
+    z = g.node("ShaderNodeSeparateXYZ", {0: g.node("GeometryNodeInputPosition")})
     zdepth = g.math("MULTIPLY", z.outputs["Z"], -1.0)
     size = g.math("MULTIPLY", zdepth, SPLASH_SIZE)
     widen = g.math("MULTIPLY", size, g.math("ADD", 0.4, g.math("MULTIPLY", t, 0.6)))       # radius grows...
     sink = g.math("MULTIPLY", size, g.math("MULTIPLY", 0.3, g.math("SUBTRACT", 1.0, t)))    # ...height falls
-    crown = g.node("GeometryNodeMeshCylinder", fill_type="NONE")
-    crown.inputs["Vertices"].default_value = 12
-    crown.inputs["Radius"].default_value = 1.0
-    crown.inputs["Depth"].default_value = 1.0
+    crown = g.node("GeometryNodeMeshCylinder", {"Vertices": 12, "Radius": 1.0, "Depth": 1.0}, fill_type="NONE")
     # stand it on the ground: its base at the point, its axis up (+Y)
-    lift = g.node("GeometryNodeTransform")
-    g.link(crown.outputs["Mesh"], lift.inputs["Geometry"])
-    lift.inputs["Translation"].default_value = (0.0, 0.0, 0.5)
+    lift = g.node("GeometryNodeTransform", {"Geometry": crown.outputs["Mesh"], "Translation": (0.0, 0.0, 0.5)})
     mat = _emission_material("3D Photo Splashes", colour, strength, alpha)
-    setmat = g.node("GeometryNodeSetMaterial")
-    setmat.inputs["Material"].default_value = mat
-    g.link(lift.outputs[0], setmat.inputs["Geometry"])
-    iop = g.node("GeometryNodeInstanceOnPoints")
-    g.link(pts.outputs[0], iop.inputs["Points"])
-    g.link(alive, iop.inputs["Selection"])
-    g.link(setmat.outputs[0], iop.inputs["Instance"])
-    iop.inputs["Rotation"].default_value = (-math.pi / 2, 0.0, 0.0)      # local Z -> world +Y
-    g.link(g.xyz(widen, widen, sink), iop.inputs["Scale"])
-    g.link(iop.outputs[0], g.out.inputs[0])
+    setmat = g.node("GeometryNodeSetMaterial", {"Geometry": lift, "Material": mat})
+    iop = g.node("GeometryNodeInstanceOnPoints", {"Points": pts, "Selection": alive, "Instance": setmat,
+                                                  "Rotation": (-math.pi / 2, 0.0, 0.0),     # local Z -> world +Y
+                                                  "Scale": g.xyz(widen, widen, sink)})
+    g.link(iop, g.out.inputs[0])
     mod = ob.modifiers.new("3D Photo splashes", "NODES")
-    mod.node_group = g.ng
+    mod.node_group = g.tree
     ob.data.materials.append(mat)
     return ob
 
@@ -416,7 +273,6 @@ _SHADOW_OFF = "photo3d_shadow_off"
 
 def _restore(scene: bpy.types.Scene):
     """Give back the settings that effects of older versions overrode (shadows, volume cells)."""
-    from .build import find_collection
     coll = find_collection(scene)
     for ob in (coll.all_objects if coll is not None else []):
         if ob.get(_SHADOW_OFF):
@@ -432,8 +288,6 @@ def _restore(scene: bpy.types.Scene):
 def remove_effects(scene: bpy.types.Scene):
     """Delete the effect objects (and their meshes, node groups, materials) of the 3D Photo
     and the light shafts in the compositor, and give back the settings they changed."""
-    from .build import find_collection
-    from .shafts import remove_shafts
     remove_shafts(scene)
     _restore(scene)
     coll = find_collection(scene)
@@ -463,28 +317,26 @@ def remove_effects(scene: bpy.types.Scene):
                 bpy.data.materials.remove(m)
 
 
-def light_in_world(scene: bpy.types.Scene):
-    """The photo's light source (``scene.photo3d.light_source``, in the 3D Photo's frame) in
-    world space: where the root object has moved the photo."""
+def light_in_world(scene: bpy.types.Scene, opts=None):
+    """The photo's light source (``light_source`` of ``opts``, else of ``scene.photo3d``: in the
+    3D Photo's frame) in world space: where the root object has moved the photo."""
     from mathutils import Vector
-    from .build import find_role
-    p = Vector(scene.photo3d.light_source)
+    p = Vector(options_of(scene, opts).light_source)
     root = find_role(scene, "root")
     return root.matrix_world @ p if root is not None else p
 
 
-def apply_effects(scene: bpy.types.Scene) -> list[str]:
-    """(Re)build the effects that ``scene.photo3d`` switches on; returns their names."""
-    from .build import find_collection, find_role
-    from .shafts import add_shafts
+def apply_effects(scene: bpy.types.Scene, opts=None) -> list[str]:
+    """(Re)build the effects that ``opts`` switches on (the attributes of ``scene.photo3d``;
+    None: the scene's own settings); returns their names."""
     remove_effects(scene)
     coll = find_collection(scene)
-    s = scene.photo3d
+    s = options_of(scene, opts)
     cam = find_role(scene, "camera")
     if coll is None or s.subject_depth <= 0:
         return []
     root = find_role(scene, "root")
-    fr = frame_of(scene)
+    fr = frame_of(scene, s)
     made = []
     if s.fog:
         add_fog(coll, root, fr, s.fog_density, tuple(s.fog_color), s.fog_height)
@@ -495,7 +347,7 @@ def apply_effects(scene: bpy.types.Scene) -> list[str]:
         eevee.volumetric_end = 1.1 * fr.far
         made.append("fog")
         # Before the effects below: placing the shafts steps through the clip's frames.
-        if s.fog_shafts and s.has_light_source and add_shafts(scene, light_in_world(scene), s.fog_shafts_strength):
+        if s.fog_shafts and s.has_light_source and add_shafts(scene, light_in_world(scene, s), s.fog_shafts_strength):
             made.append("shafts")
     if s.rain:
         d = PRESETS["rain"]

@@ -8,13 +8,7 @@ import bpy
 import numpy as np
 
 from ..inference.files import write_image
-
-MARK = "photo3d"  # custom property on every datablock photo3d creates
-
-
-def mark(id_data):
-    id_data[MARK] = True
-    return id_data
+from .lookup import mark
 
 
 def mesh_from_arrays(name: str, positions: np.ndarray, triangles: np.ndarray) -> bpy.types.Mesh:

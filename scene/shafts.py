@@ -24,7 +24,9 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from .objects import MARK, mark
+from .keys import key_setting
+from .lookup import MARK
+from .nodes import Group, Tree, assign, new_compositor_api, row, setting
 
 GROUP = "3D Photo Shafts"
 TREE = "3D Photo Compositing"          # the minimal tree made when the scene had none (5.0)
@@ -37,12 +39,8 @@ DISC = 0.3           # radius of the light's surroundings that shine, as a fract
 SCALE = 0.5          # the beams are computed at this fraction of the frame's size (1/8 the work)
 
 
-def _new_api() -> bool:
-    return bpy.app.version >= (5, 0, 0)
-
-
 def _scene_tree(scene):
-    if _new_api():
+    if new_compositor_api():
         return scene.compositing_node_group
     return scene.node_tree
 
@@ -50,7 +48,7 @@ def _scene_tree(scene):
 def _output_socket(tree):
     """The compositor's final image input: the Composite node's (4.x), the active Group
     Output's (5.0)."""
-    kind = "GROUP_OUTPUT" if _new_api() else "COMPOSITE"
+    kind = "GROUP_OUTPUT" if new_compositor_api() else "COMPOSITE"
     outs = [n for n in tree.nodes if n.type == kind]
     if not outs:
         return None
@@ -67,141 +65,59 @@ def _linked_from(socket):
 
 # ----------------------------------------------------------------------------- the group
 
-def _setting(node, socket: str, prop: str):
-    """Where a node keeps a setting: its input socket (4.5 on), else its property, as a
-    key target for ``_key``."""
-    sock = node.inputs.get(socket)
-    return sock if sock is not None else (node, prop)
-
-
-def _set(target, value):
-    if isinstance(target, tuple):
-        setattr(*target, value)
-    else:
-        target.default_value = value
-
-
 def _beams_group(strength: float, aspect: float):
     """The shafts as a node group (Image in, Image out). Returns (group, key targets, strength
     target): the settings that follow the light's place in the frame (keyed per frame), and
     the beams' strength."""
-    ng = mark(bpy.data.node_groups.new(GROUP, "CompositorNodeTree"))
-    ng.interface.new_socket(name="Image", in_out="INPUT", socket_type="NodeSocketColor")
-    ng.interface.new_socket(name="Image", in_out="OUTPUT", socket_type="NodeSocketColor")
-    nodes, link = ng.nodes, ng.links.new
-    new5 = _new_api()
-    gin, gout = nodes.new("NodeGroupInput"), nodes.new("NodeGroupOutput")
+    image = [("Image", "NodeSocketColor")]
+    g = Group(GROUP, "CompositorNodeTree", inputs=image, outputs=image)
+    frame = g.inp.outputs[0]
     # Only the light's surroundings shine: a disc round the source (hard-edged, but the
     # beams smear it along their rays into a soft falloff).
-    disc = nodes.new("CompositorNodeEllipseMask")
-    disc.name = disc.label = "Around the Light"
-    if new5:
-        disc.inputs["Operation"].default_value = "Add"
-    else:
-        disc.mask_type = "ADD"
-    disc.inputs["Mask"].default_value = 0.0
-    disc.inputs["Value"].default_value = 1.0
-    size = disc.inputs.get("Size")
-    if size is not None:
-        size.default_value = (2 * DISC, 2 * DISC * aspect)
+    disc = g.node("CompositorNodeEllipseMask", {"Mask": 0.0, "Value": 1.0}, name="Around the Light")
+    operation = setting(disc, "Operation", "mask_type")             # a menu socket in 5.0
+    assign(operation, "ADD" if isinstance(operation, tuple) else "Add")
+    if disc.inputs.get("Size") is not None:
+        disc.inputs["Size"].default_value = (2 * DISC, 2 * DISC * aspect)
     else:
         disc.mask_width, disc.mask_height = 2 * DISC, 2 * DISC * aspect
     centre = disc.inputs.get("Position")
     # The bright pass: luminance over the threshold, ramped to 1 at white, inside the disc.
-    bw = nodes.new("CompositorNodeRGBToBW")
-    if new5:
-        ramp = nodes.new("ShaderNodeMapRange")
-        ramp.clamp = True
-        weight, gain = nodes.new("ShaderNodeMath"), nodes.new("ShaderNodeMath")
-        bright = nodes.new("ShaderNodeMix")
-        bright.data_type = "RGBA"
-        bright_in = (bright.inputs[6], bright.inputs[7])
-        add = nodes.new("ShaderNodeMix")
-        add.data_type = "RGBA"
-        add_in = (add.inputs[6], add.inputs[7])
-        add_out = add.outputs[2]
-        bright_out = bright.outputs[2]
-    else:
-        ramp = nodes.new("CompositorNodeMapRange")
-        ramp.use_clamp = True
-        weight, gain = nodes.new("CompositorNodeMath"), nodes.new("CompositorNodeMath")
-        bright = nodes.new("CompositorNodeMixRGB")
-        bright_in, bright_out = (bright.inputs[1], bright.inputs[2]), bright.outputs[0]
-        add = nodes.new("CompositorNodeMixRGB")
-        add_in, add_out = (add.inputs[1], add.inputs[2]), add.outputs[0]
-    ramp.inputs["From Min"].default_value = THRESHOLD
-    ramp.inputs["From Max"].default_value = 1.0
-    ramp.inputs["To Min"].default_value = 0.0
-    ramp.inputs["To Max"].default_value = 1.0
-    weight.operation = gain.operation = "MULTIPLY"
-    gain.name = gain.label = "Strength"
-    gain.inputs[1].default_value = strength
-    bright.blend_type = "MULTIPLY"
-    bright.inputs[0].default_value = 1.0
-    # Screen, not add: the beams light the darker parts and never push the bright sky
-    # round the light past white.
-    add.name = add.label = "Screen Beams"
-    add.blend_type = "SCREEN"
-    add.inputs[0].default_value = 1.0
-    link(gin.outputs[0], bw.inputs[0])
-    link(bw.outputs[0], ramp.inputs[0])
-    link(ramp.outputs[0], weight.inputs[0])
-    link(disc.outputs[0], weight.inputs[1])
-    link(weight.outputs[0], gain.inputs[0])
-    link(gin.outputs[0], bright_in[0])
-    link(gain.outputs[0], bright_in[1])
-    link(gin.outputs[0], add_in[0])
-    link(add_out, gout.inputs[0])
-    if new5:
+    bw = g.node("CompositorNodeRGBToBW", {0: frame})
+    ramp = g.map_range(bw, THRESHOLD, 1.0, 0.0, 1.0)
+    weight = g.math("MULTIPLY", ramp, disc)
+    gain = g.math("MULTIPLY", weight, strength)
+    gain.node.name = gain.node.label = "Strength"
+    bright = g.mix("RGBA", 1.0, frame, gain, blend="MULTIPLY")
+    if new_compositor_api():
         # Sun Beams is a type of the Glare node (its own highlight pass off: ours is above).
-        beams = nodes.new("CompositorNodeGlare")
-        ins = beams.inputs
-        ins["Type"].default_value = "Sun Beams"
-        ins["Quality"].default_value = "Medium" if SCALE < 1 else "High"    # Medium: half size
-        ins["Threshold"].default_value = 0.0
-        ins["Smoothness"].default_value = 0.0
-        ins["Strength"].default_value = 1.0
-        ins["Size"].default_value = RAY_LENGTH
-        link(bright_out, ins["Image"])
-        link(beams.outputs["Glare"], add_in[1])
-        chain = (bw, ramp, disc, weight, gain, bright, beams, add)
-        source = ins["Sun Position"]
+        beams = g.node("CompositorNodeGlare", {"Type": "Sun Beams",
+                                               "Quality": "Medium" if SCALE < 1 else "High",   # Medium: half size
+                                               "Threshold": 0.0, "Smoothness": 0.0, "Strength": 1.0,
+                                               "Size": RAY_LENGTH, "Image": bright}, name="Sun Beams")
+        glare, scaled = beams.outputs["Glare"], ()
+        source = beams.inputs["Sun Position"]
     else:
         # 4.2-4.5: the beams at SCALE of the frame's size, then stretched back.
-        down = nodes.new("CompositorNodeScale")
-        down.space = "RELATIVE"
-        down.inputs[1].default_value = down.inputs[2].default_value = SCALE
-        beams = nodes.new("CompositorNodeSunBeams")
-        up = nodes.new("CompositorNodeScale")
-        up.space = "RENDER_SIZE"
-        up.frame_method = "STRETCH"
-        link(bright_out, down.inputs[0])
-        link(down.outputs[0], beams.inputs[0])
-        link(beams.outputs[0], up.inputs[0])
-        link(up.outputs[0], add_in[1])
-        _set(_setting(beams, "Length", "ray_length"), RAY_LENGTH)
-        chain = (bw, ramp, disc, weight, gain, bright, down, beams, up, add)
-        source = _setting(beams, "Source", "source")
-    beams.name = beams.label = "Sun Beams"
-    gin.location, gout.location = (-300 - 160 * len(chain) // 2, 0), (300 + 160 * len(chain) // 2, 0)
-    for i, n in enumerate(chain):
-        n.location = (160 * (i - len(chain) // 2), 0)
+        down = g.node("CompositorNodeScale", {0: bright, 1: SCALE, 2: SCALE}, space="RELATIVE")
+        beams = g.node("CompositorNodeSunBeams", {0: down}, name="Sun Beams")
+        assign(setting(beams, "Length", "ray_length"), RAY_LENGTH)
+        up = g.node("CompositorNodeScale", {0: beams}, space="RENDER_SIZE", frame_method="STRETCH")
+        glare, scaled = up.outputs[0], (down, up)
+        source = setting(beams, "Source", "source")
+    # Screen, not add: the beams light the darker parts and never push the bright sky
+    # round the light past white.
+    add = g.mix("RGBA", 1.0, frame, glare, blend="SCREEN")
+    add.node.name = add.node.label = "Screen Beams"
+    g.link(add, g.out.inputs[0])
+    chain = [bw, ramp.node, disc, weight.node, gain.node, bright.node, *scaled[:1], beams, *scaled[1:], add.node]
+    row(chain, 160, -160 * (len(chain) // 2))
+    g.inp.location, g.out.location = (-300 - 160 * len(chain) // 2, 0), (300 + 160 * len(chain) // 2, 0)
     # What follows the light, as (target, which of x and y): keyed per frame.
     follow = [(source, (0, 1)), (centre, (0, 1)) if centre is not None else ((disc, "x"), (0,))]
     if centre is None:
         follow.append(((disc, "y"), (1,)))
-    return ng, follow, gain.inputs[1]
-
-
-def _key(ng, target, frames: np.ndarray, values: np.ndarray):
-    """Key ``values`` (F, C) on a socket's default value or an (owner, property) pair."""
-    from .camera import _key_channels
-    if isinstance(target, tuple):
-        owner, prop = target
-        path = owner.path_from_id(prop)
-    else:
-        path = target.path_from_id("default_value")
-    _key_channels(ng, path, frames, values)
+    return g.tree, follow, gain.node.inputs[1]
 
 
 def light_in_frames(scene: bpy.types.Scene, point_world) -> tuple[np.ndarray, np.ndarray]:
@@ -229,15 +145,14 @@ def light_in_frames(scene: bpy.types.Scene, point_world) -> tuple[np.ndarray, np
 def _compositor(scene):
     """The scene's compositor tree, made if it has none; records what it changes."""
     state = {"use_compositing": bool(scene.render.use_compositing), "created": False}
-    if _new_api():
+    if new_compositor_api():
         tree = scene.compositing_node_group
         if tree is None:
-            tree = mark(bpy.data.node_groups.new(TREE, "CompositorNodeTree"))
-            tree.interface.new_socket(name="Image", in_out="OUTPUT", socket_type="NodeSocketColor")
-            scene.compositing_node_group = tree          # (Render Layers only in a scene's tree)
-            rl, out = tree.nodes.new("CompositorNodeRLayers"), tree.nodes.new("NodeGroupOutput")
-            rl.location, out.location = (-300, 0), (300, 0)
-            tree.links.new(rl.outputs["Image"], out.inputs[0])
+            g = Group(TREE, "CompositorNodeTree", outputs=[("Image", "NodeSocketColor")])
+            tree = scene.compositing_node_group = g.tree         # (Render Layers only in a scene's tree)
+            rl = g.node("CompositorNodeRLayers", at=(-300, 0))
+            g.out.location = (300, 0)
+            g.link(rl.outputs["Image"], g.out.inputs[0])
             state["created"] = True
     else:
         state["use_nodes"] = bool(scene.use_nodes)
@@ -269,13 +184,10 @@ def add_shafts(scene: bpy.types.Scene, point_world, strength: float) -> bool:
     aspect = scene.render.resolution_x * scene.render.pixel_aspect_x / max(
         1e-6, scene.render.resolution_y * scene.render.pixel_aspect_y)
     group, follow, strength_socket = _beams_group(STRENGTH * strength, aspect)
-    node = tree.nodes.new("CompositorNodeGroup")
-    node.node_tree = group
-    node.name = node.label = GROUP
-    node.location = (0.5 * (src.node.location.x + sock.node.location.x), sock.node.location.y - 200)
-    node.select = False
-    tree.links.new(src, node.inputs[0])
-    tree.links.new(node.outputs[0], sock)
+    t = Tree(tree)
+    node = t.node("CompositorNodeGroup", {0: src}, node_tree=group, name=GROUP, select=False,
+                  at=(0.5 * (src.node.location.x + sock.node.location.x), sock.node.location.y - 200))
+    t.link(node.outputs[0], sock)
     if active:
         tree.nodes.active = tree.nodes[active]
     # The source on every frame. Behind the camera, the point's projection mirrors: there
@@ -283,9 +195,9 @@ def add_shafts(scene: bpy.types.Scene, point_world, strength: float) -> bool:
     xy = co[:, :2].copy()
     behind = co[:, 2] <= 0
     for target, axes in follow:
-        _key(group, target, frames, xy[:, list(axes)])
+        key_setting(group, target, frames, xy[:, list(axes)])
     if behind.any():
-        _key(group, strength_socket, frames, np.where(behind, 0.0, STRENGTH * strength)[:, None])
+        key_setting(group, strength_socket, frames, np.where(behind, 0.0, STRENGTH * strength)[:, None])
     scene[STATE] = state
     return True
 
@@ -308,7 +220,7 @@ def remove_shafts(scene: bpy.types.Scene):
         if state is not None and state.get("active") and state["active"] in tree.nodes:
             tree.nodes.active = tree.nodes[state["active"]]
     if state is not None:
-        if _new_api():
+        if new_compositor_api():
             if state.get("created") and tree is not None and tree.get(MARK):
                 scene.compositing_node_group = None
                 if tree.users == 0:

@@ -17,8 +17,8 @@ pytestmark = pytest.mark.blender
 
 
 def _fcurve_keys(id_data):
-    from photo3d.scene.camera import _fcurves
-    return {(fc.data_path, fc.array_index): len(fc.keyframe_points) for fc in _fcurves(id_data)}
+    from photo3d.scene.keys import fcurves
+    return {(fc.data_path, fc.array_index): len(fc.keyframe_points) for fc in fcurves(id_data)}
 
 
 def _snapshot(bpy):
@@ -284,8 +284,8 @@ def test_reset_and_remove_operators(empty_scene, box_result, blender):
     cam = sc.camera
     sc.frame_set(5)
     before = np.array(cam.matrix_world)
-    from photo3d.scene.camera import _fcurves
-    loc_x = next(fc for fc in _fcurves(cam) if fc.data_path == "location" and fc.array_index == 0)
+    from photo3d.scene.keys import fcurves
+    loc_x = next(fc for fc in fcurves(cam) if fc.data_path == "location" and fc.array_index == 0)
     loc_x.keyframe_points[4].co.y += 1.0                     # a hand edit in the Graph Editor
     loc_x.update()
     sc.frame_set(5)

@@ -1,13 +1,14 @@
 """Fog, rain, particles and depth of field: objects inside the 3D Photo, placed at the
 scene's depths, periodic over the clip, and visible in renders (tiny, Cycles)."""
 import math
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
 
 from photo3d.settings import Options
-from photo3d.scene import build, effects, render
+from photo3d.scene import build, camera, effects, render
 
 pytestmark = pytest.mark.blender
 
@@ -46,6 +47,20 @@ def test_effects_are_objects_of_the_3d_photo_and_go_away_cleanly(empty_scene, bo
     build.remove_photo(sc)
     after = {k: set(getattr(bpy.data, k).keys()) for k in before}
     assert after == before                                              # nothing left behind
+
+
+def test_builders_take_a_plain_options_object_instead_of_the_scene_settings(empty_scene, box_result, blender):
+    sc = empty_scene
+    build.build_scene(sc, box_result, build.BuildOptions(frames=12))
+    s = sc.photo3d
+    opts = SimpleNamespace(**{k: getattr(s, k) for k in s.bl_rna.properties.keys() if k != "rna_type"})
+    opts.fog, opts.rain, opts.frames, opts.path = True, True, 20, "zoom-in"
+    assert camera.reanimate(sc, opts) is not None
+    assert effects.apply_effects(sc, opts) == ["fog", "rain"]
+    assert _effect(sc, "fog") is not None and _effect(sc, "rain") is not None
+    assert sc.frame_end == sc.frame_start + 19 and effects.frame_of(sc, opts).frames == 20
+    assert not s.fog and not s.rain and s.frames == 12 and s.path != "zoom-in"     # the scene's own: untouched
+    assert effects.apply_effects(sc) == [] and _effect(sc, "fog") is None       # and still what None reads
 
 
 @pytest.mark.parametrize("kind", ["rain", "dust", "snow", "fireflies", "bokeh"])
@@ -177,9 +192,8 @@ def test_a_light_in_the_photo_puts_shafts_in_the_compositor_that_follow_the_came
     from photo3d.scene import shafts
     bpy = blender
     r = _sun_result(tmp_path)
-    x, y, z = effects.find_light_source(r.texture, r.depth, 60.0)
+    x, y, z = r.light_source                                            # found by the pipeline
     assert z == pytest.approx(-6.0) and x > 0 and y > 0                   # upper right, on the wall
-    assert effects.find_light_source(np.full((60, 80, 3), 0.4, np.float32), r.depth, 60.0) is None
     sc = empty_scene
     groups_before = set(bpy.data.node_groups.keys())
     plain = _compositor_state(bpy, sc)
