@@ -33,5 +33,18 @@ def find_role(scene: bpy.types.Scene, role: str) -> bpy.types.Object | None:
 
 def options_of(scene: bpy.types.Scene, opts=None):
     """What a scene builder reads its settings from: ``opts`` (any object with the attribute
-    names of ``scene.photo3d``) when given, else the scene's own settings."""
-    return opts if opts is not None else scene.photo3d
+    names of ``scene.photo3d``, such as ``settings.Options``) when given, else the scene's own
+    settings. What ``opts`` lacks (the state the build stored: field of view, depths, the
+    light) comes from the scene."""
+    if opts is None:
+        return scene.photo3d
+    base = getattr(scene, "photo3d", None)
+    return opts if base is None else _Overlay(opts, base)
+
+
+class _Overlay:
+    def __init__(self, opts, base):
+        self._opts, self._base = opts, base
+
+    def __getattr__(self, name):
+        return getattr(self._opts, name) if hasattr(self._opts, name) else getattr(self._base, name)

@@ -51,7 +51,7 @@ def test_effects_are_objects_of_the_3d_photo_and_go_away_cleanly(empty_scene, bo
 
 def test_builders_take_a_plain_options_object_instead_of_the_scene_settings(empty_scene, box_result, blender):
     sc = empty_scene
-    build.build_scene(sc, box_result, build.BuildOptions(frames=12))
+    build.build_scene(sc, box_result, Options(frames=12))
     s = sc.photo3d
     opts = SimpleNamespace(**{k: getattr(s, k) for k in s.bl_rna.properties.keys() if k != "rna_type"})
     opts.fog, opts.rain, opts.frames, opts.path = True, True, 20, "zoom-in"
@@ -61,6 +61,9 @@ def test_builders_take_a_plain_options_object_instead_of_the_scene_settings(empt
     assert sc.frame_end == sc.frame_start + 19 and effects.frame_of(sc, opts).frames == 20
     assert not s.fog and not s.rain and s.frames == 12 and s.path != "zoom-in"     # the scene's own: untouched
     assert effects.apply_effects(sc) == [] and _effect(sc, "fog") is None       # and still what None reads
+    # settings.Options carries the settings only: the state the build stored comes from the scene.
+    assert camera.reanimate(sc, Options(path="swing", frames=10)) is not None and sc.frame_end == sc.frame_start + 9
+    assert effects.apply_effects(sc, Options(frames=10, effects=("fog",))) == ["fog"]
 
 
 @pytest.mark.parametrize("kind", ["rain", "dust", "snow", "fireflies", "bokeh"])
