@@ -5,7 +5,7 @@ PY      = $(VENV)/bin/python
 SITE    = $(VENV)/lib/python3.11/site-packages
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test test-fast test-compat extension bench eval depth-model clean
+.PHONY: demo test test-fast test-compat lint extension bench eval depth-model clean
 
 # A virtual environment with the pinned dependencies, and the repository root made
 # importable as the package `photo3d` (the root *is* the Blender extension package,
@@ -34,6 +34,11 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" tests
 
+# Lint and import order (pyproject.toml). The code is not in ruff's format style, so
+# `ruff format` is not enforced.
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
 # The Blender-facing tests on the other supported Blender releases (4.2 LTS, 5.0).
 test-compat: $(STAMP)
 	bash tools/test_compat.sh
@@ -54,4 +59,4 @@ depth-model: $(STAMP)
 	bash tools/build_depth_model.sh $(IMAGES) $(STEPS)
 
 clean:
-	rm -rf out build .pytest_cache
+	rm -rf out build .pytest_cache .ruff_cache

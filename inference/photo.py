@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from dataclasses import dataclass
 
 import cv2
@@ -17,7 +18,8 @@ from .errors import InputError
 # Horizontal field of view used when the photo carries no focal length: a phone's main
 # camera (26 mm equivalent, about 69 degrees) is the commonest source of photos today.
 DEFAULT_HFOV_DEG = 65.0
-# Above this the photo is refused: 200 MP of float32 RGB is already 2.4 GB.
+# Above this the photo is refused (read from the file's header, before decoding): 200 MP
+# of float32 RGB is already 2.4 GB. A user-supplied depth image is held to the same limit.
 MAX_PIXELS = 200_000_000
 # Texture size cap: GPUs commonly refuse textures over 16k; 8k keeps memory sane.
 MAX_TEXTURE_SIDE = 8192
@@ -40,14 +42,33 @@ class Photo:
         return w, h
 
 
+_PIL_LIMIT_LOCK = threading.Lock()
+
+
+def _pil_open(path: str):
+    """Pillow's lazy image (header read, pixels not decoded). Pillow refuses headers above
+    2 x ``Image.MAX_IMAGE_PIXELS`` (179 MP) as decompression bombs, below our own limit:
+    such a header is read again with that check lifted, so that the size check applies."""
+    from PIL import Image
+    try:
+        return Image.open(path)
+    except Image.DecompressionBombError:
+        with _PIL_LIMIT_LOCK:
+            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                return Image.open(path)
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
+
+
 def _exif(path: str) -> tuple[int, float | None, tuple[int, int] | None]:
     """(orientation 1..8, 35 mm-equivalent focal length or None, (w, h) or None)."""
     try:
-        from PIL import Image
+        import PIL  # noqa: F401
     except ImportError:  # Pillow is optional inside Blender: OpenCV still decodes
         return 1, None, None
     try:
-        with Image.open(path) as im:
+        with _pil_open(path) as im:
             exif = im.getexif()
             orientation = int(exif.get(_EXIF_ORIENTATION, 1) or 1)
             f35 = None
@@ -61,6 +82,44 @@ def _exif(path: str) -> tuple[int, float | None, tuple[int, int] | None]:
             return orientation, f35, im.size
     except Exception:
         return 1, None, None
+
+
+def _check_pixels(what: str, size: tuple[int, int] | None) -> None:
+    if size is not None and size[0] * size[1] > MAX_PIXELS:
+        raise InputError(f"{what} is too large ({size[0]}x{size[1]}, {size[0] * size[1] / 1e6:.0f} megapixels); "
+                         f"the limit is {MAX_PIXELS // 1_000_000} megapixels")
+
+
+def _imdecode(buf: np.ndarray, flags: int, what: str) -> np.ndarray | None:
+    """OpenCV's decoding, None where it cannot decode; its own size limit (1 GP), reached
+    where Pillow could not read the header, is reported as the size it is."""
+    if not buf.size:
+        return None
+    try:
+        return cv2.imdecode(buf, flags)
+    except cv2.error as e:
+        if "CV_IO_MAX_IMAGE_PIXELS" in str(e):
+            raise InputError(f"{what} is too large (over {2**30 / 1e6:.0f} megapixels); "
+                             f"the limit is {MAX_PIXELS // 1_000_000} megapixels") from None
+        return None
+
+
+def _pil_decode(path: str) -> np.ndarray | None:
+    """The formats OpenCV cannot read (GIF: its first frame), decoded by Pillow into OpenCV's
+    layout: grey (H, W), grey + alpha (H, W, 2), BGR or BGRA; None where Pillow cannot either."""
+    try:
+        with _pil_open(path) as im:
+            im.seek(0)
+            if im.mode == "P" or im.mode == "PA":
+                im = im.convert("RGBA" if im.mode == "PA" or "transparency" in im.info else "RGB")
+            elif im.mode not in ("L", "LA", "RGB", "RGBA", "I;16"):
+                im = im.convert("RGBA" if "A" in im.getbands() else "RGB")
+            img = np.asarray(im)
+    except Exception:  # noqa: BLE001 - unreadable here too: the caller's message says so
+        return None
+    if img.ndim == 3 and img.shape[2] >= 3:
+        img = np.concatenate([img[:, :, 2::-1], img[:, :, 3:]], axis=2)
+    return np.ascontiguousarray(img)
 
 
 def hfov_from_focal_35mm(f35: float, width: int, height: int) -> float:
@@ -98,20 +157,22 @@ def _to_float(img: np.ndarray) -> np.ndarray:
 
 
 def load_photo(path: str) -> Photo:
-    """Read a photo: JPEG/PNG/TIFF/WebP/..., 8/16-bit/float, gray/RGB/RGBA, EXIF-upright."""
+    """Read a photo: JPEG/PNG/TIFF/WebP/BMP/GIF/..., 8/16-bit/float, gray/RGB/RGBA, EXIF-upright.
+    Of an animated GIF the first frame is used. Photos over ``MAX_PIXELS`` are refused."""
     if not os.path.exists(path):
         raise InputError(f"photo not found: {path}")
     if os.path.isdir(path):
         raise InputError(f"photo is a folder, not an image file: {path}")
     orientation, f35, pil_size = _exif(path)
-    if pil_size is not None and pil_size[0] * pil_size[1] > MAX_PIXELS:
-        raise InputError(f"photo is too large ({pil_size[0]}x{pil_size[1]}); the limit is "
-                         f"{MAX_PIXELS // 1_000_000} megapixels")
+    _check_pixels("photo", pil_size)
     # IMREAD_UNCHANGED keeps 16-bit and alpha; it ignores EXIF orientation, applied below.
     buf = np.fromfile(path, dtype=np.uint8)  # also handles non-ASCII paths on Windows
-    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
+    img = _imdecode(buf, cv2.IMREAD_UNCHANGED, "photo")
+    if img is None and buf.size:
+        img = _pil_decode(path)
     if img is None:
         raise InputError(f"cannot read {os.path.basename(path)}: not an image, or a corrupt/truncated file")
+    _check_pixels("photo", (img.shape[1], img.shape[0]))     # where Pillow could not read the header
     if img.ndim == 2:
         img = img[:, :, None]
     if min(img.shape[:2]) < 16:
@@ -175,29 +236,50 @@ def load_depth_file(path: str, size: tuple[int, int]) -> tuple[np.ndarray, bool]
     if not os.path.exists(path):
         raise InputError(f"depth file not found: {path}")
     w, h = size
+    name = os.path.basename(path)
     if path.lower().endswith(".npy"):
-        try:
-            d = np.load(path, allow_pickle=False)
-        except Exception as e:  # noqa: BLE001 - any decoding failure is the same user error
-            raise InputError(f"cannot read depth {os.path.basename(path)}: {e}") from None
-        d = np.squeeze(np.asarray(d, dtype=np.float32))
-        if d.ndim != 2:
-            raise InputError(f"depth {os.path.basename(path)} must be a 2-D array, got shape {d.shape}")
+        d = _load_depth_array(path, name)
         if d.shape != (h, w):
-            raise InputError(f"depth {os.path.basename(path)} is {d.shape[1]}x{d.shape[0]} but the photo is {w}x{h}")
+            raise InputError(f"depth {name} is {d.shape[1]}x{d.shape[0]} but the photo is {w}x{h}")
         ok = np.isfinite(d) & (d > 0)
         if not ok.any():
-            raise InputError(f"depth {os.path.basename(path)} has no positive finite values")
+            raise InputError(f"depth {name} has no positive finite values (all are NaN, infinite, zero or negative)")
         d = np.where(ok, d, float(d[ok].max())).astype(np.float32)
         return d, True
+    _check_pixels(f"depth {name}", _exif(path)[2])     # from the header: a huge file is never decoded
     buf = np.fromfile(path, dtype=np.uint8)
-    img = cv2.imdecode(buf, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_GRAYSCALE) if buf.size else None
+    img = _imdecode(buf, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_GRAYSCALE, f"depth {name}")
     if img is None:
-        raise InputError(f"cannot read depth {os.path.basename(path)}: not an image or .npy file")
+        raise InputError(f"cannot read depth {name}: not an image or .npy file")
     if img.shape != (h, w):
-        raise InputError(f"depth {os.path.basename(path)} is {img.shape[1]}x{img.shape[0]} but the photo is {w}x{h}")
+        raise InputError(f"depth {name} is {img.shape[1]}x{img.shape[0]} but the photo is {w}x{h}")
     inv = _to_float(img) if img.dtype != np.float32 else img.astype(np.float32)
     return inverse_to_depth(inv), False
+
+
+_DTYPE_KINDS = {"U": "text", "S": "bytes", "b": "true/false values", "c": "complex numbers",
+               "V": "records", "M": "dates", "m": "time spans"}
+
+
+def _load_depth_array(path: str, name: str) -> np.ndarray:
+    """A ``.npy`` depth as float32 (H, W): a plain numeric array (never pickled objects)."""
+    try:
+        d = np.load(path, allow_pickle=False)
+    except ValueError as e:
+        if "allow_pickle" in str(e):
+            raise InputError(f"depth {name} holds Python objects; it must be a numeric array") from None
+        raise InputError(f"cannot read depth {name}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - any decoding failure is the same user error
+        raise InputError(f"cannot read depth {name}: {e}") from None
+    if not isinstance(d, np.ndarray):     # an .npz archive under a .npy name
+        raise InputError(f"depth {name} is not a single array (an .npz archive?); save one array with numpy.save")
+    if not (np.issubdtype(d.dtype, np.integer) or np.issubdtype(d.dtype, np.floating)):
+        kind = _DTYPE_KINDS.get(d.dtype.kind, "non-numeric values")
+        raise InputError(f"depth {name} holds {kind} (dtype {d.dtype}); it must be a numeric array of depths in metres")
+    d = np.squeeze(d)
+    if d.ndim != 2:
+        raise InputError(f"depth {name} must be a 2-D array, got shape {d.shape}")
+    return d.astype(np.float32)
 
 
 def inverse_to_depth(inv: np.ndarray, near: float = 1.0, far_ratio: float = 20.0) -> np.ndarray:

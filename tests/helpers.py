@@ -97,3 +97,18 @@ class FakeLayout:
         return self
 
     row = column
+
+
+def png_header_only(path, w, h):
+    """A small PNG file whose header declares ``w`` x ``h`` RGB pixels (its data is a few rows):
+    what a size check must refuse before anything is decoded."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = zlib.compress(b"\0" * (3 * w + 1) * 4)
+    header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b""))

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from helpers import run_cli
+from helpers import png_header_only, run_cli
 
 OUTPUTS = {"scene.blend", "depth.npy", "depth.png", "mask.png", "background.png"}
 
@@ -86,8 +86,20 @@ def _bad_inputs(tmp_path, portrait_path, box_files):
     np.save(wrong, np.ones((7, 9), np.float32))
     blocker = tmp_path / "afile"
     blocker.write_text("x")
+    huge = tmp_path / "huge.png"
+    png_header_only(huge, 60000, 60000)
+    words = tmp_path / "words.npy"
+    np.save(words, np.full((60, 80), "far"))
+    objects = tmp_path / "objects.npy"
+    np.save(objects, np.array([{"depth": 1.0}], dtype=object), allow_pickle=True)
+    nan = tmp_path / "nan.npy"
+    np.save(nan, np.full((60, 80), np.nan, np.float32))
     photo, _ = box_files
     return {
+        "huge": ([str(huge)], "photo is too large (60000x60000, 3600 megapixels); the limit is 200 megapixels"),
+        "depth of text": ([photo, "--depth", str(words)], "depth words.npy holds text"),
+        "depth of objects": ([photo, "--depth", str(objects)], "depth objects.npy holds Python objects"),
+        "depth of NaN": ([photo, "--depth", str(nan)], "depth nan.npy has no positive finite values"),
         "missing": ([str(tmp_path / "nope.jpg")], "not found"),
         "not an image": ([str(text)], "not an image"),
         "truncated": ([str(cut)], "truncated"),
@@ -99,8 +111,8 @@ def _bad_inputs(tmp_path, portrait_path, box_files):
     }
 
 
-@pytest.mark.parametrize("case", ["missing", "not an image", "truncated", "1x1", "depth size",
-                                  "unwritable out", "bad path", "bad effect"])
+@pytest.mark.parametrize("case", ["missing", "not an image", "truncated", "1x1", "huge", "depth size", "depth of text",
+                                  "depth of objects", "depth of NaN", "unwritable out", "bad path", "bad effect"])
 def test_bad_input_one_line_and_nothing_written(tmp_path, portrait_path, box_files, case):
     args, expected = _bad_inputs(tmp_path, portrait_path, box_files)[case]
     out = tmp_path / "out"
@@ -112,6 +124,21 @@ def test_bad_input_one_line_and_nothing_written(tmp_path, portrait_path, box_fil
     assert rc != 0
     assert expected in _one_error_line(se)
     assert not os.path.exists(out) or os.listdir(out) == []
+
+
+def test_make_from_an_animated_gif(tmp_path, box_files):
+    """OpenCV cannot read GIF; the first frame of an animation is the photo."""
+    from PIL import Image
+    photo, depth = box_files
+    first = Image.open(photo).convert("RGB")
+    gif = tmp_path / "box.gif"
+    first.save(gif, save_all=True, append_images=[first.transpose(Image.Transpose.ROTATE_180)], duration=100)
+    out = tmp_path / "out"
+    rc, so, se = run_cli("make", gif, "--out", out, "--depth", depth, "--no-render")
+    assert rc == 0, se
+    assert set(os.listdir(out)) == OUTPUTS
+    bg = cv2.imread(str(out / "background.png"))
+    assert np.abs(bg[0, 0].astype(int) - cv2.imread(photo)[0, 0]).max() < 12       # the wall of frame 1
 
 
 def test_existing_outputs_survive_a_failed_run(tmp_path, box_files):

@@ -40,7 +40,7 @@ def main():
     for f in files:
         d = np.load(f)
         r = row(d)
-        label = "%s %s %s hfov=%.0f" % (os.path.basename(f)[:-4], d["scene"], d["subject"], np.degrees(d["hfov"]))
+        label = f"{os.path.basename(f)[:-4]} {d['scene']} {d['subject']} hfov={np.degrees(d['hfov']):.0f}"
         r = cv2.resize(r, None, fx=a.scale, fy=a.scale, interpolation=cv2.INTER_NEAREST)
         cv2.putText(r, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
         rows.append(r)

@@ -26,9 +26,12 @@ import time
 
 os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
 
-import numpy as np  # noqa: E402
-import cv2  # noqa: E402
 import bpy  # noqa: E402
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+# isort: split
+# bmesh and mathutils are importable only once bpy is.
 import bmesh  # noqa: E402
 from mathutils import Matrix, Quaternion, Vector  # noqa: E402
 
@@ -122,9 +125,9 @@ def grid_polys(nu, nv, wrap_u, wrap_v):
     """Quad indices for a (nu, nv) vertex grid, index = i * nv + j."""
     iu = np.arange(nu if wrap_u else nu - 1)
     iv = np.arange(nv if wrap_v else nv - 1)
-    I, J = np.meshgrid(iu, iv, indexing="ij")
-    I2, J2 = (I + 1) % nu, (J + 1) % nv
-    q = np.stack([I * nv + J, I2 * nv + J, I2 * nv + J2, I * nv + J2], -1).reshape(-1, 4)
+    ii, jj = np.meshgrid(iu, iv, indexing="ij")
+    ii2, jj2 = (ii + 1) % nu, (jj + 1) % nv
+    q = np.stack([ii * nv + jj, ii2 * nv + jj, ii2 * nv + jj2, ii * nv + jj2], -1).reshape(-1, 4)
     return list(q)
 
 
@@ -171,7 +174,7 @@ def blob_mesh(name, rng, radius, amp=0.25, subdiv=3, scale=(1, 1, 1)):
     me.vertices.foreach_get("co", co)
     co = co.reshape(-1, 3)
     disp = np.zeros(len(co))
-    for k in range(int(rng.integers(3, 7))):
+    for _k in range(int(rng.integers(3, 7))):
         d = rng.normal(size=3)
         d /= np.linalg.norm(d)
         f = rng.uniform(1.0, 4.0)
@@ -296,7 +299,8 @@ class SceneBuilder:
             tx.feature = str(rng.choice(["F1", "F2", "SMOOTH_F1", "DISTANCE_TO_EDGE"]))
             tx.inputs["Scale"].default_value = rng.uniform(2, 15)
             nt.links.new(vec, tx.inputs["Vector"])
-            col = tx.outputs["Color"] if tx.feature != "DISTANCE_TO_EDGE" and rng.random() < 0.3 else self._ramp(nt, tx.outputs["Distance"])
+            use_color = tx.feature != "DISTANCE_TO_EDGE" and rng.random() < 0.3
+            col = tx.outputs["Color"] if use_color else self._ramp(nt, tx.outputs["Distance"])
         elif kind == "wave":
             tx = nt.nodes.new("ShaderNodeTexWave")
             tx.wave_type = str(rng.choice(["BANDS", "RINGS"]))
@@ -426,7 +430,7 @@ class SceneBuilder:
             return g, 0.5 * math.hypot(sx, sy)
         if kind == "stack":
             z, rmax = 0.0, 0.3
-            for k in range(int(rng.integers(2, 5))):
+            for _k in range(int(rng.integers(2, 5))):
                 sx, sy, sz = rng.uniform(0.25, 0.8, 3)
                 mat = Matrix.Translation((*rng.uniform(-0.08, 0.08, 2), z)) @ \
                     Matrix.Rotation(rng.uniform(-0.4, 0.4), 4, "Z")
@@ -535,7 +539,7 @@ class SceneBuilder:
                                                          rng.uniform(0.15, 0.5)))) + (1,)
             stem_mat = m()
             hmax = 0.0
-            for k in range(int(rng.integers(3, 9))):
+            for _k in range(int(rng.integers(3, 9))):
                 ln = rng.uniform(0.2, 1.0) * pr * 4
                 tilt, az = rng.uniform(0, 0.7), rng.uniform(0, 6.3)
                 rot = Matrix.Rotation(az, 4, "Z") @ Matrix.Rotation(tilt, 4, "X")
@@ -634,7 +638,7 @@ class SceneBuilder:
             mb = bpy.data.metaballs.new("figure")
             mb.resolution = mb.render_resolution = 0.012 * H
             mb.threshold = 0.6
-            for p0, p1, r, part in segs:
+            for p0, p1, r, _part in segs:
                 p0, p1 = np.array(p0) + (0, 0, lift), np.array(p1) + (0, 0, lift)
                 e = mb.elements.new(type="CAPSULE")
                 e.co = tuple((p0 + p1) / 2)
@@ -884,11 +888,11 @@ def build_room(b, hfov, vfov, want_subject):
         subj = skind
     # furniture along walls, clutter inside
     kinds = ["box", "stack", "table", "chair", "shelf", "shelf", "plant", "vase", "blob", "pole", "torus", "text"]
-    for k in range(int(rng.integers(5, 14))):
+    for _k in range(int(rng.integers(5, 14))):
         kind = kinds[int(rng.integers(len(kinds)))]
         idx = b.next_index
         g, fp = b.thing(kind, idx)
-        for attempt in range(12):
+        for _attempt in range(12):
             if kind in ("shelf", "table", "box") and rng.random() < 0.7:  # against a wall
                 wall = int(rng.integers(4))
                 t = rng.uniform(fp, max(fp + 0.01, (W if wall % 2 == 0 else D) - fp))
@@ -906,7 +910,7 @@ def build_room(b, hfov, vfov, want_subject):
             for ob in [o for o in b.scene.objects if o.pass_index == idx]:
                 bpy.data.objects.remove(ob)
     # lights
-    for k in range(int(rng.integers(1, 4))):
+    for _k in range(int(rng.integers(1, 4))):
         add_area(b, (rng.uniform(0.5, W - 0.5), rng.uniform(0.5, D - 0.5), Hr - 0.05),
                  rng.uniform(0.5, 2.0), rng.uniform(150, 600))
     if rng.random() < 0.4:
@@ -955,7 +959,7 @@ def build_studio(b, hfov, vfov, want_subject):
         b.keepout.append((0, 0, sx, d, fp))
         subj = skind
     kinds = ["box", "stack", "plant", "vase", "blob", "pole", "torus", "chair", "text"]
-    for k in range(int(rng.integers(1, 6))):
+    for _k in range(int(rng.integers(1, 6))):
         kind = kinds[int(rng.integers(len(kinds)))]
         idx = b.next_index
         g, fp = b.thing(kind, idx)
@@ -968,7 +972,8 @@ def build_studio(b, hfov, vfov, want_subject):
         b.next_index += 1
     add_area(b, (rng.uniform(-3, 3), rng.uniform(-2, 1), rng.uniform(2, 4)), rng.uniform(1, 3), rng.uniform(300, 1500))
     if rng.random() < 0.6:
-        add_area(b, (rng.uniform(-3, 3), rng.uniform(-2, 1), rng.uniform(1, 3)), rng.uniform(0.5, 2), rng.uniform(100, 600))
+        add_area(b, (rng.uniform(-3, 3), rng.uniform(-2, 1), rng.uniform(1, 3)), rng.uniform(0.5, 2),
+                 rng.uniform(100, 600))
     return (0.0, 0.0, cz), yaw, pitch, subj
 
 
@@ -1010,11 +1015,11 @@ def terrain(b, hf, R=450.0, n=221, mat=None):
 
 def scatter(b, hf, kinds, count, rmin, rmax, fov_bias, yaw):
     rng = b.rng
-    for k in range(count):
+    for _k in range(count):
         kind = kinds[int(rng.integers(len(kinds)))]
         idx = b.next_index
         g, fp = b.thing(kind, idx, outdoor=True)
-        for attempt in range(10):
+        for _attempt in range(10):
             r = math.exp(rng.uniform(math.log(rmin), math.log(rmax)))
             a = yaw + (rng.uniform(-0.8, 0.8) if rng.random() < fov_bias else rng.uniform(-math.pi, math.pi))
             x, y = -math.sin(a) * r, math.cos(a) * r
@@ -1089,11 +1094,11 @@ def build_street(b, hfov, vfov, want_subject):
         b.footprints[-1] = (fx + cx, fy, fr)
         b.keepout[-1] = (cx, 0, fx + cx, fy, fr)
     kinds = ["pole", "pole", "car", "car", "box", "stack", "plant", "tree", "text", "blob"]
-    for k in range(int(rng.integers(5, 16))):
+    for _k in range(int(rng.integers(5, 16))):
         kind = kinds[int(rng.integers(len(kinds)))]
         idx = b.next_index
         g, fp = b.thing(kind, idx, outdoor=True)
-        for attempt in range(10):
+        for _attempt in range(10):
             x = rng.uniform(-sw / 2 + fp, sw / 2 - fp) if sw / 2 > fp else 0.0
             y = math.exp(rng.uniform(math.log(1.5), math.log(80)))
             if b.free_spot(x, y, fp):
@@ -1162,7 +1167,7 @@ def render_sample(seed, index, size, samples, max_depth, photos, hdris, workdir,
         why = degenerate(a)
         if why is None:
             break
-        print("[depthdata] %06d attempt %d redrawn: %s" % (index, attempt, why), flush=True)
+        print(f"[depthdata] {index:06d} attempt {attempt} redrawn: {why}", flush=True)
     a["attempt"] = np.uint8(attempt)
     return a
 
@@ -1173,7 +1178,7 @@ def render_one(seed, index, size, samples, max_depth, photos, hdris, workdir, at
     scene = bpy.context.scene
     w, h = size
     setup_render(scene, w, h, samples, int((seed * 1000003 + index * 7 + attempt) % (2 ** 31)))
-    passdir = os.path.join(workdir, "passes_%d" % index)
+    passdir = os.path.join(workdir, f"passes_{index}")
     shutil.rmtree(passdir, ignore_errors=True)
     setup_outputs(scene, passdir)
 
@@ -1322,24 +1327,24 @@ def main(argv=None):
         hdris = hdri_paths()
         done, t_all = 0, 0.0
         for index in range(args.start, args.start + args.count):
-            path = os.path.join(args.out, "%06d.npz" % index)
+            path = os.path.join(args.out, f"{index:06d}.npz")
             if os.path.exists(path):
                 continue
             t0 = time.time()
             try:
                 arrays = render_sample(args.seed, index, args.size, args.samples, args.max_depth, photos, hdris, work)
             except Exception as e:  # noqa: BLE001 - one bad random scene must not stop a long run
-                print("[depthdata] %06d skipped: %s: %s" % (index, type(e).__name__, e), flush=True)
+                print(f"[depthdata] {index:06d} skipped: {type(e).__name__}: {e}", flush=True)
                 continue
             save_npz(path, arrays)
             dt = time.time() - t0
             done, t_all = done + 1, t_all + dt
             if not args.quiet:
-                print("[depthdata] %s %.2fs %s subj=%s mask=%d valid=%.2f" % (
+                print("[depthdata] {} {:.2f}s {} subj={} mask={} valid={:.2f}".format(
                     os.path.basename(path), dt, arrays["scene"], arrays["subject"],
                     int(arrays["mask"].sum()), float(arrays["valid"].mean())), flush=True)
         if done and not args.quiet:
-            print("[depthdata] %d images, %.2f s/image" % (done, t_all / done), flush=True)
+            print(f"[depthdata] {done} images, {t_all / done:.2f} s/image", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

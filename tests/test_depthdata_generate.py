@@ -1,7 +1,5 @@
-"""Smoke test of the synthetic depth-data generator (renders 2 tiny frames with Cycles).
-
-    .venv/bin/python -m pytest -q tools/depthdata/test_generate.py -p no:cacheprovider
-"""
+"""Smoke test of tools/depthdata/generate.py, the synthetic depth-data generator (renders
+2 tiny frames with Cycles in a subprocess, about 10 s)."""
 import ast
 import os
 import subprocess
@@ -10,10 +8,10 @@ import sys
 import numpy as np
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SCRIPT = os.path.join(HERE, "generate.py")
+SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools", "depthdata", "generate.py")
 
 pytest.importorskip("bpy")
+pytestmark = [pytest.mark.blender, pytest.mark.slow]
 
 # seed 1: index 0 is an outdoor scene without a subject, index 1 a studio with a human
 SEED = 1
