@@ -20,6 +20,7 @@ from . import settings
 from .inference import depth as depth_models
 from .inference.errors import InputError, Photo3DError
 
+
 class CLIError(Photo3DError):
     pass
 
@@ -204,6 +205,7 @@ def write_arrays(result, folder: str):
 
 def _make_scene(result, opts: settings.Options, folder: str, render_video: bool):
     import bpy
+
     from . import properties
     from .scene import build, render
     bpy.ops.wm.read_factory_settings(use_empty=True)
@@ -285,6 +287,7 @@ def cmd_bench(args) -> int:
     rows = list(result.timings.items())
     t = time.perf_counter()
     import bpy
+
     from .scene import build
     rows.append(("import bpy", time.perf_counter() - t))
     t = time.perf_counter()

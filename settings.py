@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any
 
 from .inference import camera_path
 from .inference.depth import DEFAULT_MODEL, MODELS

@@ -18,8 +18,8 @@ import hashlib
 import json
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -42,7 +42,8 @@ ZOO = {m.name: m for m in (
     ZooModel("depth-anything-v2-base", "depth-anything/Depth-Anything-V2-Base-hf",
              "CC-BY-NC-4.0 (non-commercial)", 390, "Depth Anything V2 Base: finer detail, slower"),
     ZooModel("depth-anything-v2-large", "depth-anything/Depth-Anything-V2-Large-hf",
-             "CC-BY-NC-4.0 (non-commercial)", 1340, "Depth Anything V2 Large: the most detail; needs a GPU to be quick"),
+             "CC-BY-NC-4.0 (non-commercial)", 1340,
+             "Depth Anything V2 Large: the most detail; needs a GPU to be quick"),
     ZooModel("depth-pro", "apple/DepthPro-hf", "Apple ML research licence (non-commercial)", 1900,
              "Apple Depth Pro: metric depth and the photo's field of view"),
     ZooModel("dpt-hybrid-midas", "Intel/dpt-hybrid-midas", "Apache-2.0", 490,

@@ -139,7 +139,10 @@ def model_input_size(w: int, h: int, long_side: int = DEFAULT_LONG_SIDE) -> tupl
     """((rw, rh) the photo is resized to, (pw, ph) padded to multiples of 32)."""
     s = long_side / max(w, h)
     rw, rh = max(1, int(round(w * s))), max(1, int(round(h * s)))
-    pad = lambda v: max(_MULTIPLE, -(-v // _MULTIPLE) * _MULTIPLE)
+
+    def pad(v):
+        return max(_MULTIPLE, -(-v // _MULTIPLE) * _MULTIPLE)
+
     return (rw, rh), (pad(rw), pad(rh))
 
 

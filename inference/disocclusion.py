@@ -38,7 +38,7 @@ class EdgeSamples:
         return [float(self.length)] + arr.ravel().tolist()
 
     @classmethod
-    def from_list(cls, values) -> "EdgeSamples":
+    def from_list(cls, values) -> EdgeSamples:
         values = np.asarray(values, np.float64)
         arr = values[1:].reshape(-1, FIELDS)
         return cls(arr[:, 0:2], arr[:, 2], arr[:, 3], arr[:, 4:6], float(values[0]))

@@ -469,7 +469,8 @@ def _poisson_solve(depth: np.ndarray, hole: np.ndarray, context: np.ndarray | No
         else:
             nb_ctx = context[nv, nu] & ~nb_hole
         # hole-hole coupling
-        rows.append(m_all[nb_hole]); cols.append(idx[nv[nb_hole], nu[nb_hole]])
+        rows.append(m_all[nb_hole])
+        cols.append(idx[nv[nb_hole], nu[nb_hole]])
         vals.append(-np.ones(int(nb_hole.sum())))
         diag[m_all[nb_hole]] += 1
         # Dirichlet from context

@@ -7,19 +7,30 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
-from . import (camera_path, depth as depth_models, depth_edges, disocclusion, inpaint, layers as layering, masks,
-               mesh as meshing, outline, parallel, portrait, tiling)
+from . import (
+    camera_path,
+    depth as depth_models,
+    depth_edges,
+    disocclusion,
+    inpaint,
+    layers as layering,
+    masks,
+    mesh as meshing,
+    outline,
+    parallel,
+    portrait,
+    tiling,
+)
 from .errors import Cancelled, InputError
 from .lighting import find_light_source, photo_far_colour
 from .memory import peak_rss_mb
+from .photo import DEFAULT_HFOV_DEG, MAX_TEXTURE_SIDE, Photo, load_depth_file, load_photo, resize, working_size
 from .upsample import joint_bilateral_upsample
-from .photo import (DEFAULT_HFOV_DEG, MAX_TEXTURE_SIDE, Photo, load_depth_file, load_photo,
-                    resize, working_size)
 
 # Width (mesh pixels) of the far-side rim whose mixed colours are replaced by clean background.
 RIM_PX = 1
@@ -47,7 +58,8 @@ class Settings:
     amplitude: float = 1.0               # the camera path's amplitude, to size the hidden band
     portrait: bool = True                # person segmentation, face relief, soft alpha edges
     segmenter: str | None = None         # None: the built-in person segmentation; else a model name / folder
-    mesh_block: int = 16                 # adaptive meshes: planar blocks of up to this many quads (a quadtree) become fans (0: off)
+    # Adaptive meshes: planar blocks of up to this many quads (a quadtree) become fans (0: off).
+    mesh_block: int = 16
     mesh_tol: float = 0.004              # ... when their disparity is this close to a plane (relative)
     # Depth tiles (inference/tiling.py): 0 off; N >= 2 tiles along the photo's long side (plus a
     # global run); AUTO_TILES: as many as bring the depth to mesh_long_side (none for small photos).

@@ -17,8 +17,8 @@ Subject and extras (a field-of-view estimate) come from the global run.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import cv2
 import numpy as np

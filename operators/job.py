@@ -33,7 +33,7 @@ class PipelineJob:
         self._cancel = threading.Event()
         self._thread = threading.Thread(target=self._run, name="photo3d-pipeline", daemon=True)
 
-    def start(self) -> "PipelineJob":
+    def start(self) -> PipelineJob:
         self._thread.start()
         return self
 

@@ -28,8 +28,7 @@ def save_tiny_depth_anything(folder):
     """A tiny randomly initialised Depth Anything model and its processor, saved with
     ``save_pretrained`` into ``folder`` (the offline stand-in for the downloadable zoo)."""
     import torch
-    from transformers import (DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config,
-                              DPTImageProcessor)
+    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config, DPTImageProcessor
     torch.manual_seed(0)
     backbone = Dinov2Config(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64,
                             image_size=56, patch_size=14, reshape_hidden_states=False,

@@ -6,12 +6,11 @@ import types
 import numpy as np
 import pytest
 
-from photo3d.settings import Options
-from photo3d.inference import pipeline
+from helpers import FakeLayout as _Layout
 from photo3d.operators import make_photo
 from photo3d.operators.job import CANCELLED, DONE, PipelineJob
 from photo3d.scene import build, camera, render
-from helpers import FakeLayout as _Layout
+from photo3d.settings import Options
 
 pytestmark = pytest.mark.blender
 
@@ -55,7 +54,6 @@ def test_unregister_leaves_nothing_behind(blender):
 
 
 def test_scene_contract(empty_scene, box_result, blender):
-    bpy = blender
     sc = empty_scene
     coll = build.build_scene(sc, box_result, Options(frames=24, size=(80, 60)))
     assert coll.name == "3D Photo" and coll.name in sc.collection.children

@@ -11,7 +11,7 @@ OUTPUTS = {"scene.blend", "depth.npy", "depth.png", "mask.png", "background.png"
 
 
 def _one_error_line(err):
-    lines = [l for l in err.strip().splitlines() if l.strip()]
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("photo3d: error:"), err
     return lines[0]
 
@@ -44,7 +44,7 @@ def test_make_automatic_path(tmp_path, box_files):
     rc, so, se = run_cli("make", photo, "--out", tmp_path / "o", "--depth", depth, "--fov", 50, "--no-render",
                          "--path", "auto", "--max-reveal", "1.5", "--frames", 12)
     assert rc == 0, se
-    line = next(l for l in so.splitlines() if "automatic path" in l)
+    line = next(ln for ln in so.splitlines() if "automatic path" in ln)
     assert "direction" in line and "amplitude" in line
     reveal = float(so.split("reveals up to ")[1].split(" %")[0])
     assert 0 < reveal <= 1.5
@@ -66,11 +66,11 @@ def test_bench_prints_stages(small_portrait):
     rc, so, se = run_cli("bench", small_portrait)
     assert rc == 0, se
     lines = so.strip().splitlines()
-    names = [l.split()[0] for l in lines if not l.startswith("#")]
+    names = [ln.split()[0] for ln in lines if not ln.startswith("#")]
     for stage in ("load", "depth", "layers", "inpaint", "mesh", "scene"):
         assert stage in names
     assert lines[-1].startswith("total ") and lines[-1].endswith(" s")
-    parts = [l for l in lines if l.startswith("#   depth: ")]       # the depth stage's parts
+    parts = [ln for ln in lines if ln.startswith("#   depth: ")]       # the depth stage's parts
     assert [p.split()[2] for p in parts] == ["preprocess", "inference", "portrait", "upsampling", "outline", "edges"]
 
 

@@ -6,7 +6,6 @@ Pro itself (transformers' processors need torchvision): checked here to compute 
 transformers' processor computes, and to run with torchvision absent."""
 import importlib
 import json
-import math
 import os
 import shutil
 import sys
@@ -131,9 +130,10 @@ def test_photo3d_processes_depth_pro_as_transformers_does(tiny_depth_pro_folder,
 def test_depth_pro_runs_without_torchvision(tiny_depth_pro_folder, small_portrait, monkeypatch):
     """The whole Depth Pro path with torchvision unavailable (transformers told so, the module
     hidden), its field of view through to pipeline.field_of_view."""
-    from photo3d.inference import engine
     import transformers.utils
     import transformers.utils.import_utils as iu
+
+    from photo3d.inference import engine
     monkeypatch.setitem(sys.modules, "torchvision", None)              # import torchvision fails
     for mod in (iu, transformers.utils):
         monkeypatch.setattr(mod, "is_torchvision_available", lambda: False, raising=False)

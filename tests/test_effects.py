@@ -7,8 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from photo3d.settings import Options
 from photo3d.scene import build, camera, effects, render
+from photo3d.settings import Options
 
 pytestmark = pytest.mark.blender
 
@@ -192,6 +192,7 @@ def test_a_light_in_the_photo_puts_shafts_in_the_compositor_that_follow_the_came
     into the animated camera on every frame; without one, or with shafts off, the scene
     has no compositor again."""
     from bpy_extras.object_utils import world_to_camera_view
+
     from photo3d.scene import shafts
     bpy = blender
     r = _sun_result(tmp_path)

@@ -3,8 +3,8 @@ import cv2
 import numpy as np
 import pytest
 
-from photo3d.inference import inpaint, layers, mesh
 from helpers import box_scene
+from photo3d.inference import inpaint, layers, mesh
 
 
 def test_box_in_front_of_wall_is_cut_and_near():

@@ -15,9 +15,9 @@ import types
 import numpy as np
 import pytest
 
+from helpers import save_tiny_depth_anything
 from photo3d.inference import depth as depth_models, depth_hf, engine, pipeline
 from photo3d.inference.errors import Cancelled, InputError
-from helpers import save_tiny_depth_anything
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -229,8 +229,8 @@ def test_cli_prints_download_lines_on_stderr(hub):
     out = io.StringIO()
     depth_hf.local_folder(NAME, cli.DownloadPrinter(out, interval=0.0))
     lines = out.getvalue().splitlines()
-    assert lines and all(l.startswith("photo3d: download") for l in lines)
-    assert any("model.safetensors" in l and "MB" in l and "%" in l for l in lines)
+    assert lines and all(ln.startswith("photo3d: download") for ln in lines)
+    assert any("model.safetensors" in ln and "MB" in ln and "%" in ln for ln in lines)
     assert lines[-1].startswith(f"photo3d: downloaded {NAME}")
 
 
@@ -247,6 +247,7 @@ def test_download_progress_reaches_the_job_status_line(hub, small_portrait, blen
     """The Make 3D Photo job, stepped like Blender's modal timer: half-way through the
     weights the panel's status says how many MB of which file, and the bar follows."""
     import bpy
+
     from photo3d.operators import make_photo
     from photo3d.operators.job import DONE, PipelineJob
     hub.gate = threading.Event()

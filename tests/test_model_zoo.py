@@ -5,9 +5,9 @@ import os
 import numpy as np
 import pytest
 
+from helpers import save_tiny_depth_anything
 from photo3d.inference import depth as depth_models, depth_hf, engine, pipeline
 from photo3d.inference.errors import InputError
-from helpers import save_tiny_depth_anything
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

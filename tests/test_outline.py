@@ -58,7 +58,7 @@ def test_settle_takes_the_ramp_off_the_wall_and_the_rim_off_the_subject():
 def test_settle_keeps_things_of_their_own():
     depth, subject = _blurred_disc(box=True)
     out, behind = outline.settle(depth, subject, 12, 3)
-    assert (out[90:110, 141:180] == 3.0).all() and not behind[90:110, 141:180].any()                          # the box beside the disc
+    assert (out[90:110, 141:180] == 3.0).all() and not behind[90:110, 141:180].any()   # the box beside the disc
     assert outline.settle(depth, np.zeros_like(subject), 12, 3)[0] is depth   # no subject, no change
 
 

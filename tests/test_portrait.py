@@ -182,6 +182,7 @@ def test_face_mesh_rasterizer_matches_scipy():
     """The face relief's own triangle rasteriser (SciPy's Delaunay transforms took seconds
     under a busy BLAS) gives SciPy's inside test and linear interpolation exactly."""
     from scipy import interpolate, spatial
+
     from photo3d.inference.portrait import _rasterize
     rng = np.random.default_rng(3)
     xy = np.concatenate([rng.random((300, 2)) * 80 + 10, rng.normal(50, 2, (60, 2))])  # clustered slivers too

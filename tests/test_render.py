@@ -7,9 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
-from photo3d.settings import Options
 from photo3d.inference import pipeline
 from photo3d.scene import build, render
+from photo3d.settings import Options
 
 pytestmark = [pytest.mark.blender, pytest.mark.slow]
 
@@ -95,5 +95,5 @@ def test_reveal_estimate_matches_a_render(empty_scene, box_result, blender, tmp_
     sc.frame_set(sc.frame_start + plan.reveal_frame)
     img = _render(bpy, sc, str(tmp_path / "reveal.png"))
     measured = float((img[..., 1] < 128).mean())
-    print("reveal measured %.4f estimated %.4f" % (measured, plan.reveal))
+    print(f"reveal measured {measured:.4f} estimated {plan.reveal:.4f}")
     assert abs(measured - plan.reveal) < 0.01, (measured, plan.reveal)

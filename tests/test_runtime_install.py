@@ -15,8 +15,8 @@ import types
 import numpy as np
 import pytest
 
-from photo3d import runtime as rt
 from helpers import FakeLayout, write_wheel
+from photo3d import runtime as rt
 
 ROOT = os.path.dirname(os.path.dirname(rt.__file__))      # the repository, the package photo3d
 
@@ -87,8 +87,8 @@ def test_install_activates_and_keeps_blenders_numpy(mirror, tmp_path, path_guard
     assert seen                                 # and the UI saw the install running
     assert [f for _, f in seen] == sorted(f for _, f in seen) and inst.fraction == 1.0
     assert rt.activate(str(target)) and sys.path[-1] == str(target)     # appended, never first
-    import tinyrt
     import numpy
+    import tinyrt
     assert tinyrt.VERSION == "1.0" and tinyrt.__file__.startswith(str(target))
     assert numpy is np and not hasattr(numpy, "FAKE")
 

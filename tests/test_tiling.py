@@ -185,9 +185,9 @@ def test_cli_depth_tiles(tmp_path, portrait_path):
     rc, so, se = run_cli("bench", photo, "--depth-tiles", "2")
     assert rc == 0, se
     lines = so.strip().splitlines()
-    names = [l.split()[0] for l in lines if not l.startswith("#")]
+    names = [ln.split()[0] for ln in lines if not ln.startswith("#")]
     assert names.index("tiling") == names.index("depth") + 1           # its own line, after depth's
-    tiling_line = next(l for l in lines if l.startswith("tiling"))
+    tiling_line = next(ln for ln in lines if ln.startswith("tiling"))
     assert " s   peak " in tiling_line and "tiles" in tiling_line
     assert lines[-1].startswith("total ")
     rc, so, se = run_cli("depth", photo, "--out", tmp_path / "d.npy", "--depth-tiles", "auto")

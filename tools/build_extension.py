@@ -305,6 +305,7 @@ def stage_portrait_models(staging: Path) -> None:
     installed MediaPipe wheel into ``models/mediapipe/``, with their licence: the extension
     then refines portraits offline without MediaPipe or its dependencies."""
     from importlib import metadata
+
     from photo3d.inference.portrait import MODEL_FILES
     try:
         dist = metadata.distribution("mediapipe")
@@ -410,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="build", help="output directory for the zips (default: build)")
     parser.add_argument("--platforms", default=None,
-                        help="comma-separated Blender platforms (default: %s)" % ",".join(DEFAULT_PLATFORMS))
+                        help=f"comma-separated Blender platforms (default: {','.join(DEFAULT_PLATFORMS)})")
     parser.add_argument("--no-wheels", action="store_true",
                         help="one zip for all platforms without wheels (offline; for tests)")
     parser.add_argument("--requirement", action="append", metavar="NAME==VERSION",

@@ -49,16 +49,17 @@ def main():
         cases = [known[n] for n in names]
     w, h = (int(v) for v in a.size.lower().split("x"))
     import bpy
+
     import photo3d
     from photo3d.inference import pipeline
-    from photo3d.settings import Options
     from photo3d.scene import build, render
+    from photo3d.settings import Options
     os.makedirs(a.out, exist_ok=True)
     result = pipeline.run(a.photo)
     photo3d.register()
     times, cpu = {}, {}
     try:
-        for i, fx in enumerate(cases):
+        for fx in cases:
             bpy.ops.wm.read_factory_settings(use_empty=True)
             sc = bpy.context.scene
             build.build_scene(sc, result, Options(path="swing", frames=48, engine=a.engine, size=(w, h),

@@ -29,10 +29,11 @@ def main():
     a = ap.parse_args()
 
     import bpy
+
     import photo3d
     from photo3d.inference import camera_path, pipeline
-    from photo3d.settings import Options
     from photo3d.scene import build, camera, render
+    from photo3d.settings import Options
 
     t0 = time.time()
     result = pipeline.run(a.photo, pipeline.Settings(depth_model=a.depth_model))

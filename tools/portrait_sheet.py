@@ -27,10 +27,11 @@ def main():
     a = ap.parse_args()
 
     import bpy
+
     import photo3d
     from photo3d.inference import pipeline, portrait
-    from photo3d.settings import Options
     from photo3d.scene import build, render
+    from photo3d.settings import Options
 
     t0 = time.time()
     tmp = tempfile.mkdtemp(prefix="photo3d_portrait_")

@@ -28,10 +28,11 @@ def main():
     import bpy
     import cv2
     import numpy as np
+
     import photo3d
     from photo3d.inference import pipeline
-    from photo3d.settings import Options
     from photo3d.scene import build, render
+    from photo3d.settings import Options
     os.makedirs(a.work, exist_ok=True)
     result = pipeline.run(a.photo)
     photo3d.register()

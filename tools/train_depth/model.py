@@ -135,7 +135,10 @@ class DepthNet(nn.Module):
 
     def __init__(self, width: float = 1.0):
         super().__init__()
-        w = lambda c: max(8, int(round(c * width / 8)) * 8)
+
+        def w(c):
+            return max(8, int(round(c * width / 8)) * 8)
+
         c1, c2, c3, c4, c5 = w(16), w(24), w(48), w(96), w(192)
         self.config = {"width": width}
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)

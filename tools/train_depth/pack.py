@@ -44,14 +44,16 @@ def _png(a) -> bytes:
 
 def _jpg(a, q) -> bytes:
     return cv2.imencode(".jpg", a, [cv2.IMWRITE_JPEG_QUALITY, q,
-                                    cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444])[1].tobytes()
+                                    cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
+                                    cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444])[1].tobytes()
 
 
 def encode_sample(z) -> list[bytes]:
     rgb = np.asarray(z["rgb"])[..., :3]
     depth = np.asarray(z["depth"], np.float32)
     valid = np.asarray(z["valid"], bool) & np.isfinite(depth) & (depth > 0)
-    normal = np.nan_to_num(np.asarray(z["normal"], np.float32)) if "normal" in z else np.zeros(depth.shape + (3,), np.float32)
+    normal = (np.nan_to_num(np.asarray(z["normal"], np.float32)) if "normal" in z
+              else np.zeros(depth.shape + (3,), np.float32))
     mask = np.asarray(z["mask"], np.uint8) if "mask" in z else np.zeros(depth.shape, np.uint8)
     nq = np.clip(np.round((normal + 1) * 127.5), 0, 255).astype(np.uint8)
     return [_jpg(rgb[..., ::-1], 95), _png(encode_depth(depth, valid)), _jpg(nq, 92), _png(mask)]

@@ -13,7 +13,8 @@ Losses (weights on the command line):
 * normals: 1 - cos(pred, gt) over the valid pixels;
 * subject mask: BCE + Dice on the logits.
 
-AdamW, linear warm-up then cosine decay (over --steps, or over --minutes if that ends first); checkpoints ``last.pt`` (and ``step_N.pt``)
+AdamW, linear warm-up then cosine decay (over --steps, or over --minutes if that ends first);
+checkpoints ``last.pt`` (and ``step_N.pt``)
 in ``--out``, resumable with ``--resume`` (``--resume`` alone: ``OUT/last.pt``).
 
     python tools/train_depth/train.py --data data/depth --out runs/depth \\
@@ -143,7 +144,10 @@ class NpzDepthDataset(Dataset):
         nh, nw = max(ch, int(math.ceil(h * s))), max(cw, int(math.ceil(w * s)))
         if (nh, nw) != (h, w):
             rgb = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
-            near = lambda a: cv2.resize(a, (nw, nh), interpolation=cv2.INTER_NEAREST)
+
+            def near(a):
+                return cv2.resize(a, (nw, nh), interpolation=cv2.INTER_NEAREST)
+
             depth = near(depth)
             valid = near(valid.astype(np.uint8)).astype(bool)
             normal = near(normal) if normal is not None else None
@@ -170,7 +174,10 @@ class NpzDepthDataset(Dataset):
             normal, nvalid = np.zeros(depth.shape + (3,), np.float32), np.zeros(depth.shape, bool)
         has_mask = mask is not None
         mask = (mask > 0).astype(np.float32) if has_mask else np.zeros(depth.shape, np.float32)
-        t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+
+        def t(a):
+            return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+
         return {
             "rgb": t(img).permute(2, 0, 1), "inv": t(inv)[None], "valid": t(valid)[None],
             "normal": t(normal).permute(2, 0, 1), "nvalid": t(nvalid)[None],
@@ -343,7 +350,7 @@ def main(argv=None):
     model = build(config).to(device)
     weights = {"ssi": args.w_ssi, "grad": args.w_grad, "normal": args.w_normal, "mask": args.w_mask}
     decay, no_decay = [], []
-    for n, p in model.named_parameters():
+    for _, p in model.named_parameters():
         (no_decay if p.ndim <= 1 else decay).append(p)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.wd},
                              {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
