@@ -78,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     if getattr(args, "offline", False):
-        from .inference import depth_hf
-        depth_hf.set_offline(True)
+        from .inference.depth import zoo
+        zoo.set_offline(True)
     import signal
     signal.signal(signal.SIGTERM, _terminate)
     try:
@@ -317,8 +317,8 @@ def cmd_bench(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from .inference import depth_hf
-    runtime = depth_hf.available()
+    from .inference.depth import zoo
+    runtime = zoo.available()
     print("name\tsize\tstatus\tlicence\twhat it is good at")
     for m in depth_models.MODELS.values():
         default = " (default)" if m.name == depth_models.DEFAULT_MODEL else ""

@@ -24,8 +24,8 @@ _MODEL_ITEMS: list = []   # Blender needs the strings of dynamic enum items kept
 
 def _model_items(self, context):
     """The depth models, with what using one would take (a download, PyTorch)."""
-    from .inference import depth_hf
-    runtime = depth_hf.available()
+    from .inference.depth import zoo
+    runtime = zoo.available()
     items = []
     for m in MODELS.values():
         label = m.name.replace("-", " ").title()

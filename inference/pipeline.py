@@ -15,7 +15,6 @@ import numpy as np
 from . import (
     camera_path,
     depth as depth_models,
-    depth_edges,
     disocclusion,
     inpaint,
     layers as layering,
@@ -24,13 +23,13 @@ from . import (
     outline,
     parallel,
     portrait,
-    tiling,
 )
+from .depth import edges as depth_edges, tiling
+from .depth.upsample import joint_bilateral_upsample
 from .errors import Cancelled, InputError
 from .lighting import find_light_source, photo_far_colour
 from .memory import peak_rss_mb
 from .photo import DEFAULT_HFOV_DEG, MAX_TEXTURE_SIDE, Photo, load_depth_file, load_photo, resize, working_size
-from .upsample import joint_bilateral_upsample
 
 # Width (mesh pixels) of the far-side rim whose mixed colours are replaced by clean background.
 RIM_PX = 1
@@ -61,7 +60,7 @@ class Settings:
     # Adaptive meshes: planar blocks of up to this many quads (a quadtree) become fans (0: off).
     mesh_block: int = 16
     mesh_tol: float = 0.004              # ... when their disparity is this close to a plane (relative)
-    # Depth tiles (inference/tiling.py): 0 off; N >= 2 tiles along the photo's long side (plus a
+    # Depth tiles (inference/depth/tiling.py): 0 off; N >= 2 tiles along the photo's long side (plus a
     # global run); AUTO_TILES: as many as bring the depth to mesh_long_side (none for small photos).
     depth_tiles: int = 0
 
@@ -99,7 +98,7 @@ class Result:
 
 
 ProgressFn = Callable[[str, float], None]
-DownloadFn = Callable[["object"], None]     # depth_hf.DownloadStatus (imported lazily: no huggingface_hub needed)
+DownloadFn = Callable[["object"], None]     # zoo.DownloadStatus (imported lazily: no huggingface_hub needed)
 TileFn = Callable[[int, int], None]         # (runs done, runs in all), the global run included
 
 
@@ -124,9 +123,9 @@ def fetch_models(settings: Settings, on_download: DownloadFn | None = None,
         if model.fetch is not None and not model.cached():
             wanted.append(model.fetch)
     if settings.portrait and settings.segmenter:
-        from . import depth_hf
-        if settings.segmenter in depth_hf.SEGMENTERS and not depth_hf.cached(settings.segmenter):
-            wanted.append(lambda report, name=settings.segmenter: depth_hf.local_folder(name, report))
+        from .depth import zoo
+        if settings.segmenter in zoo.SEGMENTERS and not zoo.cached(settings.segmenter):
+            wanted.append(lambda report, name=settings.segmenter: zoo.local_folder(name, report))
 
     def report(status):
         if on_download:

@@ -26,7 +26,7 @@ import numpy as np
 from scipy import ndimage, spatial
 
 from . import masks
-from .depth_classical import find_faces, guided_filter
+from .depth.classical import find_faces, guided_filter
 from .files import read_bytes
 from .inpaint import poisson_fill
 
@@ -109,7 +109,7 @@ def person_mask(rgb: np.ndarray, faces=None, segmenter: str | None = None) -> np
     frame is confidently a person (a back, a silhouette). ``segmenter``: a downloadable
     segmentation model (depth_hf.SEGMENTERS) or folder instead of the built-in network."""
     if segmenter:
-        from .depth_hf import person_probability as hf_person
+        from .depth.zoo import person_probability as hf_person
         p = hf_person(segmenter, rgb)
         gray = cv2.cvtColor(rgb.astype(np.float32), cv2.COLOR_RGB2GRAY)
         p = np.clip(guided_filter(gray, p, max(2, int(round(max(rgb.shape[:2]) / 256))), 1e-3), 0, 1)

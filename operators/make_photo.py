@@ -131,8 +131,8 @@ class PHOTO3D_OT_make_photo(bpy.types.Operator):
             return {"CANCELLED"}
         settings = pipeline_settings(_options(context))
         # Blender's "Allow Online Access" decides whether a model may be downloaded.
-        from ..inference import depth_hf
-        depth_hf.set_offline(not getattr(bpy.app, "online_access", True))
+        from ..inference.depth import zoo
+        zoo.set_offline(not getattr(bpy.app, "online_access", True))
         if bpy.app.background or context.window is None:
             # No event loop (the bpy module, blender -b): timers never fire, so run to the end here.
             try:

@@ -30,7 +30,7 @@ def _progress(layout, installer):
 
 def draw_runtime(layout, context, prefs=None, compact: bool = False):
     """The runtime's status and buttons (``compact``: the panel's version)."""
-    from ..inference import depth_hf
+    from ..inference.depth import zoo
     installer = operators.installing()
     col = layout.column(align=True)
     if installer is not None:
@@ -38,7 +38,7 @@ def draw_runtime(layout, context, prefs=None, compact: bool = False):
         return
     build = operators.chosen_build(context)
     if compact:
-        if not depth_hf.available():
+        if not zoo.available():
             col.label(text="This needs PyTorch, not installed", icon="ERROR")
             col.operator("photo3d.install_runtime", icon="IMPORT",
                          text=f"Install PyTorch ({build.size_text()})")

@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from photo3d.inference import depth as depth_models, depth_net
+from photo3d.inference import depth as depth_models
+from photo3d.inference.depth import net as depth_net
 
 WEIGHTS = depth_models.NET_WEIGHTS
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from photo3d.inference import depth_classical
+from photo3d.inference.depth import classical as depth_classical
 
 skimage_data = pytest.importorskip("skimage.data")
 

@@ -1,8 +1,9 @@
-"""Strong depth edges a model smeared, put back on the photo's edge (inference/depth_edges.py)."""
+"""Strong depth edges a model smeared, put back on the photo's edge (inference/depth/edges.py)."""
 import cv2
 import numpy as np
 
-from photo3d.inference import depth_edges, layers
+from photo3d.inference import layers
+from photo3d.inference.depth import edges as depth_edges
 
 WALL, FLAG = 10.0, 2.0
 

@@ -12,7 +12,7 @@ import threading
 import numpy as np
 import pytest
 
-from photo3d.inference import depth_net
+from photo3d.inference.depth import net as depth_net
 from photo3d.inference.errors import InputError
 
 

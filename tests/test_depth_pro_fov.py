@@ -15,7 +15,8 @@ import cv2
 import numpy as np
 import pytest
 
-from photo3d.inference import depth as depth_models, depth_hf, pipeline
+from photo3d.inference import depth as depth_models, pipeline
+from photo3d.inference.depth import zoo as depth_hf
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")

@@ -123,7 +123,7 @@ def test_grid_mesh_never_spans_a_cut():
 
 
 def test_joint_bilateral_upsampling_puts_depth_edges_on_the_photo_edges():
-    from photo3d.inference.upsample import joint_bilateral_upsample
+    from photo3d.inference.depth.upsample import joint_bilateral_upsample
     H, W, f = 64, 96, 4
     depth = np.full((H, W), 5.0, np.float32)
     depth[:, 37:] = 2.0                                   # an edge off the low-res grid

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from helpers import save_tiny_depth_anything
-from photo3d.inference import depth as depth_models, depth_hf, engine, pipeline
+from photo3d.inference import depth as depth_models, engine, pipeline
+from photo3d.inference.depth import zoo as depth_hf
 from photo3d.inference.errors import InputError
 
 torch = pytest.importorskip("torch")

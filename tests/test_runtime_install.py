@@ -432,7 +432,7 @@ def test_panel_offers_the_install_and_the_modal_timer_steps_it(blender, fallback
     """A zoo model chosen without PyTorch: the panel says so and offers the install; the
     install stepped like Blender's modal timer shows its progress, and Cancel stops it."""
     bpy = blender
-    from photo3d.inference import depth_hf
+    from photo3d.inference.depth import zoo as depth_hf
     from photo3d.runtime import operators as ops
     from photo3d.ui import panel
     monkeypatch.setattr(depth_hf, "available", lambda: False)

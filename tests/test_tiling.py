@@ -1,4 +1,4 @@
-"""Depth tiles for large photos (inference/tiling.py): a synthetic scene whose "model" sees
+"""Depth tiles for large photos (inference/depth/tiling.py): a synthetic scene whose "model" sees
 the true disparity in the photo's red channel but answers, like real relative-depth
 models, in its own units per call (and, for the hard case, slightly non-linearly).
 The merged map must keep the whole photo's layout, show no seam where tiles meet, bring
@@ -7,7 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from photo3d.inference import depth as depth_models, pipeline, tiling
+from photo3d.inference import depth as depth_models, pipeline
+from photo3d.inference.depth import tiling
 from photo3d.inference.photo import resize
 
 WORK = 128          # the fake model's working size: small, so tiles matter and tests are quick

@@ -59,7 +59,8 @@ def main(argv=None):
     ap.add_argument("--height", type=int, default=180, help="row height in pixels")
     ap.add_argument("--long-side", type=int, default=None, help="the network's working size (default: its own)")
     a = ap.parse_args(argv)
-    from photo3d.inference import depth as models, depth_net
+    from photo3d.inference import depth as models
+    from photo3d.inference.depth import net as depth_net
 
     extra = [(os.path.basename(p).rsplit(".", 1)[0], cv2.imread(p)[..., ::-1]) for p in a.photos]
     photos = extra + default_photos()

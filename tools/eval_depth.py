@@ -33,7 +33,8 @@ def main():
     ap.add_argument("--weights", default=None, help="score this ONNX file as 'net' too")
     ap.add_argument("--scenes", default=os.path.join(EVAL, "scenes"))
     a = ap.parse_args()
-    from photo3d.inference import depth as models, depth_net
+    from photo3d.inference import depth as models
+    from photo3d.inference.depth import net as depth_net
     from photo3d.inference.photo import resize, working_size
     ssi = _metrics()
     # by default every registered model that runs offline (downloadable ones once cached)

@@ -23,7 +23,7 @@ def main():
     ap.add_argument("--factor", type=int, default=4)
     ap.add_argument("--scenes", default=EVAL)
     a = ap.parse_args()
-    from photo3d.inference.upsample import joint_bilateral_upsample
+    from photo3d.inference.depth.upsample import joint_bilateral_upsample
     rows = {"bicubic": [], "joint bilateral": []}
     for path in sorted(glob.glob(os.path.join(a.scenes, "*.npz"))):
         z = np.load(path)

@@ -1,4 +1,4 @@
-"""Export a depth-network checkpoint to ONNX for ``photo3d.inference.depth_net``.
+"""Export a depth-network checkpoint to ONNX for ``photo3d.inference.depth.net``.
 
 checkpoint (train.py's ``last.pt``) -> ONNX (opset 13, BatchNorm folded into the
 convolutions, static 1x3xHxW input named ``rgb``; OpenCV re-infers the shapes for other

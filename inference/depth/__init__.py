@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class DepthModel:
     size_mb: float = 0.0
     is_cached: Callable[[], bool] | None = None   # None: built in
     metric: bool = False                 # depth in metres
-    # Downloads the model if needed (report: depth_hf.DownloadStatus callback); None: on disk
+    # Downloads the model if needed (report: zoo.DownloadStatus callback); None: on disk
     fetch: Callable[..., object] | None = None
 
     def cached(self) -> bool:
@@ -34,18 +34,18 @@ class DepthModel:
 
 
 def _classical(rgb):
-    from . import depth_classical
-    return depth_classical.estimate(rgb)
+    from . import classical
+    return classical.estimate(rgb)
 
 
 # The network the project trains itself (tools/train_depth), shipped in models/.
-NET_WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models",
+NET_WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "models",
                            "photo3d_depth.onnx")
 
 
 def _net(rgb):
-    from . import depth_net
-    depth, subject, _normals = depth_net.run(rgb, NET_WEIGHTS)
+    from . import net
+    depth, subject, _normals = net.run(rgb, NET_WEIGHTS)
     return depth, subject
 
 
@@ -66,14 +66,14 @@ DEFAULT_MODEL = "photo3d-net" if "photo3d-net" in MODELS else "classical"
 
 
 def _zoo_model(name: str, summary: str, licence: str, size_mb: float, metric: bool = False) -> DepthModel:
-    from . import depth_hf
-    return DepthModel(name, summary, licence, 518, lambda rgb: depth_hf.run(name, rgb), size_mb,
-                      is_cached=lambda: depth_hf.cached(name), metric=metric,
-                      fetch=lambda report=None: depth_hf.local_folder(name, report))
+    from . import zoo
+    return DepthModel(name, summary, licence, 518, lambda rgb: zoo.run(name, rgb), size_mb,
+                      is_cached=lambda: zoo.cached(name), metric=metric,
+                      fetch=lambda report=None: zoo.local_folder(name, report))
 
 
 def _register_zoo():
-    from .depth_hf import ZOO
+    from .zoo import ZOO
     for m in ZOO.values():
         MODELS[m.name] = _zoo_model(m.name, m.summary + " (downloaded on first use; PyTorch)", m.licence,
                                     m.size_mb, metric=m.name == "depth-pro")

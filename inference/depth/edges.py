@@ -16,8 +16,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from . import masks
-from .layers import REL_JUMP, STEP_RATIO
+from .. import masks
+from ..layers import REL_JUMP, STEP_RATIO
 
 # Only edges across which disparity changes by more than this factor (a thing well in
 # front of what is behind it) are sharpened: a mild step is left to the layering.

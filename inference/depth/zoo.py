@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import engine, files
-from .errors import Cancelled, InputError
+from .. import engine, files
+from ..errors import Cancelled, InputError
 
 
 @dataclass(frozen=True)
@@ -547,7 +547,7 @@ def depth_from_post(post: dict) -> tuple[np.ndarray, dict]:
     ``field_of_view`` (Depth Pro): metric depth, and extras' ``hfov_deg`` (the horizontal
     field of view in degrees, which the pipeline uses when the user and the EXIF give none).
     Otherwise relative inverse depth, turned into z-depth as photo3d's own net's."""
-    from .depth_net import inverse_depth_to_z
+    from .net import inverse_depth_to_z
     pred = post["predicted_depth"].float().cpu().numpy().astype(np.float32)
     fov = post.get("field_of_view")
     if fov is not None:

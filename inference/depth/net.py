@@ -38,8 +38,8 @@ import threading
 import cv2
 import numpy as np
 
-from .errors import InputError
-from .files import read_bytes
+from ..errors import InputError
+from ..files import read_bytes
 
 __all__ = ["run", "load", "inverse_depth_to_z", "model_input_size", "clear_cache",
            "DEFAULT_LONG_SIDE", "NEAR", "FAR"]

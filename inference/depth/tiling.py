@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .errors import Cancelled
-from .photo import resize, working_size
+from ..errors import Cancelled
+from ..photo import resize, working_size
 
 OVERLAP = 0.25          # share of a tile's side shared with its neighbour
 MAX_TILES = 8           # along the long side
