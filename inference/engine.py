@@ -90,3 +90,47 @@ def oom_message(name: str, device: str) -> InputError:
     hint = "try a smaller working resolution or the CPU (PHOTO3D_DEVICE=cpu)" if device != "cpu" \
         else "try a smaller working resolution or a smaller model (depth-anything-v2-small)"
     return InputError(f"depth model {name} ran out of memory on {device}: {hint}")
+
+
+# --- ONNX Runtime ---------------------------------------------------------------------------
+
+class OnnxSession:
+    """One ONNX model loaded in ONNX Runtime: ``run({input: array}) -> {output: array}``.
+    ``provider`` and ``precision`` say where and how it runs (for ``bench`` and messages)."""
+
+    def __init__(self, session, provider: str, precision: str):
+        self.session, self.provider, self.precision = session, provider, precision
+        self.inputs = {i.name: i.shape for i in session.get_inputs()}
+        self.outputs = [o.name for o in session.get_outputs()]
+        self._lock = threading.Lock()
+
+    def run(self, feeds: dict) -> dict:
+        with self._lock:
+            values = self.session.run(self.outputs, feeds)
+        return dict(zip(self.outputs, values))
+
+
+def onnxruntime_available() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def onnx_session(path: str, device: str | None = None) -> OnnxSession:
+    """The ONNX model at ``path`` loaded once (cached by path and device). A first, CPU-only
+    version: provider choice per platform comes with the engine work of issue 18."""
+    import onnxruntime as ort
+
+    def load():
+        from .files import read_bytes
+        opts = ort.SessionOptions()
+        n = int(os.environ.get("PHOTO3D_THREADS", "0"))
+        if n:
+            opts.intra_op_num_threads = n
+        # Bytes, not the path: ONNX Runtime cannot open every non-ASCII path on Windows.
+        sess = ort.InferenceSession(read_bytes(path).tobytes(), sess_options=opts, providers=["CPUExecutionProvider"])
+        return OnnxSession(sess, "CPUExecutionProvider", "fp32")
+
+    return get(f"onnx:{os.path.abspath(path)}:{device or 'auto'}", load)
