@@ -39,7 +39,7 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
-# The Blender-facing tests on the other supported Blender releases (4.2 LTS, 5.0).
+# The test suite on the other supported Blender releases (4.2 LTS, 5.0).
 test-compat: $(STAMP)
 	bash tools/test_compat.sh
 

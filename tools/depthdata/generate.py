@@ -748,28 +748,48 @@ def setup_render(scene, w, h, samples, seed):
 
 
 def setup_outputs(scene, outdir):
-    """Compositor: Render Layers -> File Output (one 32-bit float EXR per pass)."""
-    scene.use_nodes = True
-    nt = scene.node_tree
-    for n in list(nt.nodes):
-        nt.nodes.remove(n)
+    """Compositor: Render Layers -> File Output, one 32-bit float RGB EXR per pass. Every pass
+    but the image goes through Combine Color: 4.2 writes a lone float pass as a "V" channel,
+    which OpenCV cannot read, and a vector as X/Y/Z. 5.0's compositor is a node group, its
+    File Output has items and a file name, and a few nodes are the shader ones."""
+    new_api = bpy.app.version >= (5, 0, 0)
+    if new_api:
+        nt = bpy.data.node_groups.new("depthdata passes", "CompositorNodeTree")
+        scene.compositing_node_group = nt
+    else:
+        scene.use_nodes = True
+        nt = scene.node_tree
+        for n in list(nt.nodes):
+            nt.nodes.remove(n)
     rl = nt.nodes.new("CompositorNodeRLayers")
     fo = nt.nodes.new("CompositorNodeOutputFile")
-    fo.base_path = outdir + os.sep
+    if new_api:
+        fo.format.media_type = "IMAGE"
+        fo.directory, fo.file_name = outdir + os.sep, ""
+        fo.file_output_items.clear()
+    else:
+        fo.base_path = outdir + os.sep
+        fo.file_slots.clear()
     fo.format.file_format = "OPEN_EXR"
     fo.format.color_depth = "32"
     fo.format.color_mode = "RGB"
     fo.format.exr_codec = "ZIP"
-    fo.file_slots.clear()
     for name in ("Image", "Depth", "Normal", "IndexOB"):
-        fo.file_slots.new(name)
-        src = rl.outputs[name]
-        if name == "Normal":  # vector sockets are written as X/Y/Z channels: make it a colour
-            sep = nt.nodes.new("CompositorNodeSeparateXYZ")
+        if new_api:
+            fo.file_output_items.new("RGBA", name)
+        else:
+            fo.file_slots.new(name)
+        src = rl.outputs["Object Index" if new_api and name == "IndexOB" else name]
+        if name != "Image":
             comb = nt.nodes.new("CompositorNodeCombineColor")
-            nt.links.new(src, sep.inputs[0])
-            for i in range(3):
-                nt.links.new(sep.outputs[i], comb.inputs[i])
+            if name == "Normal":
+                sep = nt.nodes.new("ShaderNodeSeparateXYZ" if new_api else "CompositorNodeSeparateXYZ")
+                nt.links.new(src, sep.inputs[0])
+                channels = sep.outputs[:3]
+            else:
+                channels = [src] * 3
+            for i, channel in enumerate(channels):
+                nt.links.new(channel, comb.inputs[i])
             src = comb.outputs[0]
         nt.links.new(src, fo.inputs[name])
 
@@ -788,12 +808,14 @@ def world_setup(b: SceneBuilder, kind):
     sun_dir = None
     if kind in ("nature", "street") and rng.random() < 0.35 or not names:
         sky = nt.nodes.new("ShaderNodeTexSky")
-        sky.sky_type = "NISHITA"
+        # 5.0 renamed Nishita's model "MULTIPLE_SCATTERING" and its dust "aerosol"
+        nishita = "NISHITA" in sky.bl_rna.properties["sky_type"].enum_items.keys()
+        sky.sky_type = "NISHITA" if nishita else "MULTIPLE_SCATTERING"
         sky.sun_disc = False
         sky.sun_elevation = rng.uniform(0.05, 1.2)
         sky.sun_rotation = rng.uniform(0, 6.3)
         sky.air_density = rng.uniform(0.5, 3)
-        sky.dust_density = rng.uniform(0, 5)
+        setattr(sky, "dust_density" if nishita else "aerosol_density", rng.uniform(0, 5))
         nt.links.new(sky.outputs["Color"], bg.inputs["Color"])
         bg.inputs["Strength"].default_value = rng.uniform(0.2, 0.5)
         sun_dir = (sky.sun_elevation, sky.sun_rotation)
