@@ -18,7 +18,7 @@ from ..scene import build
 from ..settings import Options, pipeline_settings
 from .job import CANCELLED, DONE, FAILED, PipelineJob
 
-IMAGE_GLOB = "*.jpg;*.jpeg;*.png;*.tif;*.tiff;*.webp;*.bmp;*.gif;*.exr;*.jp2;*.heic"
+IMAGE_GLOB = "*.jpg;*.jpeg;*.png;*.tif;*.tiff;*.webp;*.bmp;*.gif;*.exr;*.jp2"
 TIMER_STEP = 0.1
 
 STAGE_TEXT = {
