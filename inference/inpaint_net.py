@@ -57,10 +57,10 @@ class InpaintModel(ZooModel):
 
 INPAINTERS = {m.name: m for m in (
     InpaintModel("migan", "andraniksargsyan/migan", "MIT", 28,
-                 "MI-GAN: a small, fast inpainting network (Places2 512); about a second on a CPU",
+                 "MI-GAN: a small, fast inpainting network (trained on Places2 at 512)",
                  files=("migan_pipeline_v2.onnx",), label="MI-GAN", interface="migan", output="result"),
     InpaintModel("lama", "Carve/LaMa-ONNX", "Apache-2.0", 208,
-                 "LaMa (big-lama): the strongest at wide bands and repeating texture; seconds per tile on a CPU",
+                 "LaMa (big-lama): stronger on wide bands and repeating texture, several times larger and slower",
                  files=("lama_fp32.onnx",), label="LaMa", interface="lama", output="output"),
 )}
 
