@@ -316,3 +316,18 @@ def test_cli_make_with_a_learned_fill_offline(cache, tmp_path, box_files):
     magenta = (bg[:, :, 0] > 200) & (bg[:, :, 1] < 60) & (bg[:, :, 2] > 200)
     mask = cv2.imread(str(out / "mask.png"), cv2.IMREAD_GRAYSCALE) > 127
     assert magenta.any() and not magenta[~mask].any()       # the fill is behind the subject only
+
+
+def test_the_operator_uses_the_panels_choice(cache, empty_scene, small_portrait, blender, monkeypatch):
+    bpy = blender
+    sc = bpy.context.scene
+    assert sc.photo3d.inpainter == "classical"
+    sc.photo3d.inpainter = "migan"
+    install("migan", cache, fill=(255, 0, 255))
+    runs = []
+    real = inpaint_net.fill
+    monkeypatch.setattr(inpaint_net, "fill", lambda name, *a, **k: runs.append(name) or real(name, *a, **k))
+    assert bpy.ops.photo3d.make_photo(filepath=small_portrait) == {"FINISHED"}
+    assert runs == ["migan"]
+    from photo3d.scene import build
+    build.remove_photo(sc)
