@@ -73,6 +73,13 @@ def _model_choices() -> tuple:
                  for m in MODELS.values())
 
 
+def _inpainter_choices() -> tuple:
+    from .inference.inpaint_net import CLASSICAL, INPAINTERS
+    return ((CLASSICAL, "Classical", "From the background around it, by depth; offline and fast"),
+            *((m.name, m.label, f"{m.summary}. Downloaded on first use ({m.size_mb} MB, {m.licence})")
+              for m in INPAINTERS.values()))
+
+
 def _tile_choices() -> tuple:
     runs = {2: 5, 3: 7, 4: 13}
     many = [(str(n), f"{n} Tiles", f"{n} tiles along the long side, plus the whole photo"
@@ -146,6 +153,10 @@ SETTINGS: tuple[Setting, ...] = (
                ("upernet-convnext-small", "UperNet ConvNeXt (online)",
                 "A stronger segmentation model, downloaded on first use (330 MB, MIT, PyTorch)")),
       open_choices=True),
+    S("inpainter", "classical", "Background Fill",
+      "How the background the camera reveals behind the subject is filled in: the classical fill, or a learned "
+      "inpainting network run on the revealed band", PHOTO, kind="enum", choices=_inpainter_choices,
+      commands=("make", "bench")),
     # --- the camera path: each change re-keys the camera at once ------------------------------
     S("path", "circle", "Camera Path", "Camera path preset", PATH, kind="enum",
       choices=tuple((k, *_PATH_CHOICES[k]) for k in camera_path.PRESETS), update=REANIMATE),
@@ -281,7 +292,8 @@ def pipeline_settings(opts, **extra):
     return pipeline.Settings(
         depth_model=opts.depth_model or None, hfov_deg=opts.fov or None, amplitude=opts.amplitude,
         portrait=opts.portrait, segmenter=None if opts.segmenter in ("", "builtin") else opts.segmenter,
-        depth_tiles=tiles_count(opts.depth_tiles), **extra)
+        depth_tiles=tiles_count(opts.depth_tiles),
+        inpainter=None if opts.inpainter in ("", "classical") else opts.inpainter, **extra)
 
 
 # --- the command line ----------------------------------------------------------------------

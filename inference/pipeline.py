@@ -63,6 +63,7 @@ class Settings:
     # Depth tiles (inference/depth/tiling.py): 0 off; N >= 2 tiles along the photo's long side (plus a
     # global run); AUTO_TILES: as many as bring the depth to mesh_long_side (none for small photos).
     depth_tiles: int = 0
+    inpainter: str | None = None         # None: the classical fill; else a learned one (inference/inpaint_net.py)
 
 
 AUTO_TILES = -1
@@ -126,6 +127,10 @@ def fetch_models(settings: Settings, on_download: DownloadFn | None = None,
         from .depth import zoo
         if settings.segmenter in zoo.SEGMENTERS and not zoo.cached(settings.segmenter):
             wanted.append(lambda report, name=settings.segmenter: zoo.local_folder(name, report))
+    if settings.inpainter:
+        from . import inpaint_net
+        if not inpaint_net.cached(settings.inpainter):
+            wanted.append(lambda report, name=settings.inpainter: inpaint_net.model_file(name, report))
 
     def report(status):
         if on_download:
@@ -241,7 +246,7 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
     clock.done("depth", 0.45)
     lay, mask, extent, edges, band = layers_stage(dep, mesh_size, s.amplitude)
     clock.done("layers", 0.6)
-    fill = inpaint_stage(photo, texture, lay, dep.person, mesh_size, s.portrait)
+    fill = inpaint_stage(photo, texture, lay, dep.person, mesh_size, s.portrait, s.inpainter)
     clock.done("inpaint", 0.8)
     fg, bg = mesh_stage(lay, fill.depth, dep.hfov, s)
     # What the effects need of the photo's light, worked out here rather than on Blender's main thread.
@@ -331,7 +336,7 @@ def layers_stage(dep: _Depth, mesh_size: tuple[int, int], amplitude: float):
 
 
 def inpaint_stage(photo: Photo, texture: np.ndarray, lay, person: np.ndarray | None, mesh_size: tuple[int, int],
-                  soft_edges: bool) -> _Fill:
+                  soft_edges: bool, inpainter: str | None = None) -> _Fill:
     """What the photo hides behind its occlusion edges: depth and colour, and the photo
     layer's soft edges over it."""
     tex_size = (texture.shape[1], texture.shape[0])
@@ -374,6 +379,9 @@ def inpaint_stage(photo: Photo, texture: np.ndarray, lay, person: np.ndarray | N
     groups = inpaint.behind_groups(lay.depth, hole_depth, lay.hidden, rim, sources)
     background = inpaint.inpaint_colour(texture, lay.hidden | rim, lay.context_weight, lay.depth,
                                         hole_depth, groups=groups)
+    if inpainter:
+        from . import inpaint_net
+        background = inpaint_net.fill(inpainter, texture, background, lay.hidden, rim, groups, lay.near)
     alpha = _photo_alpha(photo, tex_size)
     if matte_job is not None:
         # Soft edges on the near side of the outline, over the inpainted layer behind; the

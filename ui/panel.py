@@ -45,6 +45,7 @@ class PHOTO3D_PT_main(_Sidebar, bpy.types.Panel):
         layout.prop(settings, "portrait")
         if settings.portrait:
             layout.prop(settings, "segmenter")
+        layout.prop(settings, "inpainter")
         if needs_runtime(settings) or installing() is not None:
             draw_runtime(layout, context, compact=True)     # PyTorch missing: install it from here
         layout.operator("photo3d.make_photo", icon="IMAGE_DATA")

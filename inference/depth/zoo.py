@@ -34,6 +34,7 @@ class ZooModel:
     licence: str
     size_mb: int
     summary: str
+    files: tuple[str, ...] = ()      # exactly these files (an ONNX model); () = PATTERNS, with a config.json
 
 
 ZOO = {m.name: m for m in (
@@ -55,6 +56,16 @@ SEGMENTERS = {m.name: m for m in (
     ZooModel("upernet-convnext-small", "openmmlab/upernet-convnext-small", "MIT", 330,
              "UperNet + ConvNeXt-S on ADE20K: people with arms, hands and what they hold"),
 )}
+
+
+def entry(name: str) -> ZooModel:
+    """A downloadable model of any kind by name: depth, person segmentation, inpainting."""
+    from ..inpaint_net import INPAINTERS
+    models = {**ZOO, **SEGMENTERS, **INPAINTERS}
+    if name not in models:
+        raise InputError(f"unknown model {name!r}")
+    return models[name]
+
 
 _offline = [os.environ.get("PHOTO3D_OFFLINE", "") not in ("", "0")]
 
@@ -184,7 +195,7 @@ def cached(name: str) -> bool:
         import huggingface_hub  # noqa: F401
     except ImportError:
         return False
-    return complete_snapshot({**ZOO, **SEGMENTERS}[name].repo) is not None
+    return complete_snapshot(entry(name).repo) is not None
 
 
 def local_folder(name: str, report: DownloadFn | None = None) -> str:
@@ -194,10 +205,7 @@ def local_folder(name: str, report: DownloadFn | None = None) -> str:
         if not os.path.isfile(os.path.join(name, "config.json")):
             raise InputError(f"{name}: not a model folder (no config.json; write one with save_pretrained)")
         return name
-    zoo = {**ZOO, **SEGMENTERS}
-    if name not in zoo:
-        raise InputError(f"unknown model {name!r}")
-    m = zoo[name]
+    m = entry(name)
     folder = complete_snapshot(m.repo)
     if folder is not None:
         return folder
@@ -348,7 +356,7 @@ def download(name: str, report: DownloadFn | None = None) -> str:
     resumed by the next run (disk full: its partial files are removed)."""
     import huggingface_hub
     from huggingface_hub.utils import filter_repo_objects
-    m = {**ZOO, **SEGMENTERS}[name]
+    m = entry(name)
     base = repo_dir(m.repo)
     hint = "run again to resume it"
     try:
@@ -357,9 +365,10 @@ def download(name: str, report: DownloadFn | None = None) -> str:
         raise InputError(f"downloading model {name} failed: cannot reach the Hugging Face Hub "
                          f"({type(e).__name__}); check the connection, or pick the bundled model") from None
     siblings = {s.rfilename: s for s in (info.siblings or [])}
-    files = list(filter_repo_objects(sorted(siblings), allow_patterns=PATTERNS))
-    if "config.json" not in files:
-        raise InputError(f"downloading model {name} failed: {m.repo} has no config.json")
+    files = list(m.files) or list(filter_repo_objects(sorted(siblings), allow_patterns=PATTERNS))
+    missing = [f for f in (m.files or ("config.json",)) if f not in siblings]
+    if missing:
+        raise InputError(f"downloading model {name} failed: {m.repo} has no {missing[0]}")
     progress = _Progress(name, {f: int(siblings[f].size or 0) for f in files}, report)
     _install_progress_router()
     import inspect
