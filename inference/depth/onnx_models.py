@@ -182,14 +182,41 @@ def session(name: str) -> tuple[engine.OnnxSession, str]:
     checks it against the Hub and fetches it again."""
     spec = SPECS[name]
     folder, precision = local_model(name)
-    path = os.path.join(folder, spec.files[precision].path)
     try:
-        return engine.onnx_session(path), folder
+        return engine.onnx_session(_loadable(spec.files[precision], folder)), folder
     except Exception as e:  # noqa: BLE001 - ONNX Runtime raises its own types for a bad file
-        zoo.forget(fetch_for(spec, precision))
+        zoo.forget(fetch_for(spec, precision), folder)
         raise InputError(f"depth model {name}: its file {spec.files[precision].path} cannot be loaded "
                          f"({type(e).__name__}); it is checked and fetched again on the next run with online "
                          "access") from None
+
+
+def _loadable(f: OnnxFile, folder: str) -> str:
+    """The model file's path for ONNX Runtime. The Hub's cache keeps each file as a symbolic
+    link to a blob elsewhere, and ONNX Runtime refuses external weights reached through a link
+    that leads out of the model's folder: a model with external weights gets both files as
+    real links (hard links, else copies) side by side, beside the snapshot."""
+    path = os.path.join(folder, f.path)
+    if not f.data or not (os.path.islink(path) or os.path.islink(os.path.join(folder, f.data))):
+        return path
+    import shutil
+
+    from ..files import replace
+    dest = os.path.join(os.path.dirname(os.path.dirname(folder)), "photo3d-linked", os.path.basename(folder))
+    for name in (f.path, f.data):
+        src, dst = os.path.realpath(os.path.join(folder, name)), os.path.join(dest, name)
+        if os.path.exists(dst):
+            a, b = os.stat(src), os.stat(dst)
+            if os.path.samefile(src, dst) or (a.st_size, a.st_mtime) == (b.st_size, b.st_mtime):
+                continue
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        tmp = f"{dst}.{os.getpid()}.tmp"
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copy2(src, tmp)
+        replace(tmp, dst)
+    return os.path.join(dest, f.path)
 
 
 # --- running -------------------------------------------------------------------------------------

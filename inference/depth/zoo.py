@@ -80,12 +80,14 @@ INSTALL_HINT = ("in Blender, click Install PyTorch & Transformers in the 3D Phot
 
 
 def available() -> bool:
-    """PyTorch and transformers are installed (the zoo needs them; photo3d otherwise not)."""
+    """PyTorch and transformers are installed (the zoo needs them; photo3d otherwise not).
+    Looked up, not imported: the panel and ``models`` ask this to label the PyTorch models,
+    and importing them would load PyTorch (seconds, hundreds of MB) for nothing."""
+    import importlib.util
     try:
-        import transformers  # noqa: F401
-    except ImportError:
+        return all(importlib.util.find_spec(m) is not None for m in ("transformers", "torch"))
+    except (ImportError, ValueError):
         return False
-    return engine.torch_available()
 
 
 # --- downloading --------------------------------------------------------------------------
@@ -205,13 +207,16 @@ def fetch_complete(fetch: Fetch) -> str | None:
     return complete_snapshot(fetch.repo, fetch.manifest, fetch.loose)
 
 
-def forget(fetch: Fetch):
-    """Stop counting a download as whole (a file in it turned out damaged): the next online
-    run checks every file against the Hub's checksums and fetches what is wrong again."""
-    try:
-        os.remove(os.path.join(repo_dir(fetch.repo), fetch.manifest))
-    except OSError:
-        pass
+def forget(fetch: Fetch, folder: str | None = None):
+    """Stop counting a download as whole (a file in it turned out damaged): its manifest and,
+    in the snapshot ``folder``, its required files go; the next online run fetches them again."""
+    paths = [os.path.join(repo_dir(fetch.repo), fetch.manifest)]
+    paths += [os.path.join(folder, r) for r in fetch.required] if folder else []
+    for p in paths:
+        try:
+            _remove(p)
+        except OSError:
+            pass
 
 
 def cached(name: str) -> bool:
