@@ -237,7 +237,8 @@ def run(name: str, rgb: np.ndarray) -> tuple[np.ndarray, None, dict]:
     in_name = _one_input(sess, name, "pixel_values")
     out = sess.run({in_name: x.astype(_input_type(sess, in_name))})
     pred = out.get("predicted_depth", next(iter(out.values())))
-    depth = _to_photo(_plane(pred), (w, h), cv2.INTER_CUBIC)     # as transformers' post-processing: bicubic
+    # Bicubic as transformers' post-processing; depth (not disparity) linearly: no overshoot below zero
+    depth = _to_photo(_plane(pred), (w, h), cv2.INTER_CUBIC if spec.output == "disparity" else cv2.INTER_LINEAR)
     return _to_z(depth, spec.output), None, {}
 
 
