@@ -281,7 +281,7 @@ def test_a_damaged_file_of_the_right_size_is_reported_then_fetched_again(cache, 
     size = os.path.getsize(path)
     with open(path, "wb") as f:
         f.write(b"\0" * size)                                    # same size, not a model
-    with pytest.raises(InputError, match="cannot be loaded.*fetched again"):
+    with pytest.raises(InputError, match="is damaged and was removed.*fetched again"):
         depth_models.estimate_with_info(DA2, photo())
     assert not onnx_models.cached(DA2)                          # no longer counted as whole
     fake = hub.FakeHub(repos, cache)

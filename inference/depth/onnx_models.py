@@ -178,17 +178,23 @@ def fetch(name: str, report: zoo.DownloadFn | None = None) -> str:
 
 def session(name: str) -> tuple[engine.OnnxSession, str]:
     """(the model loaded in ONNX Runtime, once; its snapshot folder). A file that ONNX Runtime
-    cannot read is damaged: its download stops counting as complete, so the next run online
-    checks it against the Hub and fetches it again."""
+    cannot parse is damaged: it is removed, so the next run online fetches it again. Other
+    failures (memory, an operator this ONNX Runtime lacks) leave the download alone."""
     spec = SPECS[name]
     folder, precision = local_model(name)
+    path = _loadable(spec.files[precision], folder)
     try:
-        return engine.onnx_session(_loadable(spec.files[precision], folder)), folder
+        return engine.onnx_session(path), folder
     except Exception as e:  # noqa: BLE001 - ONNX Runtime raises its own types for a bad file
-        zoo.forget(fetch_for(spec, precision), folder)
-        raise InputError(f"depth model {name}: its file {spec.files[precision].path} cannot be loaded "
-                         f"({type(e).__name__}); it is checked and fetched again on the next run with online "
-                         "access") from None
+        if engine.out_of_memory(e):
+            raise engine.oom_message(name, "cpu") from None
+        text = str(e)
+        if type(e).__name__ in ("InvalidProtobuf", "InvalidGraph") or "INVALID_PROTOBUF" in text:
+            zoo.forget(fetch_for(spec, precision), folder)
+            raise InputError(f"depth model {name}: its file {spec.files[precision].path} is damaged and was "
+                             "removed; it is fetched again on the next run with online access") from None
+        raise InputError(f"depth model {name}: ONNX Runtime cannot load {spec.files[precision].path} "
+                         f"({type(e).__name__}: {text.splitlines()[0] if text else ''})") from None
 
 
 def _loadable(f: OnnxFile, folder: str) -> str:
