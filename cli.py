@@ -317,17 +317,31 @@ def cmd_bench(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from .inference.depth import zoo
-    runtime = zoo.available()
-    print("name\tsize\tstatus\tlicence\twhat it is good at")
+    """One line per model: its download size (of the precision a run uses), that precision,
+    whether it is on disk (and what else it needs), its licence and what it is good at."""
+    from .inference.depth import onnx_models, zoo
+    runtime = None
+    print("name\tsize\tprecision\tstatus\tlicence\twhat it is good at")
     for m in depth_models.MODELS.values():
         default = " (default)" if m.name == depth_models.DEFAULT_MODEL else ""
         if m.is_cached is None:
             status = "built in"
         else:
             status = "cached" if m.cached() else "not downloaded"
-            if not runtime:
-                status += ", needs PyTorch + transformers"
+            if m.runtime == "onnx":
+                others = [p for p in onnx_models.cached_precisions(m.name) if p != m.precision()]
+                if others:
+                    status += f" ({', '.join(others)} cached)"
+                status += ", ONNX Runtime"
+            elif m.runtime == "torch":
+                runtime = zoo.available() if runtime is None else runtime
+                status += ", PyTorch" if runtime else ", needs PyTorch + transformers"
+        if m.runtime == "onnx":
+            spec = onnx_models.SPECS[m.name]
+            precision = m.precision() + "".join(f", {p} {spec.files[p].size_mb:.0f} MB" for p in spec.files
+                                                if p != m.precision())
+        else:
+            precision = "fp32" if m.runtime == "builtin" else "auto"
         size = f"{m.size_mb:.0f} MB" if m.size_mb else "-"
-        print(f"{m.name}{default}\t{size}\t{status}\t{m.licence}\t{m.summary}")
+        print(f"{m.name}{default}\t{size}\t{precision}\t{status}\t{m.licence}\t{m.summary}")
     return 0

@@ -23,17 +23,20 @@ _MODEL_ITEMS: list = []   # Blender needs the strings of dynamic enum items kept
 
 
 def _model_items(self, context):
-    """The depth models, with what using one would take (a download, PyTorch)."""
+    """The depth models, with what using one would take: a download (ONNX models need
+    nothing else), PyTorch for the few that still run through it."""
     from .inference.depth import zoo
-    runtime = zoo.available()
+    runtime = None
     items = []
     for m in MODELS.values():
         label = m.name.replace("-", " ").title()
         note = ""
-        if m.is_cached is not None:
-            note = "" if m.cached() else f" (downloads {m.size_mb:.0f} MB)"
+        if m.runtime == "torch":
+            runtime = zoo.available() if runtime is None else runtime
             if not runtime:
                 note = " (needs PyTorch)"
+        if not note and m.is_cached is not None and not m.cached():
+            note = f" (downloads {m.size_mb:.0f} MB)"
         items.append((m.name, label + note, f"{m.summary}. Licence: {m.licence}"))
     _MODEL_ITEMS[:] = items
     return _MODEL_ITEMS

@@ -137,7 +137,9 @@ EFFECT_SETTINGS: dict[str, dict[str, Any]] = {
 S = Setting
 SETTINGS: tuple[Setting, ...] = (
     # --- chosen before making a 3D photo: the pipeline's inputs -------------------------------
-    S("depth_model", DEFAULT_MODEL, "Depth", "How depth is estimated (`python -m photo3d models` lists them)",
+    S("depth_model", DEFAULT_MODEL, "Depth",
+      "How depth is estimated (`python -m photo3d models` lists them); the best download is "
+      "depth-anything-v2-small (99 MB, no PyTorch)",
       PHOTO, kind="enum", choices=_model_choices, open_choices=True, commands=("make", "depth", "bench")),
     S("depth_tiles", "off", "Detail Tiles",
       "Sharper depth for large photos: the model also runs on overlapping tiles of the full-size photo, aligned "

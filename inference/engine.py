@@ -129,6 +129,10 @@ def onnx_session(path: str, device: str | None = None) -> OnnxSession:
         n = int(os.environ.get("PHOTO3D_THREADS", "0"))
         if n:
             opts.intra_op_num_threads = n
+        # Weights in a separate file beside the model (``model.onnx_data``, as large exports
+        # have them): from bytes, ONNX Runtime finds that file only in the folder named here.
+        opts.add_session_config_entry("session.model_external_initializers_file_folder_path",
+                                      os.path.dirname(os.path.abspath(path)))
         # Bytes, not the path: ONNX Runtime cannot open every non-ASCII path on Windows.
         sess = ort.InferenceSession(read_bytes(path).tobytes(), sess_options=opts, providers=["CPUExecutionProvider"])
         return OnnxSession(sess, "CPUExecutionProvider", "fp32")

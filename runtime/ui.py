@@ -11,10 +11,11 @@ from .folder import removal_pending
 
 
 def needs_runtime(settings) -> bool:
-    """The panel's choices need PyTorch (a zoo depth model, the online people segmenter)."""
+    """The panel's choices need PyTorch (a depth model that runs through it, not an ONNX one;
+    the online people segmenter)."""
     from ..inference.depth import MODELS
     model = MODELS.get(settings.depth_model)
-    return (model is not None and model.is_cached is not None) or \
+    return (model is not None and model.runtime == "torch") or \
         (settings.portrait and settings.segmenter != "builtin")
 
 
@@ -47,7 +48,7 @@ def draw_runtime(layout, context, prefs=None, compact: bool = False):
     target = operators.runtime_dir()
     now = info(target)
     pending = removal_pending(target)
-    col.label(text="Depth models that need PyTorch (Depth Anything V2, Depth Pro, DPT)")
+    col.label(text="Depth models that need PyTorch (Depth Pro, DPT); the ONNX ones need none")
     if pending:
         col.label(text="PyTorch is removed when Blender restarts", icon="INFO")
     else:

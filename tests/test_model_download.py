@@ -7,7 +7,6 @@ or cancelled download is never taken as cached, and the next run resumes it."""
 import errno
 import hashlib
 import io
-import logging
 import os
 import threading
 import types
@@ -15,6 +14,7 @@ import types
 import numpy as np
 import pytest
 
+import hub as fakehub
 from helpers import save_tiny_depth_anything
 from photo3d.inference import depth as depth_models, engine, pipeline
 from photo3d.inference.depth import zoo as depth_hf
@@ -24,10 +24,11 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 huggingface_hub = pytest.importorskip("huggingface_hub")
 
-NAME = "depth-anything-v2-small"
+# A model that runs through PyTorch (the Depth Anything V2 ones are ONNX now); the tiny
+# Depth Anything files stand in for its repository: transformers loads either the same way.
+NAME = "dpt-hybrid-midas"
 REPO = depth_hf.ZOO[NAME].repo
-SHA = "0123456789abcdef0123456789abcdef01234567"
-CHUNK = 8192
+SHA, CHUNK = fakehub.SHA, fakehub.CHUNK
 
 
 @pytest.fixture(scope="module")
@@ -39,70 +40,11 @@ def repo_files(tmp_path_factory):
     return files
 
 
-class FakeHub:
-    """Stands in for the Hub: ``model_info`` and ``hf_hub_download`` over ``files``, writing
-    the real cache layout; ``fail`` = (file, byte offset, exception) breaks one download."""
-
-    def __init__(self, files, cache):
-        self.files, self.cache, self.fail, self.bars, self.gate = files, cache, None, [], None
-        self.downloads = []
-
-    def model_info(self, repo_id, files_metadata=False, **kw):
-        assert repo_id == REPO and files_metadata
-        siblings = []
-        for name, data in sorted(self.files.items()):
-            if name.endswith(".safetensors"):
-                lfs = huggingface_hub.hf_api.BlobLfsInfo(size=len(data), sha256=hashlib.sha256(data).hexdigest(),
-                                                          pointer_size=130)
-                siblings.append(types.SimpleNamespace(rfilename=name, size=len(data), blob_id="x", lfs=lfs))
-            else:
-                blob = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-                siblings.append(types.SimpleNamespace(rfilename=name, size=len(data), blob_id=blob, lfs=None))
-        return types.SimpleNamespace(sha=SHA, siblings=siblings)
-
-    def hf_hub_download(self, repo_id, filename, revision=None, cache_dir=None, **kw):
-        """What huggingface_hub does: blob.incomplete (appended to, so resumable), a progress
-        bar through file_download._get_progress_bar_context, rename, snapshot symlink."""
-        from huggingface_hub import file_download
-        assert repo_id == REPO and revision == SHA and cache_dir == self.cache
-        self.downloads.append(filename)
-        base = os.path.join(cache_dir, "models--" + REPO.replace("/", "--"))
-        data = self.files[filename]
-        blob = os.path.join(base, "blobs", hashlib.sha256(data).hexdigest())
-        link = os.path.join(base, "snapshots", revision, filename)
-        os.makedirs(os.path.dirname(blob), exist_ok=True)
-        os.makedirs(os.path.dirname(link), exist_ok=True)
-        if not os.path.exists(blob):
-            part = blob + ".incomplete"
-            with open(part, "ab") as f:
-                resume = f.tell()
-                with file_download._get_progress_bar_context(
-                        desc=filename, log_level=logging.INFO, total=len(data), initial=resume,
-                        name="huggingface_hub.http_get") as bar:
-                    self.bars.append((filename, resume))
-                    for start in range(resume, len(data), CHUNK):
-                        if self.fail and self.fail[0] == filename and start >= self.fail[1]:
-                            raise self.fail[2]
-                        chunk = data[start: start + CHUNK]
-                        f.write(chunk)
-                        f.flush()
-                        bar.update(len(chunk))
-                        if self.gate is not None and filename.endswith(".safetensors") and start == 0:
-                            self.gate.wait(60)      # the test looks at the job half-way
-            os.replace(part, blob)
-        if not os.path.lexists(link):
-            os.symlink(os.path.relpath(blob, os.path.dirname(link)), link)
-        return link
-
-
 @pytest.fixture
 def hub(repo_files, tmp_path, monkeypatch):
-    cache = str(tmp_path / "models")
-    monkeypatch.setenv("PHOTO3D_MODEL_DIR", cache)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")          # belt and braces: nothing may reach the network
-    fake = FakeHub(dict(repo_files), cache)
-    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", lambda self, repo_id, **kw: fake.model_info(repo_id, **kw))
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake.hf_hub_download)
+    fake = fakehub.FakeHub({REPO: dict(repo_files)}, tmp_path / "models")
+    fake.files = fake.repos[REPO]            # the tests change what the Hub serves
+    fakehub.install(monkeypatch, fake)
     depth_hf.set_offline(False)
     yield fake
     depth_hf.set_offline(False)
@@ -140,7 +82,7 @@ def test_interrupted_download_is_not_cached_and_resumes(hub, repo_files):
     import requests
     size = len(repo_files["model.safetensors"])
     hub.fail = ("model.safetensors", size // 2, requests.ConnectionError("connection reset by peer"))
-    with pytest.raises(InputError, match=r"downloading model depth-anything-v2-small failed.*resume"):
+    with pytest.raises(InputError, match=rf"downloading model {NAME} failed.*resume"):
         depth_hf.local_folder(NAME)
     base = _base(hub)
     # A partial snapshot: config.json is there, the weights are not, and nothing claims otherwise.

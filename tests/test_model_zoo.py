@@ -41,13 +41,12 @@ def test_offline_never_downloads(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")           # belt and braces: no test may reach the network
     depth_hf.set_offline(True)
     try:
-        assert not depth_hf.cached("depth-anything-v2-small")
+        assert not depth_hf.cached("dpt-hybrid-midas")
         with pytest.raises(InputError, match="not downloaded and online access is off"):
-            depth_hf.local_folder("depth-anything-v2-small")
+            depth_hf.local_folder("dpt-hybrid-midas")
     finally:
         depth_hf.set_offline(False)
-    assert not os.path.exists(tmp_path / "empty-cache" / "models--depth-anything--Depth-Anything-V2-Small-hf" /
-                              "snapshots")
+    assert not os.path.exists(tmp_path / "empty-cache" / "models--Intel--dpt-hybrid-midas" / "snapshots")
 
 
 def test_bad_folders_and_names_are_clear(tmp_path):

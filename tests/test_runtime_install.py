@@ -436,7 +436,7 @@ def test_panel_offers_the_install_and_the_modal_timer_steps_it(blender, fallback
     from photo3d.runtime import operators as ops
     from photo3d.ui import panel
     monkeypatch.setattr(depth_hf, "available", lambda: False)
-    bpy.context.scene.photo3d.depth_model = "depth-anything-v2-small"
+    bpy.context.scene.photo3d.depth_model = "depth-pro"          # a model that runs through PyTorch
     layout = FakeLayout(bpy)
     panel.PHOTO3D_PT_main.draw(types.SimpleNamespace(layout=layout), bpy.context)
     assert "photo3d.install_runtime" in layout.drawn and any("needs PyTorch" in t for t in layout.labels)

@@ -1,7 +1,10 @@
 """The depth estimators photo3d knows, by name, behind one call.
 
 ``classical`` is the built-in fallback (no learned model): scene-layout prior plus a
-segmented subject placed in front. Learned models register here as they arrive.
+segmented subject placed in front; ``photo3d-net`` the bundled network. Downloadable models:
+the ONNX exports (``onnx_models.py``: Depth Anything V2 and 3, MoGe-2) run through ONNX
+Runtime with no PyTorch and take the plain names; PyTorch (``zoo.py``, transformers) remains
+only for models without a verified ONNX export (Depth Pro, DPT-Hybrid) and model folders.
 """
 from __future__ import annotations
 
@@ -28,6 +31,8 @@ class DepthModel:
     metric: bool = False                 # depth in metres
     # Downloads the model if needed (report: zoo.DownloadStatus callback); None: on disk
     fetch: Callable[..., object] | None = None
+    runtime: str = "builtin"             # what it runs on: "builtin", "onnx" (ONNX Runtime) or "torch"
+    precision: Callable[[], str] | None = None   # the precision a run uses (ONNX models)
 
     def cached(self) -> bool:
         return True if self.is_cached is None else self.is_cached()
@@ -69,17 +74,31 @@ def _zoo_model(name: str, summary: str, licence: str, size_mb: float, metric: bo
     from . import zoo
     return DepthModel(name, summary, licence, 518, lambda rgb: zoo.run(name, rgb), size_mb,
                       is_cached=lambda: zoo.cached(name), metric=metric,
-                      fetch=lambda report=None: zoo.local_folder(name, report))
+                      fetch=lambda report=None: zoo.local_folder(name, report), runtime="torch")
 
 
-def _register_zoo():
+def _onnx_model(name: str) -> DepthModel:
+    from . import onnx_models
+    s = onnx_models.SPECS[name]
+    return DepthModel(name, s.summary + " (downloaded on first use; ONNX, no PyTorch)", s.licence,
+                      s.working_long_side, lambda rgb: onnx_models.run(name, rgb), onnx_models.download_mb(name),
+                      is_cached=lambda: onnx_models.cached(name), metric=s.metric,
+                      fetch=lambda report=None: onnx_models.fetch(name, report), runtime="onnx",
+                      precision=lambda: onnx_models.pick_precision(s))
+
+
+def _register_downloads():
+    from .onnx_models import SPECS
     from .zoo import ZOO
-    for m in ZOO.values():
-        MODELS[m.name] = _zoo_model(m.name, m.summary + " (downloaded on first use; PyTorch)", m.licence,
-                                    m.size_mb, metric=m.name == "depth-pro")
+    for name in SPECS:
+        MODELS[name] = _onnx_model(name)
+    for m in ZOO.values():                 # PyTorch only where no ONNX export is registered
+        if m.name not in MODELS:
+            MODELS[m.name] = _zoo_model(m.name, m.summary + " (downloaded on first use; PyTorch)", m.licence,
+                                        m.size_mb, metric=m.name == "depth-pro")
 
 
-_register_zoo()
+_register_downloads()
 
 
 # transformers' model types whose depth is in metres (Depth Pro; ZoeDepth's metric heads).

@@ -1,4 +1,5 @@
-"""Downloadable depth models through Hugging Face ``transformers`` (the model zoo).
+"""Downloadable depth models through Hugging Face ``transformers`` (the model zoo), and the
+download machinery every downloadable model shares (the ONNX ones in ``onnx_models.py`` too).
 
 Each model is fetched on first use into the Hugging Face cache (or ``PHOTO3D_MODEL_DIR``),
 never when offline: ``set_offline(True)`` (Blender's "Allow Online Access" off, or the
@@ -7,7 +8,10 @@ A local folder written by ``save_pretrained`` works as a model too (``--depth-mo
 Downloads go through ``huggingface_hub`` (``hf_hub_download`` per file, into ``.incomplete``
 files renamed when whole, resumed by the next run), report bytes per file and overall,
 are checked against the Hub's checksums, and only then get a ``photo3d-complete.json``
-manifest: a snapshot without it (interrupted, failed) is never taken as cached.
+manifest: a snapshot without it (interrupted, failed) is never taken as cached. What one
+download takes from a repository is a :class:`Fetch`: the transformers models take configs
+and safetensors; an ONNX model takes one precision's ``.onnx`` file and its configs, with a
+manifest of its own per file so that two precisions of one repository are cached apart.
 """
 from __future__ import annotations
 
@@ -36,15 +40,16 @@ class ZooModel:
     summary: str
     files: tuple[str, ...] = ()      # exactly these files (an ONNX model); () = PATTERNS, with a config.json
 
+    @property
+    def fetch(self) -> Fetch:
+        if self.files:        # exactly these files, whole when each is there
+            return Fetch(self.repo, self.files, self.files, MANIFEST, self.size_mb, loose=self.files)
+        return Fetch(self.repo, tuple(PATTERNS), ("config.json",), MANIFEST, self.size_mb)
 
+
+# Only models without a verified ONNX export stay here: Depth Anything V2 runs as ONNX
+# (onnx_models.py), with no PyTorch.
 ZOO = {m.name: m for m in (
-    ZooModel("depth-anything-v2-small", "depth-anything/Depth-Anything-V2-Small-hf", "Apache-2.0", 99,
-             "Depth Anything V2 Small: sharp, robust relative depth; the recommended online model"),
-    ZooModel("depth-anything-v2-base", "depth-anything/Depth-Anything-V2-Base-hf",
-             "CC-BY-NC-4.0 (non-commercial)", 390, "Depth Anything V2 Base: finer detail, slower"),
-    ZooModel("depth-anything-v2-large", "depth-anything/Depth-Anything-V2-Large-hf",
-             "CC-BY-NC-4.0 (non-commercial)", 1340,
-             "Depth Anything V2 Large: the most detail; needs a GPU to be quick"),
     ZooModel("depth-pro", "apple/DepthPro-hf", "Apple ML research licence (non-commercial)", 1900,
              "Apple Depth Pro: metric depth and the photo's field of view"),
     ZooModel("dpt-hybrid-midas", "Intel/dpt-hybrid-midas", "Apache-2.0", 490,
@@ -88,20 +93,37 @@ INSTALL_HINT = ("in Blender, click Install PyTorch & Transformers in the 3D Phot
 
 
 def available() -> bool:
-    """PyTorch and transformers are installed (the zoo needs them; photo3d otherwise not)."""
+    """PyTorch and transformers are installed (the zoo needs them; photo3d otherwise not).
+    Looked up, not imported: the panel and ``models`` ask this to label the PyTorch models,
+    and importing them would load PyTorch (seconds, hundreds of MB) for nothing."""
+    import importlib.util
     try:
-        import transformers  # noqa: F401
-    except ImportError:
+        return all(importlib.util.find_spec(m) is not None for m in ("transformers", "torch"))
+    except (ImportError, ValueError):
         return False
-    return engine.torch_available()
 
 
 # --- downloading --------------------------------------------------------------------------
-# What a model needs from its repository (configs, weights, vocabularies); no other formats.
+# What a transformers model needs from its repository (configs, weights, vocabularies).
 PATTERNS = ["*.json", "*.safetensors", "*.txt"]
 # Written into the model's cache folder only once every file is there and checked: a
 # snapshot without it is a partial download and never counts as cached.
 MANIFEST = "photo3d-complete.json"
+
+
+@dataclass(frozen=True)
+class Fetch:
+    """What one download takes from a Hub repository: the files matching ``patterns``
+    (``huggingface_hub``'s allow patterns), of which ``required`` must exist, marked whole
+    by the manifest file ``manifest`` in the repository's cache folder. ``loose``: the files
+    that make a snapshot other tools downloaded (no manifest) usable; None: a transformers
+    model's config and weights."""
+    repo: str
+    patterns: tuple[str, ...]
+    required: tuple[str, ...]
+    manifest: str = MANIFEST
+    size_mb: float = 0.0
+    loose: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -139,14 +161,18 @@ DownloadFn = Callable[[DownloadStatus], None]
 def _cache_root() -> str:
     if cache_dir():
         return cache_dir()
-    from huggingface_hub import constants
-    return constants.HF_HUB_CACHE
+    try:
+        from huggingface_hub import constants
+        return constants.HF_HUB_CACHE
+    except ImportError:        # huggingface_hub's own default: a cached model runs without it
+        home = os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface")
+        return os.environ.get("HF_HUB_CACHE") or os.path.join(home, "hub")
 
 
 def repo_dir(repo: str) -> str:
-    """The model's folder in the Hugging Face cache (``models--org--name``)."""
-    from huggingface_hub.file_download import repo_folder_name
-    return os.path.join(_cache_root(), repo_folder_name(repo_id=repo, repo_type="model"))
+    """The model's folder in the Hugging Face cache (``models--org--name``, as
+    ``huggingface_hub.file_download.repo_folder_name`` names it)."""
+    return os.path.join(_cache_root(), "models--" + repo.replace("/", "--"))
 
 
 def _weights_complete(folder: str) -> bool:
@@ -166,36 +192,52 @@ def _weights_complete(folder: str) -> bool:
     return all(os.path.isfile(os.path.join(folder, s)) for s in shards)
 
 
-def complete_snapshot(repo: str) -> str | None:
-    """The folder of a complete, checked download of ``repo``, or None (never downloaded,
-    or only partly). Needs no network."""
+def complete_snapshot(repo: str, manifest: str = MANIFEST, required: tuple[str, ...] | None = None) -> str | None:
+    """The folder of a complete, checked download of ``repo`` (its ``manifest`` names every
+    file and its size), or None (never downloaded, only partly, or a file since damaged).
+    A snapshot other tools fetched (no manifest) counts when its ``required`` files are
+    there (None: a transformers model's config and weights). Needs no network."""
     base = repo_dir(repo)
     try:
-        with open(os.path.join(base, MANIFEST), encoding="utf-8") as f:
-            manifest = json.load(f)
-        folder = os.path.join(base, "snapshots", manifest["sha"])
+        with open(os.path.join(base, manifest), encoding="utf-8") as f:
+            record = json.load(f)
+        folder = os.path.join(base, "snapshots", record["sha"])
         ok = all(os.path.isfile(os.path.join(folder, n)) and os.path.getsize(os.path.join(folder, n)) == size
-                 for n, size in manifest["files"].items())
+                 for n, size in record["files"].items())
         return folder if ok else None
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
-    try:                     # fetched by other tools (transformers, huggingface-cli): check its weights
+    try:                     # fetched by other tools (transformers, huggingface-cli): check its files
         with open(os.path.join(base, "refs", "main"), encoding="utf-8") as f:
             folder = os.path.join(base, "snapshots", f.read().strip())
     except OSError:
         return None
-    return folder if _weights_complete(folder) else None
+    if required is None:
+        return folder if _weights_complete(folder) else None
+    return folder if all(os.path.isfile(os.path.join(folder, r)) for r in required) else None
+
+
+def fetch_complete(fetch: Fetch) -> str | None:
+    return complete_snapshot(fetch.repo, fetch.manifest, fetch.loose)
+
+
+def forget(fetch: Fetch, folder: str | None = None):
+    """Stop counting a download as whole (a file in it turned out damaged): its manifest and,
+    in the snapshot ``folder``, its required files go; the next online run fetches them again."""
+    paths = [os.path.join(repo_dir(fetch.repo), fetch.manifest)]
+    paths += [os.path.join(folder, r) for r in fetch.required] if folder else []
+    for p in paths:
+        try:
+            _remove(p)
+        except OSError:
+            pass
 
 
 def cached(name: str) -> bool:
     """On disk and complete (a partial download is not cached)."""
     if os.path.isdir(name):
         return True
-    try:
-        import huggingface_hub  # noqa: F401
-    except ImportError:
-        return False
-    return complete_snapshot(entry(name).repo) is not None
+    return fetch_complete(entry(name).fetch) is not None
 
 
 def local_folder(name: str, report: DownloadFn | None = None) -> str:
@@ -205,16 +247,24 @@ def local_folder(name: str, report: DownloadFn | None = None) -> str:
         if not os.path.isfile(os.path.join(name, "config.json")):
             raise InputError(f"{name}: not a model folder (no config.json; write one with save_pretrained)")
         return name
-    m = entry(name)
-    folder = complete_snapshot(m.repo)
+    return local_files(name, entry(name).fetch, report)
+
+
+def offline_error(name: str, size_mb: float) -> InputError:
+    return InputError(f"model {name} ({size_mb:.0f} MB) is not downloaded and online access is off: "
+                      "turn on Preferences > System > Allow Online Access in Blender (or run the CLI "
+                      "without --offline) once, or pick the bundled model")
+
+
+def local_files(name: str, fetch: Fetch, report: DownloadFn | None = None) -> str:
+    """The snapshot folder holding ``fetch``'s files: from the cache, or downloaded first
+    when online access is allowed (a clear error when it is not)."""
+    folder = fetch_complete(fetch)
     if folder is not None:
         return folder
     if offline():
-        raise InputError(f"model {name} ({m.size_mb} MB) is not downloaded and online access is off: "
-                         "turn on Preferences > System > Allow Online Access in Blender (or run the CLI "
-                         "without --offline) once, or pick the bundled model")
-    return download(name, report)
-
+        raise offline_error(name, fetch.size_mb)
+    return download_files(name, fetch, report)
 
 class _Progress:
     """Adds up the hub's per-file byte counts into one status for ``report``."""
@@ -348,27 +398,41 @@ def _drop_partials(base: str):
         except OSError:
             pass
 
+def _remove(path: str):
+    for p in (os.path.realpath(path), path):
+        if os.path.lexists(p):
+            os.remove(p)
+
 
 def download(name: str, report: DownloadFn | None = None) -> str:
-    """Fetch a zoo model into the cache with the hub's resumable downloads, reporting bytes
-    per file and overall; check every file against the Hub's checksums, then mark the
+    """Fetch a zoo model into the cache (see :func:`download_files`)."""
+    return download_files(name, entry(name).fetch, report)
+
+
+def download_files(name: str, fetch: Fetch, report: DownloadFn | None = None) -> str:
+    """Fetch ``fetch``'s files into the cache with the hub's resumable downloads, reporting
+    bytes per file and overall; check every file against the Hub's checksums, then mark the
     snapshot complete. An interrupted or failed download is never taken as cached: it is
-    resumed by the next run (disk full: its partial files are removed)."""
-    import huggingface_hub
-    from huggingface_hub.utils import filter_repo_objects
-    m = entry(name)
-    base = repo_dir(m.repo)
+    resumed by the next run (disk full: its partial files are removed). A file already in
+    the cache whose size or checksum is wrong (damaged since) is removed and fetched again."""
+    try:
+        import huggingface_hub
+        from huggingface_hub.utils import filter_repo_objects
+    except ImportError:
+        raise InputError(f"downloading model {name} needs the huggingface_hub package (pip install "
+                         "huggingface_hub; in Blender it comes with the extension)") from None
+    base = repo_dir(fetch.repo)
     hint = "run again to resume it"
     try:
-        info = huggingface_hub.HfApi().model_info(m.repo, files_metadata=True)
+        info = huggingface_hub.HfApi().model_info(fetch.repo, files_metadata=True)
     except Exception as e:  # noqa: BLE001 - no network, proxy, Hub down: all the same to the user
         raise InputError(f"downloading model {name} failed: cannot reach the Hugging Face Hub "
                          f"({type(e).__name__}); check the connection, or pick the bundled model") from None
     siblings = {s.rfilename: s for s in (info.siblings or [])}
-    files = list(m.files) or list(filter_repo_objects(sorted(siblings), allow_patterns=PATTERNS))
-    missing = [f for f in (m.files or ("config.json",)) if f not in siblings]
+    files = list(filter_repo_objects(sorted(siblings), allow_patterns=list(fetch.patterns)))
+    missing = [r for r in fetch.required if r not in files]
     if missing:
-        raise InputError(f"downloading model {name} failed: {m.repo} has no {missing[0]}")
+        raise InputError(f"downloading model {name} failed: {fetch.repo} has no {', '.join(missing)}")
     progress = _Progress(name, {f: int(siblings[f].size or 0) for f in files}, report)
     _install_progress_router()
     import inspect
@@ -379,26 +443,33 @@ def download(name: str, report: DownloadFn | None = None) -> str:
         for f in files:
             progress.begin(f)
             extra = {"tqdm_class": progress.tqdm_class} if takes_bar else {}
-            path = huggingface_hub.hf_hub_download(m.repo, f, revision=info.sha, cache_dir=cache_dir(), **extra)
-            if not _hash_ok(path, siblings[f]):
-                for p in (os.path.realpath(path), path):
-                    if os.path.lexists(p):
-                        os.remove(p)
-                raise InputError(f"downloading model {name} failed: {f} does not match the Hub's checksum "
-                                 f"(removed; {hint})")
+            local = os.path.join(folder, f)
+            size = siblings[f].size
+            if os.path.exists(local) and size is not None and os.path.getsize(local) != size:
+                _remove(local)                 # truncated or overwritten since: the hub would keep it
+            had = os.path.exists(local)
+            for attempt in range(2):
+                path = huggingface_hub.hf_hub_download(fetch.repo, f, revision=info.sha, cache_dir=cache_dir(),
+                                                       **extra)
+                if _hash_ok(path, siblings[f]):
+                    break
+                _remove(path)
+                if not had or attempt:         # a fresh download that is wrong: the Hub or the line
+                    raise InputError(f"downloading model {name} failed: {f} does not match the Hub's checksum "
+                                     f"(removed; {hint})")
             progress.end(f)
         files_sizes = {f: os.path.getsize(os.path.join(folder, f)) for f in files}
         os.makedirs(os.path.join(base, "refs"), exist_ok=True)
         _write_atomic(os.path.join(base, "refs", "main"), info.sha)
-        _write_atomic(os.path.join(base, MANIFEST), json.dumps({"repo": m.repo, "sha": info.sha,
-                                                                "files": files_sizes}, indent=1))
+        _write_atomic(os.path.join(base, fetch.manifest), json.dumps({"repo": fetch.repo, "sha": info.sha,
+                                                                      "files": files_sizes}, indent=1))
     except (InputError, Cancelled):
         raise
     except OSError as e:
         if e.errno == errno.ENOSPC:
             _drop_partials(base)
-            raise InputError(f"downloading model {name} failed: the disk is full ({m.size_mb} MB needed in "
-                             f"{_cache_root()}; set PHOTO3D_MODEL_DIR to put models elsewhere)") from None
+            raise InputError(f"downloading model {name} failed: the disk is full ({fetch.size_mb:.0f} MB needed "
+                             f"in {_cache_root()}; set PHOTO3D_MODEL_DIR to put models elsewhere)") from None
         raise InputError(f"downloading model {name} failed: {e.strerror or e}; {hint}") from None
     except Exception as e:  # noqa: BLE001 - connection dropped, Hub errors: resumable
         raise InputError(f"downloading model {name} failed ({type(e).__name__}: {e}); {hint}") from None
