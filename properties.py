@@ -120,9 +120,12 @@ def _property(spec: settings.Setting):
 
 
 def _declare_settings():
+    # As strings, like the annotations above under ``from __future__ import annotations``:
+    # Blender evaluates them when the class is registered. Property objects put in directly
+    # crash bpy 4.2 at exit when they have update callbacks.
     for spec in settings.SETTINGS:
         if spec.on_panel:
-            Photo3DSettings.__annotations__[spec.name] = _property(spec)
+            Photo3DSettings.__annotations__[spec.name] = f"_property(settings.BY_NAME[{spec.name!r}])"
 
 
 _declare_settings()
