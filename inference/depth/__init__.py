@@ -28,6 +28,8 @@ class DepthModel:
     metric: bool = False                 # depth in metres
     # Downloads the model if needed (report: zoo.DownloadStatus callback); None: on disk
     fetch: Callable[..., object] | None = None
+    engine: str = ""                     # what runs it: onnxruntime, torch; "" no network
+    precision: str = ""                  # the weights it runs with, for `models`
 
     def cached(self) -> bool:
         return True if self.is_cached is None else self.is_cached()
@@ -45,7 +47,7 @@ NET_WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.pa
 
 def _net(rgb):
     from . import net
-    depth, subject, _normals = net.run(rgb, NET_WEIGHTS)
+    depth, subject, _normals = net.run(rgb, NET_WEIGHTS, name="photo3d-net")
     return depth, subject
 
 
@@ -59,7 +61,8 @@ if os.path.exists(NET_WEIGHTS):
     MODELS["photo3d-net"] = DepthModel(
         "photo3d-net",
         "photo3d's own small U-Net (depth, normals, subject), trained on rendered scenes; see models/README.md",
-        "GPL-3.0-or-later (photo3d)", 512, _net, os.path.getsize(NET_WEIGHTS) / 1e6)
+        "GPL-3.0-or-later (photo3d)", 512, _net, os.path.getsize(NET_WEIGHTS) / 1e6,
+        engine="onnxruntime", precision="fp32 (fp16 weights)")
 # The project's own network when it is there (it always is in a release); the classical
 # fallback stays selectable by name.
 DEFAULT_MODEL = "photo3d-net" if "photo3d-net" in MODELS else "classical"
@@ -69,7 +72,8 @@ def _zoo_model(name: str, summary: str, licence: str, size_mb: float, metric: bo
     from . import zoo
     return DepthModel(name, summary, licence, 518, lambda rgb: zoo.run(name, rgb), size_mb,
                       is_cached=lambda: zoo.cached(name), metric=metric,
-                      fetch=lambda report=None: zoo.local_folder(name, report))
+                      fetch=lambda report=None: zoo.local_folder(name, report),
+                      engine="torch", precision="fp16/bf16 on GPU, fp32 on CPU")
 
 
 def _register_zoo():

@@ -1,9 +1,10 @@
 """Export a depth-network checkpoint to ONNX for ``photo3d.inference.depth.net``.
 
 checkpoint (train.py's ``last.pt``) -> ONNX (opset 13, BatchNorm folded into the
-convolutions, static 1x3xHxW input named ``rgb``; OpenCV re-infers the shapes for other
-multiples of 32) -> checked with ``cv2.dnn.readNetFromONNX`` against PyTorch on a
-random image at the export size and at a second size.
+convolutions, 1x3xHxW input named ``rgb`` whose height and width are symbolic: photo3d
+runs it at any multiple of 32, and ONNX Runtime refuses sizes other than fixed ones) ->
+checked with ``cv2.dnn.readNetFromONNX`` against PyTorch on a random image at the export
+size and at a second size.
 
 ``--fp16`` (default) stores the weights as float16 initialisers followed by Cast-to-
 float nodes: the graph still computes in float32, the file is half the size, and
@@ -11,6 +12,7 @@ OpenCV 4.11 reads it (its parity check against the float32 PyTorch model uses th
 ``--tol-fp16``). ``--no-fp16`` writes plain float32 weights (7.8 MB at width 1.0).
 
     python tools/train_depth/export.py runs/depth/last.pt --out models/photo3d_depth.onnx
+    python tools/train_depth/export.py --dynamic-size models/photo3d_depth.onnx   # an older, fixed-size export
 """
 from __future__ import annotations
 
@@ -66,6 +68,25 @@ def to_fp16_weights(src, dst, min_size=16):
     onnx.save(g, dst)
 
 
+def dynamic_size(src, dst):
+    """The graph's inputs and outputs with symbolic height and width (dims 2 and 3).
+
+    Only the declared shapes change: the network itself is size-independent (its Resize
+    nodes take scales, and there is no Reshape), which cv2.dnn relied on all along."""
+    import onnx
+
+    g = onnx.load(src)
+    for v in [*g.graph.input, *g.graph.output]:
+        dims = v.type.tensor_type.shape.dim
+        if len(dims) == 4:
+            for d, name in ((dims[2], "height"), (dims[3], "width")):
+                d.ClearField("dim_value")
+                d.dim_param = name
+    del g.graph.value_info[:]          # inferred intermediate shapes would pin the old size
+    onnx.checker.check_model(g)
+    onnx.save(g, dst)
+
+
 def op_histogram(path):
     try:
         import onnx
@@ -116,7 +137,9 @@ def time_cv2(onnx_path, size=(288, 384), runs=5, threads=2):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("checkpoint")
+    ap.add_argument("checkpoint", nargs="?")
+    ap.add_argument("--dynamic-size", metavar="ONNX",
+                    help="only make an exported model's height and width symbolic, in place")
     ap.add_argument("--out", default="photo3d_depth.onnx")
     ap.add_argument("--size", type=int, nargs=2, default=(288, 384), metavar=("H", "W"))
     ap.add_argument("--opset", type=int, default=13)
@@ -128,6 +151,12 @@ def main(argv=None):
     ap.add_argument("--time", action=argparse.BooleanOptionalAction, default=True,
                     help="time cv2.dnn at --size (min of 5)")
     args = ap.parse_args(argv)
+    if args.dynamic_size:
+        dynamic_size(args.dynamic_size, args.dynamic_size)
+        print(f"wrote {args.dynamic_size} (height and width symbolic)")
+        return
+    if not args.checkpoint:
+        ap.error("give a checkpoint (or --dynamic-size ONNX)")
     torch.set_num_threads(2)
     if args.size[0] % 32 or args.size[1] % 32:
         ap.error("--size must be multiples of 32")
@@ -140,6 +169,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = os.path.join(tmp, "fp32.onnx")
         export_onnx(model, fp32, args.size, args.opset)
+        dynamic_size(fp32, fp32)
         print("ops:", op_histogram(fp32))
         print(f"fp32 ONNX: {os.path.getsize(fp32) / 1e6:.2f} MB; cv2.dnn parity:")
         verify(model, fp32, sizes, args.tol)
