@@ -90,8 +90,8 @@ class Photo3DJobState(bpy.types.PropertyGroup):
     cancel_requested: BoolProperty(default=False)  # type: ignore
 
 
-def _property(spec: settings.Setting):
-    """The Blender property for one declared setting."""
+def blender_property(spec: settings.Setting):
+    """The Blender property for one declared setting (the panel's, the preferences')."""
     common = dict(name=spec.label, description=spec.help)
     kind = spec.type
     if spec.update == settings.REANIMATE:
@@ -119,7 +119,7 @@ def _property(spec: settings.Setting):
 def _declare_settings():
     for spec in settings.SETTINGS:
         if spec.on_panel:
-            Photo3DSettings.__annotations__[spec.name] = _property(spec)
+            Photo3DSettings.__annotations__[spec.name] = blender_property(spec)
 
 
 _declare_settings()
