@@ -192,9 +192,52 @@ _DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(dou
            "tensor(bool)": "bool"}
 
 
+# A folder holding another ONNX Runtime build (``pip install --target DIR
+# "onnxruntime-gpu[cuda,cudnn]"``: CUDA on Linux), used instead of the extension's own.
+ENV_ORT_DIR = "PHOTO3D_ONNXRUNTIME_DIR"
+_ort = None
+
+
+def onnxruntime():
+    """The ``onnxruntime`` module: from PHOTO3D_ONNXRUNTIME_DIR when that folder holds one
+    (imported from there alone: nothing else in it shadows Blender's packages), else the
+    installed one. A CUDA build gets NVIDIA's libraries preloaded from beside it (the
+    nvidia-* wheels of its ``cuda`` and ``cudnn`` extras). ImportError when there is none."""
+    global _ort
+    if _ort is not None:
+        return _ort
+    folder = os.environ.get(ENV_ORT_DIR, "")
+    init = os.path.join(folder, "onnxruntime", "__init__.py")
+    if folder and os.path.isfile(init) and "onnxruntime" not in sys.modules:
+        import importlib.util
+        spec = importlib.util.spec_from_file_location("onnxruntime", init,
+                                                      submodule_search_locations=[os.path.dirname(init)])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["onnxruntime"] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules["onnxruntime"]
+            raise
+    elif folder and "onnxruntime" in sys.modules:
+        log.warning("%s is set, but ONNX Runtime was loaded before from %s: restart to use it", ENV_ORT_DIR,
+                    os.path.dirname(getattr(sys.modules["onnxruntime"], "__file__", "") or "?"))
+    import onnxruntime as ort
+    if "CUDAExecutionProvider" in ort.get_available_providers() and hasattr(ort, "preload_dlls"):
+        import contextlib
+        import io
+        with contextlib.redirect_stdout(io.StringIO()):      # it prints what it misses: sessions say it better
+            try:
+                ort.preload_dlls()
+            except Exception:  # noqa: BLE001 - without them CUDA fails to load, and the CPU runs
+                pass
+    _ort = ort
+    return ort
+
+
 def onnxruntime_available() -> bool:
     try:
-        import onnxruntime  # noqa: F401
+        onnxruntime()
         return True
     except ImportError:
         return False
@@ -210,8 +253,7 @@ def provider_order(device: str | None = None, available: list[str] | tuple[str, 
     """The execution providers to try, best first, for ``device`` (see ``device_choice``).
     InputError when gpu is asked for and this ONNX Runtime has no GPU provider."""
     if available is None:
-        import onnxruntime as ort
-        available = ort.get_available_providers()
+        available = onnxruntime().get_available_providers()
     device = device_choice(device)
     gpus = [p for p in GPU_PROVIDERS if p in available]
     if device == "cpu":
@@ -225,8 +267,8 @@ def provider_order(device: str | None = None, available: list[str] | tuple[str, 
 
 def no_gpu_message(platform: str = sys.platform) -> str:
     try:
-        import onnxruntime as ort
-        build = f"this ONNX Runtime ({_distribution()} {ort.__version__}) has no GPU execution provider"
+        ort = onnxruntime()
+        build = f"this ONNX Runtime ({_distribution(ort)} {ort.__version__}) has no GPU execution provider"
     except ImportError:
         build = "ONNX Runtime is not installed"
     if platform == "win32":
@@ -234,28 +276,31 @@ def no_gpu_message(platform: str = sys.platform) -> str:
     elif platform == "darwin":
         hint = "the onnxruntime wheel for macOS has CoreML"
     else:
-        hint = "for an NVIDIA GPU install ONNX Runtime GPU (CUDA) in the extension's preferences"
+        hint = f"for an NVIDIA GPU set {ENV_ORT_DIR} to an onnxruntime-gpu install (docs/performance.md)"
     return f"device gpu: {build}; {hint}; or choose device auto or cpu"
 
 
 def onnx_summary() -> str:
     """One line: which ONNX Runtime is there and the execution providers it offers."""
     try:
-        import onnxruntime as ort
+        ort = onnxruntime()
     except ImportError:
         return "ONNX Runtime: not installed (the networks cannot run; the classical depth can)"
     names = [SHORT_NAMES[p] for p in (*GPU_PROVIDERS, CPU) if p in ort.get_available_providers()]
-    return f"ONNX Runtime {ort.__version__} ({_distribution()}): {', '.join(names)}"
+    return f"ONNX Runtime {ort.__version__} ({_distribution(ort)}): {', '.join(names)}"
 
 
-def _distribution() -> str:
-    from importlib import metadata
-    for dist in ("onnxruntime-gpu", "onnxruntime-directml", "onnxruntime"):
-        try:
-            metadata.version(dist)
-            return dist
-        except metadata.PackageNotFoundError:
-            continue
+def _distribution(ort) -> str:
+    """onnxruntime, onnxruntime-gpu or onnxruntime-directml: the metadata beside the module."""
+    import re
+    site = os.path.dirname(os.path.dirname(os.path.abspath(ort.__file__ or "")))
+    try:
+        for entry in sorted(os.listdir(site)):
+            m = re.fullmatch(r"(onnxruntime(?:[-_](?:gpu|directml))?)-[^-]+\.dist-info", entry, re.I)
+            if m:
+                return m.group(1).replace("_", "-").lower()
+    except OSError:
+        pass
     return "onnxruntime"
 
 
@@ -386,7 +431,7 @@ def _choose_file(files: dict[str, str], provider: str) -> tuple[str, str]:
 
 def _load(files: dict[str, str], device: str, name: str, role: str, probe) -> OnnxSession:
     try:
-        import onnxruntime  # noqa: F401
+        onnxruntime()
     except ImportError:
         raise InputError(f"{name} needs ONNX Runtime (pip install onnxruntime), which is not installed") from None
     failures: list[str] = []
@@ -416,7 +461,7 @@ def _load(files: dict[str, str], device: str, name: str, role: str, probe) -> On
 
 
 def _session_options(provider: str):
-    import onnxruntime as ort
+    ort = onnxruntime()
     opts = ort.SessionOptions()
     opts.log_severity_level = 3            # errors only: node placement notes would flood Blender's console
     n = int(os.environ.get("PHOTO3D_THREADS", "0") or 0)
@@ -439,9 +484,8 @@ def _has_external_data(path: str) -> bool:
 
 def _create_session(path: str, provider: str):
     """An ONNX Runtime session of ``path`` on ``provider`` alone (tests replace this)."""
-    import onnxruntime as ort
-
     from .files import read_bytes
+    ort = onnxruntime()
     providers = [(provider, PROVIDER_OPTIONS[provider]) if provider in PROVIDER_OPTIONS else provider]
     # Bytes, not the path: ONNX Runtime cannot open every non-ASCII path on Windows; a
     # model with its weights in a separate file needs the path to find them.

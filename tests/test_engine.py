@@ -288,3 +288,29 @@ def test_the_fallback_line_shows_among_the_progress_lines(tmp_path, small_portra
     notes = [ln for ln in out.splitlines() if "instead" in ln]
     assert len(notes) == 1 and notes[0].startswith("photo3d: photo3d-net: CUDA: "), out
     assert notes[0].endswith("running on CPU instead") and not err
+
+
+def test_an_onnx_runtime_build_from_its_own_folder(tmp_path):
+    """PHOTO3D_ONNXRUNTIME_DIR (an onnxruntime-gpu install): its onnxruntime is the one
+    imported, alone (nothing else of the folder on sys.path), and CUDA's libraries are preloaded."""
+    import os
+    import subprocess
+    import sys
+    pkg = tmp_path / "gpu" / "onnxruntime"
+    (pkg / "capi").mkdir(parents=True)
+    (pkg / "capi" / "__init__.py").write_text("BUILD = 'cuda'\n")
+    (pkg / "__init__.py").write_text(
+        "from onnxruntime.capi import BUILD\n__version__ = '1.24.4'\nPRELOADED = []\n"
+        "def get_available_providers():\n    return ['CUDAExecutionProvider', 'CPUExecutionProvider']\n"
+        "def preload_dlls():\n    print('Failed to load libcudnn.so.9')\n    PRELOADED.append(True)\n")
+    (tmp_path / "gpu" / "onnxruntime_gpu-1.24.4.dist-info").mkdir()
+    (tmp_path / "gpu" / "numpy").mkdir()                           # never to shadow Blender's
+    code = ("import sys; from photo3d.inference import engine; ort = engine.onnxruntime(); "
+            "import numpy; print(ort.__file__, ort.BUILD, ort.PRELOADED, 'gpu' in numpy.__file__); "
+            "print(engine.onnx_summary())")
+    env = dict(os.environ, PHOTO3D_ONNXRUNTIME_DIR=str(tmp_path / "gpu"))
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 0, p.stderr
+    first, second = p.stdout.strip().splitlines()
+    assert first == f"{pkg / '__init__.py'} cuda [True] False"       # the preload's own print kept quiet
+    assert second == "ONNX Runtime 1.24.4 (onnxruntime-gpu): CUDA, CPU"
