@@ -7,6 +7,7 @@ one line on stderr and exits non-zero.
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import shutil
@@ -17,7 +18,7 @@ import time
 import numpy as np
 
 from . import settings
-from .inference import depth as depth_models
+from .inference import depth as depth_models, engine
 from .inference.errors import InputError, Photo3DError
 
 
@@ -68,6 +69,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _NoteHandler(logging.Handler):
+    """The engine's notes (a GPU that could not run a model, so the CPU did) as
+    ``photo3d:`` lines among the progress lines, on whatever stdout is now."""
+
+    def emit(self, record):
+        sys.stdout.write(f"photo3d: {self.format(record)}\n")
+        sys.stdout.flush()
+
+
+def _show_engine_notes():
+    logger = logging.getLogger(engine.__name__)
+    if not any(isinstance(h, _NoteHandler) for h in logger.handlers):
+        logger.addHandler(_NoteHandler())
+        logger.propagate = False
+
+
 def _terminate(signum, frame):
     raise KeyboardInterrupt  # unwinds through the clean-up of partial outputs
 
@@ -77,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
+    _show_engine_notes()
     if getattr(args, "offline", False):
         from .inference.depth import zoo
         zoo.set_offline(True)
@@ -253,6 +271,7 @@ def cmd_depth(args) -> int:
     from .inference import files, pipeline
     from .inference.photo import load_photo
     opts = settings.options_from_args(args)
+    engine.set_device(opts.device)
     model = depth_models.get_model(opts.depth_model)
     photo = load_photo(os.path.abspath(args.photo))
     w, h = photo.size
@@ -283,6 +302,7 @@ def cmd_bench(args) -> int:
     t0 = time.perf_counter()
     opts = settings.options_from_args(args)
     ps = settings.pipeline_settings(opts, depth_file=args.depth, mesh_long_side=args.mesh_long_side)
+    engine.clear_runs()
     result = pipeline.run(os.path.abspath(args.photo), ps, on_download=DownloadPrinter())
     rows = list(result.timings.items())
     t = time.perf_counter()
@@ -301,6 +321,8 @@ def cmd_bench(args) -> int:
     print(f"# {os.path.basename(args.photo)} {w}x{h}, depth {result.depth_model}, "
           f"mesh {result.depth.shape[1]}x{result.depth.shape[0]}, "
           f"vertices fg {result.foreground_mesh.n_vertices} bg {result.background_mesh.n_vertices}")
+    for line in model_lines(result.depth_model, engine.runs()):
+        print(line)
     for name, sec in rows:
         print(f"{name:<12} {sec:8.3f} s   peak {peak.get(name, 0):7.0f} MB")
         if name == "depth":   # its parts, as comment lines (the stage lines stay one per stage)
@@ -316,11 +338,27 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def model_lines(depth_model: str, runs: list) -> list[str]:
+    """``bench``'s comment lines: each network that ran, with its engine, provider and precision."""
+    lines = []
+    if depth_model == "file":
+        lines.append("# depth model: none (--depth file)")
+    elif not any(r.role == "depth model" for r in runs):
+        m = depth_models.MODELS.get(depth_model)
+        what = getattr(m, "engine", "") if m else ""
+        lines.append(f"# depth model: {depth_model}" + (f" via {what}" if what else " (no network)"))
+    for r in runs:
+        name = depth_model if r.role == "depth model" else r.name
+        lines.append(f"# {r.role}: {name} via {r.engine} {r.provider} {r.precision}")
+    return lines
+
+
 def cmd_models(args) -> int:
     """One line per model: its download size (of the precision a run uses), that precision,
     whether it is on disk (and what else it needs), its licence and what it is good at."""
     from .inference.depth import onnx_models, zoo
     runtime = None
+    print(f"# {engine.onnx_summary()}")
     print("name\tsize\tprecision\tstatus\tlicence\twhat it is good at")
     for m in depth_models.MODELS.values():
         default = " (default)" if m.name == depth_models.DEFAULT_MODEL else ""

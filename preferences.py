@@ -1,9 +1,13 @@
-"""The extension's preferences: PyTorch for the depth models that need it (status, build, install, remove)."""
+"""The extension's preferences: where the networks run (the ``in_preferences`` settings of
+``settings.py``: one choice per Blender, not per scene) and PyTorch for the depth models that
+need it (status, build, install, remove)."""
 from __future__ import annotations
 
 import bpy
 from bpy.props import EnumProperty
 
+from . import settings
+from .properties import blender_property
 from .runtime.builds import builds
 from .runtime.ui import draw_runtime
 
@@ -17,7 +21,26 @@ class Photo3DPreferences(bpy.types.AddonPreferences):
                               description="Which PyTorch to download")
 
     def draw(self, context):
+        from .inference import engine
+        col = self.layout.column()
+        for spec in PREFERENCE_SETTINGS:
+            col.prop(self, spec.name)
+        col.label(text=engine.onnx_summary())
         draw_runtime(self.layout, context, self)
+
+
+PREFERENCE_SETTINGS = tuple(s for s in settings.SETTINGS if s.in_preferences)
+for _spec in PREFERENCE_SETTINGS:
+    Photo3DPreferences.__annotations__[_spec.name] = blender_property(_spec)
+
+
+def values(context) -> dict:
+    """The preferences' settings by name (their defaults when the extension is not enabled as
+    an add-on, e.g. in tests that register its classes directly)."""
+    addon = context.preferences.addons.get(__package__)
+    prefs = addon.preferences if addon is not None else None
+    return {s.name: getattr(prefs, s.name, s.default) if prefs is not None else s.default
+            for s in PREFERENCE_SETTINGS}
 
 
 def register():

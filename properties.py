@@ -93,8 +93,8 @@ class Photo3DJobState(bpy.types.PropertyGroup):
     cancel_requested: BoolProperty(default=False)  # type: ignore
 
 
-def _property(spec: settings.Setting):
-    """The Blender property for one declared setting."""
+def blender_property(spec: settings.Setting):
+    """The Blender property for one declared setting (the panel's, the preferences')."""
     common = dict(name=spec.label, description=spec.help)
     kind = spec.type
     if spec.update == settings.REANIMATE:
@@ -125,7 +125,7 @@ def _declare_settings():
     # crash bpy 4.2 at exit when they have update callbacks.
     for spec in settings.SETTINGS:
         if spec.on_panel:
-            Photo3DSettings.__annotations__[spec.name] = f"_property(settings.BY_NAME[{spec.name!r}])"
+            Photo3DSettings.__annotations__[spec.name] = f"blender_property(settings.BY_NAME[{spec.name!r}])"
 
 
 _declare_settings()

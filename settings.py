@@ -44,6 +44,7 @@ class Setting:
     open_choices: bool = False     # the CLI also takes a name or folder not in ``choices``
     flag: str | None = ""          # "": --name-with-dashes; None: not on the command line
     on_panel: bool = True          # a property of scene.photo3d
+    in_preferences: bool = False   # a property of the extension's preferences (one per Blender, not per scene)
     update: str = ""               # REANIMATE / REBUILD_EFFECTS
     commands: tuple[str, ...] = ("make",)
     parse: Callable[[str], Any] | None = None   # the CLI's reading of a value (raises ValueError)
@@ -150,6 +151,14 @@ SETTINGS: tuple[Setting, ...] = (
       f"model's estimate, else {DEFAULT_HFOV_DEG:g}", PHOTO, min=0.0, max=170.0),
     S("portrait", True, "Portrait Refinement",
       "Find people: one layer per person with soft hair edges, and faces shaped by a fitted face mesh", PHOTO),
+    S("device", "auto", "Device",
+      "Where the networks run: the best GPU that loads the model, else the CPU (auto); the CPU only; or a GPU "
+      "only (an error when none can run the model)", PHOTO, kind="enum",
+      choices=(("auto", "Automatic", "The best GPU ONNX Runtime finds that loads the model (CUDA, DirectML, "
+                                     "CoreML), else the CPU"),
+               ("cpu", "CPU", "Always the CPU"),
+               ("gpu", "GPU", "Only a GPU: an error when none can run the model")),
+      on_panel=False, in_preferences=True, commands=("make", "depth", "bench")),
     S("segmenter", "builtin", "People", "How people are found for portrait refinement", PHOTO, kind="enum",
       choices=(("builtin", "Built-in", "MediaPipe's person segmentation, offline"),
                ("upernet-convnext-small", "UperNet ConvNeXt (online)",
@@ -294,7 +303,7 @@ def pipeline_settings(opts, **extra):
     return pipeline.Settings(
         depth_model=opts.depth_model or None, hfov_deg=opts.fov or None, amplitude=opts.amplitude,
         portrait=opts.portrait, segmenter=None if opts.segmenter in ("", "builtin") else opts.segmenter,
-        depth_tiles=tiles_count(opts.depth_tiles),
+        depth_tiles=tiles_count(opts.depth_tiles), device=opts.device,
         inpainter=None if opts.inpainter in ("", "classical") else opts.inpainter, **extra)
 
 

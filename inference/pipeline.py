@@ -16,6 +16,7 @@ from . import (
     camera_path,
     depth as depth_models,
     disocclusion,
+    engine,
     inpaint,
     layers as layering,
     masks,
@@ -64,6 +65,7 @@ class Settings:
     # global run); AUTO_TILES: as many as bring the depth to mesh_long_side (none for small photos).
     depth_tiles: int = 0
     inpainter: str | None = None         # None: the classical fill; else a learned one (inference/inpaint_net.py)
+    device: str = "auto"                 # where networks run: auto, cpu, gpu (inference/engine.py)
 
 
 AUTO_TILES = -1
@@ -229,6 +231,7 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
     ``on_download`` hears model downloads (bytes per file and overall), ``on_tile`` the
     depth tiles as they are done."""
     s = settings or Settings()
+    engine.set_device(s.device)
     clock = _Clock(progress, cancelled)
     photo: Photo = load_photo(photo_path)
     w, h = photo.size

@@ -2,7 +2,8 @@
 from a face mesh fitted to each face.
 
 Two small networks from Google's MediaPipe (Apache-2.0), run with OpenCV's DNN module (no
-MediaPipe runtime, no PyTorch, no download):
+MediaPipe runtime, no PyTorch, no download; they are TFLite files, which ONNX Runtime does
+not read, and a few milliseconds each on a CPU: docs/performance.md, "Inference engine"):
 
 * ``selfie_segmentation.tflite``: a person's soft mask at 256x256;
 * ``face_landmark.tflite``: 468 3D landmarks of a face crop (x, y in pixels of the 192 px
@@ -25,7 +26,7 @@ import cv2
 import numpy as np
 from scipy import ndimage, spatial
 
-from . import masks
+from . import engine, masks
 from .depth.classical import find_faces, guided_filter
 from .files import read_bytes
 from .inpaint import poisson_fill
@@ -83,7 +84,9 @@ def _forward(key: str, blob: np.ndarray) -> list[np.ndarray] | None:
         if net is None:
             return None
         net.setInput(blob)
-        return list(net.forward(net.getUnconnectedOutLayersNames()))
+        outs = list(net.forward(net.getUnconnectedOutLayersNames()))
+    engine.record_run("portrait", os.path.basename(MODEL_FILES[key]), "opencv-dnn", "CPU", "fp32")
+    return outs
 
 
 # ----------------------------------------------------------------------------- the person

@@ -28,8 +28,11 @@ STAGE_TEXT = {
 
 
 def _options(context) -> Options:
-    """The scene's settings; the frame rate is the scene's own."""
+    """The scene's settings, the preferences' (where networks run); the frame rate is the scene's own."""
+    from .. import preferences
     opts = Options.of(context.scene.photo3d)
+    for name, value in preferences.values(context).items():
+        setattr(opts, name, value)
     opts.fps = context.scene.render.fps
     return opts
 

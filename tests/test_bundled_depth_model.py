@@ -24,6 +24,20 @@ def test_the_bundled_network_is_small_and_the_default():
     assert m.cached() and not m.metric
 
 
+def test_onnx_runtime_gives_the_depth_cv2_dnn_gave():
+    """The network moved from OpenCV's DNN module to ONNX Runtime (and its file's size became
+    symbolic): on a real photo, the depth and subject are those cv2.dnn computed before the
+    move (tests/data/cat_depth_cv2dnn.npz: every 4th pixel, float16; measured difference
+    8e-5 m at most)."""
+    from photo3d.inference.photo import load_photo
+    ref = np.load(os.path.join(os.path.dirname(__file__), "data", "cat_depth_cv2dnn.npz"))
+    photo = load_photo(os.path.join(os.path.dirname(__file__), "data", "cat.jpg"))
+    depth, subject, normals = depth_net.run(photo.rgb, WEIGHTS, device="cpu")
+    assert depth.shape == tuple(ref["shape"])
+    np.testing.assert_allclose(depth[::4, ::4], ref["depth"].astype(np.float32), rtol=2e-3, atol=1e-3)
+    np.testing.assert_allclose(subject[::4, ::4], ref["subject"].astype(np.float32), atol=2e-3)
+
+
 def _textured(bpy, name, scale, c1, c2):
     mat = bpy.data.materials.new(name)
     mat.use_nodes = True

@@ -60,6 +60,9 @@ def test_depth_and_models(tmp_path, small_portrait):
     assert d.shape == (256, 256) and np.isfinite(d).all() and (d > 0).all()
     rc, so, se = run_cli("models")
     assert rc == 0 and "classical" in so
+    assert so.startswith("# ONNX Runtime ") and "\tengine\tprecision\t" in so
+    net = next(ln for ln in so.splitlines() if ln.startswith("photo3d-net"))
+    assert "\tonnxruntime\tfp32 (fp16 weights)\t" in net
 
 
 def test_bench_prints_stages(small_portrait):
@@ -70,6 +73,9 @@ def test_bench_prints_stages(small_portrait):
     for stage in ("load", "depth", "layers", "inpaint", "mesh", "scene"):
         assert stage in names
     assert lines[-1].startswith("total ") and lines[-1].endswith(" s")
+    # which network ran, on which engine, provider and precision
+    assert "# depth model: photo3d-net via onnxruntime CPUExecutionProvider fp32" in lines
+    assert any(ln.startswith("# portrait: selfie_segmentation.tflite via opencv-dnn CPU fp32") for ln in lines)
     parts = [ln for ln in lines if ln.startswith("#   depth: ")]       # the depth stage's parts
     assert [p.split()[2] for p in parts] == ["preprocess", "inference", "portrait", "upsampling", "outline", "edges"]
 

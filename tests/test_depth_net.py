@@ -1,5 +1,5 @@
-"""The learned depth network's runtime (ONNX through OpenCV DNN, no torch): loading
-errors, shapes and ranges of what it returns, the cache and thread safety.
+"""The learned depth network's runtime (ONNX through the engine's ONNX Runtime, no torch):
+loading errors, shapes and ranges of what it returns, the cache and thread safety.
 
 The tiny ONNX models are written byte by byte here (ONNX files are protobuf messages),
 so neither torch nor the ``onnx`` package is needed; when ``onnx`` happens to be
@@ -42,7 +42,8 @@ def _tensor(name: str, arr: np.ndarray) -> bytes:            # TensorProto, FLOA
 
 
 def _value_info(name: str, shape) -> bytes:                  # ValueInfoProto, FLOAT tensor
-    dims = b"".join(_bytes(1, _int(1, d)) for d in shape)
+    # a dimension is a number (dim_value) or a name (dim_param: any size)
+    dims = b"".join(_bytes(1, _bytes(2, d) if isinstance(d, str) else _int(1, d)) for d in shape)
     tensor_type = _int(1, 1) + _bytes(2, dims)
     return _bytes(1, name) + _bytes(2, _bytes(1, tensor_type))
 
@@ -56,12 +57,13 @@ def _node(op: str, inputs, outputs, name: str, *attrs: bytes) -> bytes:     # No
             + _bytes(3, name) + _bytes(4, op) + b"".join(_bytes(5, a) for a in attrs))
 
 
-K1 = _ints_attr("kernel_shape", (1, 1))                      # OpenCV's importer needs it
+K1 = _ints_attr("kernel_shape", (1, 1))
 
 
-def tiny_model(outputs=("inv_depth", "normals", "mask"), size=(32, 32)) -> bytes:
+def tiny_model(outputs=("inv_depth", "normals", "mask"), size=("H", "W")) -> bytes:
     """1x1-conv model: inverse depth = softplus(4 * red), normals = rgb - 0.5 with a
-    forward bias, subject logits = 8 * (green - 0.5). Output names as given (by order)."""
+    forward bias, subject logits = 8 * (green - 0.5). Output names as given (by order);
+    height and width symbolic unless ``size`` gives numbers."""
     h, w = size
     nodes, inits, outs = [], [], []
     inits.append(_tensor("wd", np.array([4, 0, 0], np.float32).reshape(1, 3, 1, 1)))
@@ -121,6 +123,15 @@ def test_corrupt_weights_is_a_clear_input_error(tmp_path, content):
     p.write_bytes(content)
     with pytest.raises(InputError, match=r"^cannot load depth model .*broken\.onnx: \S"):
         depth_net.run(_photo(8, 8), str(p))
+
+
+def test_a_fixed_size_model_says_how_to_free_it(tmp_path):
+    p = tmp_path / "fixed.onnx"
+    p.write_bytes(tiny_model(size=(32, 32)))
+    assert depth_net.run(_photo(32, 32), str(p), long_side=32)[0].shape == (32, 32)    # its own size runs
+    with pytest.raises(InputError, match=r"failed to run: .*fixed input size 32x32: make it symbolic with "
+                                         r"tools/train_depth/export.py --dynamic-size"):
+        depth_net.run(_photo(40, 30), str(p))
 
 
 def test_bad_image_shape_is_an_input_error(model_path):

@@ -48,6 +48,28 @@ REQUIREMENTS = (
     "scipy==1.15.3",
     "pillow==11.3.0",
 )
+# ONNX Runtime, the engine of every network, in the build each platform's GPUs need:
+# Windows gets onnxruntime-directml (DirectML: any DirectX 12 GPU, NVIDIA, AMD, Intel; the
+# same Python API), macOS's wheel has CoreML. CUDA is too big for a zip (onnxruntime-gpu is
+# 250 MB plus NVIDIA's libraries): Linux users install it on demand (runtime/builds.py).
+# ONNX Runtime needs only NumPy to import and run a session (flatbuffers, protobuf, sympy,
+# packaging and coloredlogs serve its tools), so it is bundled without its dependencies.
+# macOS: 1.24 has no Intel wheel, and its arm64 wheel needs macOS 14; 1.23.2 runs on
+# macOS 13 on both, the floor OpenCV's wheels set already.
+ONNXRUNTIME = {
+    "linux-x64": "onnxruntime==1.24.4",
+    "linux-arm64": "onnxruntime==1.24.4",
+    "windows-x64": "onnxruntime-directml==1.24.4",
+    "windows-arm64": "onnxruntime==1.24.4",          # no DirectML wheel for Windows on Arm
+    "macos-arm64": "onnxruntime==1.23.2",
+    "macos-x64": "onnxruntime==1.23.2",
+}
+
+
+def requirements(platform: str) -> list[str]:
+    """The wheels a platform's zip carries."""
+    return [*REQUIREMENTS, ONNXRUNTIME[platform]]
+
 # Blender 4.2 - 5.0 embed CPython 3.11.
 PYTHON_VERSION = "3.11"
 NEVER_BUNDLE = {"numpy"}
@@ -369,7 +391,7 @@ def build(args: argparse.Namespace) -> list[Path]:
             (staging / "wheels").mkdir()
             for platform in platforms:
                 per_platform[platform] = []
-                for req in args.requirement or REQUIREMENTS:
+                for req in args.requirement or requirements(platform):
                     whl = fetch_wheel(req, platform, cache / platform, ext_mod)
                     rel = f"./wheels/{whl.name}"
                     per_platform[platform].append(rel)

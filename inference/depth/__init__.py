@@ -50,7 +50,7 @@ NET_WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.pa
 
 def _net(rgb):
     from . import net
-    depth, subject, _normals = net.run(rgb, NET_WEIGHTS)
+    depth, subject, _normals = net.run(rgb, NET_WEIGHTS, name="photo3d-net")
     return depth, subject
 
 
@@ -64,7 +64,8 @@ if os.path.exists(NET_WEIGHTS):
     MODELS["photo3d-net"] = DepthModel(
         "photo3d-net",
         "photo3d's own small U-Net (depth, normals, subject), trained on rendered scenes; see models/README.md",
-        "GPL-3.0-or-later (photo3d)", 512, _net, os.path.getsize(NET_WEIGHTS) / 1e6)
+        "GPL-3.0-or-later (photo3d)", 512, _net, os.path.getsize(NET_WEIGHTS) / 1e6,
+        precision=lambda: "fp32")
 # The project's own network when it is there (it always is in a release); the classical
 # fallback stays selectable by name.
 DEFAULT_MODEL = "photo3d-net" if "photo3d-net" in MODELS else "classical"

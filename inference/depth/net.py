@@ -1,12 +1,14 @@
-"""photo3d's learned monocular depth network at inference time: ONNX through OpenCV DNN.
+"""photo3d's learned monocular depth network at inference time: ONNX through ONNX Runtime.
 
 No torch and no bpy: the network (trained and exported by ``tools/train_depth``) is an
-ONNX file read with ``cv2.dnn.readNetFromONNX``.
+ONNX file run by the engine (``inference/engine.py``: the best execution provider for the
+device setting, the CPU as the fallback).
 
 The network's contract (see ``tools/train_depth/model.py``):
 
 * input ``rgb``: float32 NCHW RGB in [0, 1], H and W multiples of 32 (the ImageNet
-  normalisation is inside the network);
+  normalisation is inside the network); the file declares H and W symbolic
+  (``export.py --dynamic-size``): ONNX Runtime runs only the sizes a file declares;
 * output ``inv_depth`` (N,1,H,W): positive *relative* inverse depth, known only up to an
   unknown scale and shift (affine-invariant, MiDaS-style);
 * optional outputs ``normals`` (N,3,H,W, unit camera-space normals) and ``mask``
@@ -26,20 +28,19 @@ in the photo sit about 1 m from the camera, the farthest (sky included) about 20
 ratios of inverse depth in between are kept. A flat prediction (no depth contrast)
 gives a constant depth of sqrt(near * far).
 
-Loaded networks are cached per file (path, modification time, size), and each one's
-forward pass runs under a lock: a ``cv2.dnn.Net`` is not safe for concurrent use.
+Loaded networks are cached per file (path, modification time, size) and device; the
+engine's session runs one forward pass at a time.
 """
 from __future__ import annotations
 
 import os
-import re
 import threading
 
 import cv2
 import numpy as np
 
+from .. import engine
 from ..errors import InputError
-from ..files import read_bytes
 
 __all__ = ["run", "load", "inverse_depth_to_z", "model_input_size", "clear_cache",
            "DEFAULT_LONG_SIDE", "NEAR", "FAR"]
@@ -52,18 +53,27 @@ _KNOWN = ("inv_depth", "normals", "mask")
 
 
 class _LoadedNet:
-    def __init__(self, net, out_names):
-        self.net = net
-        self.out_names = list(out_names)
-        self.lock = threading.Lock()
+    def __init__(self, session: engine.OnnxSession):
+        self.session = session
+        if len(session.inputs) != 1:
+            raise InputError(f"cannot load depth model {session.path}: it takes {len(session.inputs)} inputs, "
+                             "not one RGB image")
+        self.input = next(iter(session.inputs))
+        names = list(session.outputs)
+        known = [n for n in _KNOWN if n in names]
+        self.out_names = known if "inv_depth" in known else names
+
+    def fixed_size(self) -> tuple[int, int] | None:
+        """(H, W) when the file declares a fixed input size (an export from before symbolic sizes)."""
+        shape = self.session.inputs[self.input] or []
+        dims = shape[2:4] if len(shape) == 4 else []
+        return tuple(dims) if len(dims) == 2 and all(isinstance(d, int) and d > 0 for d in dims) else None
 
     def forward(self, blob: np.ndarray) -> dict:
         """{'inv_depth': (1,1,H,W), 'normals': (1,3,H,W) or absent, 'mask': ... or absent}."""
-        with self.lock:
-            self.net.setInput(blob)
-            outs = self.net.forward(self.out_names)
-        outs = [np.asarray(o, np.float32) for o in outs]
-        named = dict(zip(self.out_names, outs))
+        named = self.session.run({self.input: blob})
+        outs = [np.asarray(named[n], np.float32) for n in self.session.outputs]
+        named = dict(zip(self.session.outputs, outs))
         if "inv_depth" in named:
             return {k: v for k, v in named.items() if k in _KNOWN}
         # unnamed outputs: the first is the inverse depth, then by channel count
@@ -80,31 +90,9 @@ _cache: dict[tuple, _LoadedNet] = {}
 _cache_lock = threading.Lock()
 
 
-def _cv_error_text(e: Exception) -> str:
-    """The innermost message of an OpenCV error, without file/line/function noise."""
-    text = str(e)
-    parts = re.split(r"OpenCV\([^)]*\) \S+: error: \(([^)]*)\) ", text)
-    # parts: [prefix, code, message, code, message, ...]; the last message is innermost
-    for i in range(len(parts) - 1, 1, -2):
-        part = re.sub(r" in function '[^']*'", "", parts[i])
-        part = " ".join(part.replace(">", " ").split())
-        if part:
-            if "Assertion failed" in parts[i - 1]:
-                return f"not a valid ONNX model for OpenCV (check failed: {part})"
-            return part
-    return type(e).__name__ if not text.strip() else " ".join(text.split())
-
-
-def _output_names(net) -> list[str]:
-    names = list(net.getUnconnectedOutLayersNames())
-    if not names:
-        raise ValueError("the network has no outputs")
-    known = [n for n in _KNOWN if n in names]
-    return known if "inv_depth" in known else names
-
-
-def load(path: str) -> _LoadedNet:
-    """The network in ``path`` (cached). InputError when it is missing or unreadable."""
+def load(path: str, device: str | None = None, name: str = "") -> _LoadedNet:
+    """The network in ``path`` (cached) on ``device`` (None: the engine's device setting).
+    InputError when it is missing or unreadable."""
     path = os.path.abspath(os.fspath(path))
     try:
         st = os.stat(path)
@@ -112,26 +100,25 @@ def load(path: str) -> _LoadedNet:
         raise InputError(f"depth model weights not found: {path}") from None
     if not os.path.isfile(path):
         raise InputError(f"depth model weights not found: {path} is not a file")
-    key = (path, st.st_mtime_ns, st.st_size)
+    key = (path, st.st_mtime_ns, st.st_size, engine.device_choice(device))
     with _cache_lock:
         hit = _cache.get(key)
         if hit is not None:
             return hit
         try:
-            net = cv2.dnn.readNetFromONNX(read_bytes(path))     # OpenCV cannot open every path itself
-            if net.empty():
-                raise ValueError("OpenCV read an empty network")
-            out_names = _output_names(net)
-        except (cv2.error, ValueError, SystemError, OSError) as e:
-            raise InputError(f"cannot load depth model {path}: {_cv_error_text(e)}") from None
+            session = engine.onnx_session(path, device, name=name or os.path.basename(path), role="depth model")
+        except engine.ModelLoadError as e:
+            raise InputError(f"cannot load depth model {path}: {e.reason}") from None
         for k in [k for k in _cache if k[0] == path]:         # an older version of the file
             del _cache[k]
-        loaded = _cache[key] = _LoadedNet(net, out_names)
+        loaded = _cache[key] = _LoadedNet(session)
         return loaded
 
 
 def clear_cache() -> None:
     with _cache_lock:
+        for key in _cache:
+            engine.release_onnx(key[0])
         _cache.clear()
 
 
@@ -175,8 +162,10 @@ def _smooth_keeping_edges(inv: np.ndarray) -> np.ndarray:
 
 
 def run(rgb: np.ndarray, weights: str, *, long_side: int = DEFAULT_LONG_SIDE,
-        near: float = NEAR, far: float = FAR, flip: bool = True, smooth: bool = True):
-    """Depth of a photo with the network in ``weights``.
+        near: float = NEAR, far: float = FAR, flip: bool = True, smooth: bool = True,
+        device: str | None = None, name: str = ""):
+    """Depth of a photo with the network in ``weights`` (``name``: what ``bench`` calls it;
+    ``device``: auto, cpu, gpu, None for the engine's setting).
 
     rgb: float32 (H, W, 3) RGB in [0, 1]. Returns (z-depth float32 (H, W) in [near, far],
     subject probability float32 (H, W) in [0, 1] or None, unit normals float32 (H, W, 3)
@@ -185,7 +174,7 @@ def run(rgb: np.ndarray, weights: str, *, long_side: int = DEFAULT_LONG_SIDE,
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] < 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
         raise InputError(f"depth model input must be an RGB image (H, W, 3), got shape {rgb.shape}")
-    net = load(weights)
+    net = load(weights, device, name)
     h, w = rgb.shape[:2]
     img = np.clip(np.nan_to_num(rgb[..., :3].astype(np.float32)), 0.0, 1.0)
     (rw, rh), (pw, ph) = model_input_size(w, h, long_side)
@@ -206,8 +195,14 @@ def run(rgb: np.ndarray, weights: str, *, long_side: int = DEFAULT_LONG_SIDE,
                     if k == "normals":
                         o[:, 0] *= -1
                     outs[k] = 0.5 * (outs[k] + o)
-    except cv2.error as e:
-        raise InputError(f"depth model {os.path.abspath(weights)} failed to run: {_cv_error_text(e)}") from None
+    except MemoryError:
+        raise
+    except Exception as e:  # noqa: BLE001 - ONNX Runtime's errors derive from Exception only
+        fixed = net.fixed_size()
+        hint = (f" (the file declares a fixed input size {fixed[1]}x{fixed[0]}: make it symbolic with "
+                f"tools/train_depth/export.py --dynamic-size)" if fixed and fixed != (ph, pw) else "")
+        raise InputError(f"depth model {os.path.abspath(weights)} failed to run: {engine.error_text(e)}{hint}") \
+            from None
 
     def back(a):                       # (1,C,ph,pw) -> (h,w,C) at the photo's resolution
         a = a[0, :, :rh, :rw].transpose(1, 2, 0)

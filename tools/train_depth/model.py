@@ -1,7 +1,7 @@
 """photo3d's own monocular depth network (PyTorch side: training and ONNX export).
 
 A small U-shaped encoder-decoder (about 2 M parameters) that runs at 384x288 in well
-under half a second on a 2-core CPU through OpenCV DNN:
+under half a second on a 2-core CPU through ONNX Runtime:
 
 * encoder: MobileNetV2-style inverted-residual stages at strides 2..32, with a
   **global context block** (GCNet: attention-pooled global context -> bottleneck
