@@ -108,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("photo3d: error: interrupted\n")
         return 130
+    except BrokenPipeError:         # the reader went away (`models | head`): nothing more to say
+        sys.stdout = open(os.devnull, "w")      # noqa: SIM115 - flushing at exit must not fail again
+        return 0
     except MemoryError:
         sys.stderr.write("photo3d: error: out of memory (try a smaller photo)\n")
         return 1
@@ -359,7 +362,7 @@ def cmd_models(args) -> int:
     from .inference.depth import onnx_models, zoo
     runtime = None
     print(f"# {engine.onnx_summary()}")
-    print("name\tsize\tprecision\tstatus\tlicence\twhat it is good at")
+    print("name\tsize\tstatus\tengine\tprecision\tlicence\twhat it is good at")
     for m in depth_models.MODELS.values():
         default = " (default)" if m.name == depth_models.DEFAULT_MODEL else ""
         if m.is_cached is None:
@@ -378,8 +381,11 @@ def cmd_models(args) -> int:
             spec = onnx_models.SPECS[m.name]
             precision = m.precision() + "".join(f", {p} {spec.files[p].size_mb:.0f} MB" for p in spec.files
                                                 if p != m.precision())
+        elif m.precision is not None:
+            precision = m.precision()
         else:
-            precision = "fp32" if m.runtime == "builtin" else "auto"
+            precision = "auto" if m.runtime == "torch" else "-"
+        how = {"onnx": "onnxruntime", "torch": "torch"}.get(m.runtime, "onnxruntime" if m.precision else "-")
         size = f"{m.size_mb:.0f} MB" if m.size_mb else "-"
-        print(f"{m.name}{default}\t{size}\t{precision}\t{status}\t{m.licence}\t{m.summary}")
+        print(f"{m.name}{default}\t{size}\t{status}\t{how}\t{precision}\t{m.licence}\t{m.summary}")
     return 0

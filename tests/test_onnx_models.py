@@ -352,11 +352,14 @@ def test_models_lists_size_precision_licence_and_cache(cache, repos, capsys):
     from photo3d import cli
     put(cache, repos, DA2, "int8")
     assert cli.main(["models"]) == 0
-    rows = {ln.split("\t")[0]: ln.split("\t") for ln in capsys.readouterr().out.splitlines()[1:]}
-    name, size, precision, status, licence, _ = rows[DA2]
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if not ln.startswith("#")]
+    assert lines[0].split("\t")[:6] == ["name", "size", "status", "engine", "precision", "licence"]
+    rows = {ln.split("\t")[0]: ln.split("\t") for ln in lines[1:]}
+    name, size, status, how, precision, licence, _ = rows[DA2]
+    assert how == "onnxruntime"
     assert size == "99 MB" and precision.startswith("fp32") and "fp16 50 MB" in precision and "int8 27 MB" in precision
     assert status.startswith("not downloaded (int8 cached)") and "ONNX" in status and licence == "Apache-2.0"
-    assert "non-commercial" in rows["depth-anything-v2-large"][4] and "PyTorch" not in rows[MOGE][3]
+    assert "non-commercial" in rows["depth-anything-v2-large"][5] and "PyTorch" not in rows[MOGE][2]
 
 
 @pytest.mark.blender

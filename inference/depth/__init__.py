@@ -65,7 +65,7 @@ if os.path.exists(NET_WEIGHTS):
         "photo3d-net",
         "photo3d's own small U-Net (depth, normals, subject), trained on rendered scenes; see models/README.md",
         "GPL-3.0-or-later (photo3d)", 512, _net, os.path.getsize(NET_WEIGHTS) / 1e6,
-        precision=lambda: "fp32")
+        precision=lambda: "fp32 (fp16 weights)")
 # The project's own network when it is there (it always is in a release); the classical
 # fallback stays selectable by name.
 DEFAULT_MODEL = "photo3d-net" if "photo3d-net" in MODELS else "classical"

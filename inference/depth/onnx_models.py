@@ -122,13 +122,10 @@ SPECS: dict[str, OnnxSpec] = {s.name: s for s in (
 # --- which file ------------------------------------------------------------------------------
 
 def pick_precision(spec: OnnxSpec, device: str | None = None) -> str:
-    """The precision to run: fp32 on the CPU, fp16 on a GPU provider where the export has one.
-
-    HOOK for the engine of issue 18: ``engine.pick_precision`` (given the device passed to
-    ``engine.onnx_session``, None for automatic) answers "fp32", "fp16" or "int8" once it
-    exists; until then the engine runs on the CPU and every model runs its fp32 file."""
-    pick = getattr(engine, "pick_precision", None)
-    want = pick(device) if pick is not None else "fp32"
+    """The precision to run: the engine's choice for the provider it tries first (fp16 on a
+    GPU provider, fp32 on the CPU), where the export has that file; else fp32."""
+    provider = engine.provider_order(engine.device_choice(device))[0]
+    want = engine.pick_precision(provider)
     return want if want in spec.files else "fp32"
 
 
@@ -189,7 +186,9 @@ def session(name: str) -> tuple[engine.OnnxSession, str]:
         if engine.out_of_memory(e):
             raise engine.oom_message(name, "cpu") from None
         text = str(e)
-        if type(e).__name__ in ("InvalidProtobuf", "InvalidGraph") or "INVALID_PROTOBUF" in text:
+        damaged = ("INVALID_PROTOBUF" in text or "protobuf parsing failed" in text.lower()
+                   or type(e).__name__ in ("InvalidProtobuf", "InvalidGraph"))
+        if damaged:
             zoo.forget(fetch_for(spec, precision), folder)
             raise InputError(f"depth model {name}: its file {spec.files[precision].path} is damaged and was "
                              "removed; it is fetched again on the next run with online access") from None
