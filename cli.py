@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("depth", help="estimate depth only")
     d.add_argument("photo")
-    d.add_argument("--out", required=True, help="output .npy (float32 z-depth at the photo's resolution)")
+    d.add_argument("--out", required=True, help="output .npy (float32 z-depth at the photo's resolution); "
+                   "the depth's confidence is written beside it as NAME.confidence.png (white = sure)")
 
     b = sub.add_parser("bench", help="time each stage on a photo")
     b.add_argument("photo")
@@ -208,7 +209,7 @@ def cmd_make(args) -> int:
 
 
 def write_arrays(result, folder: str):
-    """depth.npy, depth.png, mask.png, background.png: the contract's image outputs."""
+    """depth.npy, depth.png, mask.png, background.png, confidence.png: the contract's image outputs."""
     from .inference import files, pipeline
     from .inference.photo import resize
     w, h = result.size
@@ -222,6 +223,9 @@ def write_arrays(result, folder: str):
     files.write_image(os.path.join(folder, "mask.png"), mask)
     bg = np.clip(np.round(result.background * 255), 0, 255).astype(np.uint8)[:, :, ::-1]
     files.write_image(os.path.join(folder, "background.png"), bg)
+    if result.confidence is not None:
+        from .inference.depth.confidence import to_image
+        files.write_image(os.path.join(folder, "confidence.png"), to_image(result.confidence, (w, h)))
 
 
 def _make_scene(result, opts: settings.Options, folder: str, render_video: bool):
@@ -270,9 +274,16 @@ def _make_scene(result, opts: settings.Options, folder: str, render_video: bool)
 
 # --- depth, bench, models ------------------------------------------------------------
 
+def depth_confidence_path(out: str) -> str:
+    """Where ``depth --out NAME.npy`` puts the depth's confidence: NAME.confidence.png beside it."""
+    stem = out[:-4] if out.lower().endswith(".npy") else out
+    return stem + ".confidence.png"
+
+
 def cmd_depth(args) -> int:
     from .inference import files, pipeline
-    from .inference.photo import load_photo
+    from .inference.depth.confidence import depth_confidence, to_image
+    from .inference.photo import load_photo, resize, working_size
     opts = settings.options_from_args(args)
     engine.set_device(opts.device)
     model = depth_models.get_model(opts.depth_model)
@@ -287,16 +298,24 @@ def cmd_depth(args) -> int:
     # The pipeline's own depth run; tiles, when asked, reach the photo's full resolution.
     md = pipeline.model_depth(photo, model, settings.tiles_count(opts.depth_tiles), max(w, h), _tile_progress)
     d = pipeline.resize_depth(md.depth, (w, h), photo.rgb)
-    tmp = out + ".partial.npy"
+    conf_out = depth_confidence_path(out)
+    # Worked out at most at the mesh's default resolution (the edges' test is per pixel), shown at the photo's.
+    cw, ch = working_size(w, h, pipeline.Settings.mesh_long_side)
+    conf = to_image(depth_confidence(pipeline.resize_depth(d, (cw, ch)), resize(photo.rgb, (cw, ch)),
+                                     md.extras.get("flip_gap"), md.extras.get("tile_gap")), (w, h))
+    tmp, conf_tmp = out + ".partial.npy", conf_out + ".partial.png"
     try:
         np.save(tmp, d.astype(np.float32))
+        files.write_image(conf_tmp, conf)
         files.replace(tmp, out)
+        files.replace(conf_tmp, conf_out)
     except OSError as e:
         raise CLIError(f"cannot write {out}: {e.strerror or e}") from None
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    print(f"photo3d: wrote {out} ({w}x{h}, model {model.name})")
+        for f in (tmp, conf_tmp):
+            if os.path.exists(f):
+                os.remove(f)
+    print(f"photo3d: wrote {out} and {os.path.basename(conf_out)} ({w}x{h}, model {model.name})")
     return 0
 
 

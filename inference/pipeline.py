@@ -25,7 +25,7 @@ from . import (
     parallel,
     portrait,
 )
-from .depth import edges as depth_edges, tiling
+from .depth import confidence as depth_confidence, edges as depth_edges, tiling
 from .depth.upsample import joint_bilateral_upsample
 from .errors import Cancelled, InputError
 from .lighting import find_light_source, photo_far_colour
@@ -98,6 +98,7 @@ class Result:
     hfov_source: str = "default"         # user, exif, model (a depth model's estimate) or default
     far_colour: tuple[float, float, float] | None = None   # linear RGB of the far fifth: the fog's colour
     light_source: tuple[float, float, float] | None = None  # a light the photo shows (camera frame), or None
+    confidence: np.ndarray | None = None  # (hm, wm) float32 in [0, 1]: how sure the depth is (1 = sure)
 
 
 ProgressFn = Callable[[str, float], None]
@@ -214,6 +215,7 @@ class _Depth:
     hfov_source: str
     faces: int
     tiles: tiling.TilePlan | None
+    confidence: np.ndarray | None = None   # mesh resolution
 
 
 @dataclass
@@ -260,7 +262,7 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
     return Result(photo_path, (w, h), dep.hfov, dep.metric, fill.texture, fill.background, fill.alpha,
                   lay.depth, fill.depth, mask, lay.hidden, fg, bg, extent, band, dep.model_name,
                   clock.timings, clock.rss, edges, dep.faces, clock.details, dep.tiles, dep.hfov_source,
-                  far_colour=far_colour, light_source=light)
+                  far_colour=far_colour, light_source=light, confidence=dep.confidence)
 
 
 def depth_stage(photo: Photo, texture: np.ndarray, mesh_size: tuple[int, int], s: Settings, clock: _Clock,
@@ -270,7 +272,9 @@ def depth_stage(photo: Photo, texture: np.ndarray, mesh_size: tuple[int, int], s
     if s.depth_file:
         full, metric = load_depth_file(s.depth_file, (w, h))
         hfov, source = field_of_view(s.hfov_deg or None, photo.hfov_from_exif, {})
-        return _Depth(resize_depth(full, mesh_size), None, None, "file", metric, hfov, source, 0, None)
+        depth_m = resize_depth(full, mesh_size)
+        conf = depth_confidence.depth_confidence(depth_m, resize(texture, mesh_size))
+        return _Depth(depth_m, None, None, "file", metric, hfov, source, 0, None, conf)
     model = depth_models.get_model(s.depth_model)
     md = model_depth(photo, model, s.depth_tiles, s.mesh_long_side, on_tile, cancelled)
     if not md.tiles:
@@ -321,7 +325,10 @@ def depth_stage(photo: Photo, texture: np.ndarray, mesh_size: tuple[int, int], s
     t = time.perf_counter()
     depth_m, _ = depth_edges.sharpen(depth_m, rgb_m, EDGE_RAMP * scale, subject)
     clock.part("depth: edges", t)
-    return _Depth(depth_m, subject, person, model.name, model.metric, hfov, hfov_source, n_faces, md.tiles)
+    t = time.perf_counter()
+    conf = depth_confidence.depth_confidence(depth_m, rgb_m, md.extras.get("flip_gap"), md.extras.get("tile_gap"))
+    clock.part("depth: confidence", t)
+    return _Depth(depth_m, subject, person, model.name, model.metric, hfov, hfov_source, n_faces, md.tiles, conf)
 
 
 def layers_stage(dep: _Depth, mesh_size: tuple[int, int], amplitude: float):

@@ -7,7 +7,7 @@ import pytest
 
 from helpers import png_header_only, run_cli
 
-OUTPUTS = {"scene.blend", "depth.npy", "depth.png", "mask.png", "background.png"}
+OUTPUTS = {"scene.blend", "depth.npy", "depth.png", "mask.png", "background.png", "confidence.png"}
 
 
 def _one_error_line(err):
@@ -33,6 +33,9 @@ def test_make_no_render_writes_the_contract_files(tmp_path, box_files):
     bg = cv2.imread(str(out / "background.png"))
     photo_px = cv2.imread(photo)
     assert bg.shape == photo_px.shape
+    conf = cv2.imread(str(out / "confidence.png"), cv2.IMREAD_UNCHANGED)
+    assert conf.dtype == np.uint8 and conf.shape == d.shape
+    assert conf.min() > 250                  # the true depth, whose every step is on the photo's colour edge
     hole = mask > 127
     # the subject's colour (green) does not reach the background layer
     assert np.abs(bg[hole].astype(int) - photo_px[~hole][0]).max() < 40
@@ -58,6 +61,9 @@ def test_depth_and_models(tmp_path, small_portrait):
     assert rc == 0, se
     d = np.load(tmp_path / "d.npy")
     assert d.shape == (256, 256) and np.isfinite(d).all() and (d > 0).all()
+    conf = cv2.imread(str(tmp_path / "d.confidence.png"), cv2.IMREAD_UNCHANGED)      # beside it
+    assert conf.dtype == np.uint8 and conf.shape == d.shape and conf.max() > conf.min()
+    assert sorted(os.listdir(tmp_path)) == ["d.confidence.png", "d.npy"]            # no partial files left
     rc, so, se = run_cli("models")
     assert rc == 0 and "classical" in so
     assert so.startswith("# ONNX Runtime ") and "\tengine\tprecision\t" in so
@@ -77,7 +83,8 @@ def test_bench_prints_stages(small_portrait):
     assert "# depth model: photo3d-net via onnxruntime CPUExecutionProvider fp32" in lines
     assert any(ln.startswith("# portrait: selfie_segmentation.tflite via opencv-dnn CPU fp32") for ln in lines)
     parts = [ln for ln in lines if ln.startswith("#   depth: ")]       # the depth stage's parts
-    assert [p.split()[2] for p in parts] == ["preprocess", "inference", "portrait", "upsampling", "outline", "edges"]
+    assert [p.split()[2] for p in parts] == ["preprocess", "inference", "portrait", "upsampling", "outline", "edges",
+                                           "confidence"]
 
 
 def _bad_inputs(tmp_path, portrait_path, box_files):

@@ -128,6 +128,9 @@ def test_register_and_make_photo_without_posix_modules(windowsish, odd_photo, tm
                 b.split()[1] != "photo3d.inference.memory"], _blocked(log)
 
 
+OUTPUTS = ["background.png", "confidence.png", "depth.npy", "depth.png", "mask.png", "scene.blend"]
+
+
 @pytest.mark.blender
 @needs_bpy
 def test_cli_make_with_spaces_and_non_ascii_paths(windowsish, odd_photo, tmp_path):
@@ -137,9 +140,10 @@ def test_cli_make_with_spaces_and_non_ascii_paths(windowsish, odd_photo, tmp_pat
     p = _run([sys.executable, "-m", "photo3d", "make", odd_photo, "--out", str(out), "--no-render",
               "--depth-model", "classical", "--frames", "12"], env, cwd=str(tmp_path))
     assert p.returncode == 0, p.stderr[-3000:] + "\nblocked: " + repr(_blocked(log))
-    assert sorted(os.listdir(out)) == ["background.png", "depth.npy", "depth.png", "mask.png", "scene.blend"]
+    assert sorted(os.listdir(out)) == OUTPUTS
     depth = np.load(out / "depth.npy")
-    for name, dtype in (("depth.png", np.uint16), ("mask.png", np.uint8), ("background.png", np.uint8)):
+    for name, dtype in (("depth.png", np.uint16), ("mask.png", np.uint8), ("background.png", np.uint8),
+                        ("confidence.png", np.uint8)):
         img = cv2.imdecode(files.read_bytes(out / name), cv2.IMREAD_UNCHANGED)
         assert img is not None and img.dtype == dtype and img.shape[:2] == depth.shape == (256, 256), name
 
@@ -148,7 +152,7 @@ def test_cli_make_with_spaces_and_non_ascii_paths(windowsish, odd_photo, tmp_pat
     p = _run([sys.executable, "-m", "photo3d", "make", odd_photo, "--out", str(out), "--no-render",
               "--depth-model", "classical", "--frames", "12"], env, cwd=str(tmp_path))
     assert p.returncode == 0, p.stderr[-3000:]
-    assert sorted(os.listdir(out)) == ["background.png", "depth.npy", "depth.png", "mask.png", "scene.blend"]
+    assert sorted(os.listdir(out)) == OUTPUTS
     assert os.path.getmtime(out / "scene.blend") >= before
 
 

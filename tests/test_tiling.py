@@ -98,7 +98,8 @@ def test_merged_depth_is_seamless_and_keeps_the_layout(big, gamma):
     seen = []
     depth, subject, extras = tiling.merge(model, big, WORK, plan, on_tile=lambda i, n: seen.append((i, n)))
     assert depth.shape == plan.out_size[::-1] and np.isfinite(depth).all() and (depth > 0).all()
-    assert subject is None and extras == {}
+    assert subject is None and set(extras) == {"tile_gap"}
+    assert extras["tile_gap"].shape == depth.shape and (extras["tile_gap"] >= 0).all()
     assert model.calls == plan.count + 1 and seen[-1] == (plan.count + 1, plan.count + 1)
     m = 1.0 / depth
     truth = _truth_at(plan)

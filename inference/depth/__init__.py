@@ -49,9 +49,12 @@ NET_WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.pa
 
 
 def _net(rgb):
-    from . import net
-    depth, subject, _normals = net.run(rgb, NET_WEIGHTS, name="photo3d-net")
-    return depth, subject
+    from . import confidence, net
+    passes = {}
+    depth, subject, _normals = net.run(rgb, NET_WEIGHTS, name="photo3d-net", passes=passes)
+    # The photo's and the mirrored photo's answers differ where the network guesses.
+    extras = {"flip_gap": confidence.relative_gap(*passes["inv_depth"])} if "inv_depth" in passes else {}
+    return depth, subject, extras
 
 
 MODELS: dict[str, DepthModel] = {
@@ -128,7 +131,8 @@ def get_model(name: str | None) -> DepthModel:
 
 def estimate_with_info(name: str | None, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, dict]:
     """(z-depth, subject probability or None, extras) at ``rgb``'s resolution; extras may
-    hold ``hfov_deg`` (a model's estimate of the field of view)."""
+    hold ``hfov_deg`` (a model's estimate of the field of view) and ``flip_gap`` (how far
+    the photo's and the mirrored photo's passes differ, at the model's own resolution)."""
     model = get_model(name)
     out = model.run(rgb)
     depth, subject = out[0], out[1]

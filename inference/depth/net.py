@@ -163,13 +163,15 @@ def _smooth_keeping_edges(inv: np.ndarray) -> np.ndarray:
 
 def run(rgb: np.ndarray, weights: str, *, long_side: int = DEFAULT_LONG_SIDE,
         near: float = NEAR, far: float = FAR, flip: bool = True, smooth: bool = True,
-        device: str | None = None, name: str = ""):
+        device: str | None = None, name: str = "", passes: dict | None = None):
     """Depth of a photo with the network in ``weights`` (``name``: what ``bench`` calls it;
     ``device``: auto, cpu, gpu, None for the engine's setting).
 
     rgb: float32 (H, W, 3) RGB in [0, 1]. Returns (z-depth float32 (H, W) in [near, far],
     subject probability float32 (H, W) in [0, 1] or None, unit normals float32 (H, W, 3)
-    or None), all at the photo's resolution.
+    or None), all at the photo's resolution. ``passes``, when given, receives
+    ``inv_depth``: the photo's and the mirrored photo's raw inverse depth (the network's
+    resolution), whose gap tells how sure the depth is (confidence.py).
     """
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] < 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
@@ -194,6 +196,8 @@ def run(rgb: np.ndarray, weights: str, *, long_side: int = DEFAULT_LONG_SIDE,
                     o = o[..., ::-1].copy()
                     if k == "normals":
                         o[:, 0] *= -1
+                    if k == "inv_depth" and passes is not None:
+                        passes[k] = (outs[k][0, 0, :rh, :rw], o[0, 0, :rh, :rw])
                     outs[k] = 0.5 * (outs[k] + o)
     except MemoryError:
         raise

@@ -12,7 +12,9 @@ at their inner borders, so no seam shows. Memory stays bounded: one tile at a ti
 the merged map at the tiles' resolution (never the photo's).
 
 Any depth estimator works: a callable rgb -> (z-depth, subject or None[, extras]).
-Subject and extras (a field-of-view estimate) come from the global run.
+Subject and extras (a field-of-view estimate) come from the global run; the extras gain
+``tile_gap``: how far the tiles' depth, seen at the whole photo's resolution, departs from
+the whole photo's (relative to its disparity range; for the depth's confidence).
 """
 from __future__ import annotations
 
@@ -141,6 +143,12 @@ def merge(estimate: Callable[[np.ndarray], tuple], rgb: np.ndarray, working_long
         on_tile(1, n)
     num = np.zeros((oh, ow), np.float32)
     den = np.zeros((oh, ow), np.float32)
+    gap = np.zeros((oh, ow), np.float32)
+    # The whole photo's run sees detail this many merged pixels across: the tiles are
+    # compared with it at that scale (their finer detail is no disagreement).
+    g_sigma = max(0.5, 0.5 * max(ow, oh) / working_long_side)
+    g_lo, g_hi = np.percentile(g, [2, 98])
+    g_range = max(float(g_hi - g_lo), 1e-6)
     ramp = OVERLAP * max(tile_plan.tile) * max(sx, sy)
     for k, (x0, y0, x1, y1) in enumerate(tile_plan.boxes):
         if cancelled and cancelled():
@@ -153,17 +161,19 @@ def merge(estimate: Callable[[np.ndarray], tuple], rgb: np.ndarray, working_long
         gt = g[Y0:Y1, X0:X1]
         a, b = align(t, gt)
         aligned = a * t + b
+        wgt = np.outer(_feather(bh, ramp, Y0 > 0, Y1 < oh), _feather(bw, ramp, X0 > 0, X1 < ow))
+        gap[Y0:Y1, X0:X1] += wgt * np.abs(cv2.GaussianBlur(aligned, (0, 0), g_sigma) - gt) / g_range
         # What the affine fit leaves (a tile's depth is not an exact affine map of the
         # global one): its low frequencies come from the global map, its detail stays.
         sigma = 0.125 * max(bw, bh)
         aligned += cv2.GaussianBlur(gt - aligned, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
-        wgt = np.outer(_feather(bh, ramp, Y0 > 0, Y1 < oh), _feather(bw, ramp, X0 > 0, X1 < ow))
         num[Y0:Y1, X0:X1] += wgt * aligned
         den[Y0:Y1, X0:X1] += wgt
         del crop, d, t, aligned
         if on_tile:
             on_tile(k + 2, n)
     disp = np.where(den > 0, num / np.maximum(den, 1e-12), g)
+    extras["tile_gap"] = np.where(den > 0, gap / np.maximum(den, 1e-12), 0).astype(np.float32)
     floor = 0.5 * float(g.min())
     depth = (1.0 / np.maximum(disp, max(floor, 1e-9))).astype(np.float32)
     return depth, subject, extras
