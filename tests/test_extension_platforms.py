@@ -145,11 +145,14 @@ def _dists(tool, platform) -> set[str]:
 
 def test_the_build_makes_the_platforms_the_manifest_needs(tool):
     assert tuple(tool.DEFAULT_PLATFORMS) == PLATFORMS
-    assert {tool.parse_pin(r)[0].replace("-", "_") for r in tool.REQUIREMENTS} == \
-        {"opencv_python_headless", "scipy", "pillow"}
+    common = {tool.norm_name(tool.parse_pin(r)[0]) for r in tool.REQUIREMENTS}
+    assert {"opencv_python_headless", "scipy", "pillow", "huggingface_hub"} <= common
+    # The model downloads work in Blender without the PyTorch runtime: huggingface_hub and
+    # everything it imports are in every zip (hf-xet is optional; plain HTTPS without it).
+    assert {"filelock", "fsspec", "packaging", "pyyaml", "requests", "tqdm", "typing_extensions", "certifi",
+            "idna", "urllib3", "charset_normalizer"} <= common and "hf_xet" not in common
     # ONNX Runtime in the build each platform's GPUs need: DirectML on Windows, CoreML inside
     # the macOS wheel; CUDA comes on demand (runtime/builds.py), never in a zip.
-    common = {"opencv_python_headless", "scipy", "pillow"}
     assert {p: _dists(tool, p) - common for p in PLATFORMS} == {
         "linux-x64": {"onnxruntime"}, "windows-x64": {"onnxruntime_directml"},
         "macos-arm64": {"onnxruntime"}, "macos-x64": {"onnxruntime"}}

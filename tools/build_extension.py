@@ -47,6 +47,20 @@ REQUIREMENTS = (
     "opencv-python-headless==4.11.0.86",
     "scipy==1.15.3",
     "pillow==11.3.0",
+    # Model downloads (the ONNX depth and inpainting models) through huggingface_hub, and what
+    # it imports. hf-xet is left out: without it the hub downloads over plain HTTPS.
+    "huggingface_hub==0.36.2",
+    "filelock==4.3.2",
+    "fsspec==2026.9.0",
+    "packaging==26.4",
+    "pyyaml==6.0.4",
+    "requests==2.34.2",
+    "certifi==2026.10.19.post1",
+    "charset-normalizer==3.5.3",
+    "idna==3.21",
+    "urllib3==2.8.0",
+    "tqdm==4.70.1",
+    "typing_extensions==4.16.0",
 )
 # ONNX Runtime, the engine of every network, in the build each platform's GPUs need:
 # Windows gets onnxruntime-directml (DirectML: any DirectX 12 GPU, NVIDIA, AMD, Intel; the
