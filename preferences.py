@@ -30,8 +30,8 @@ class Photo3DPreferences(bpy.types.AddonPreferences):
 
 
 PREFERENCE_SETTINGS = tuple(s for s in settings.SETTINGS if s.in_preferences)
-for _spec in PREFERENCE_SETTINGS:
-    Photo3DPreferences.__annotations__[_spec.name] = blender_property(_spec)
+for _spec in PREFERENCE_SETTINGS:     # as strings, evaluated at registration (see properties.py)
+    Photo3DPreferences.__annotations__[_spec.name] = f"blender_property(settings.BY_NAME[{_spec.name!r}])"
 
 
 def values(context) -> dict:
