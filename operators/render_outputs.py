@@ -37,7 +37,7 @@ class _QualitySamples:
         self.scene, self.quality = scene, quality
         eng = _engine_name(scene)
         self.target = {"cycles": (scene.cycles, "samples"), "eevee": (scene.eevee, "taa_render_samples")}.get(eng)
-        self.value = render.samples_for(eng, quality)
+        self.value = render.samples_for(eng, quality, blurred=render.needs_blur_samples(scene.photo3d))
 
     def __enter__(self):
         if self.target:

@@ -123,7 +123,8 @@ def build_scene(scene: bpy.types.Scene, result: Result, opts: Options | None = N
 
     size = opts.size or render_size(opts.aspect, result.size)
     if configure_render:
-        render.configure(scene, opts.engine, size, opts.fps, opts.samples, opts.quality)
+        render.configure(scene, opts.engine, size, opts.fps, opts.samples, opts.quality,
+                         render.needs_blur_samples(opts))
     scene.frame_start = 1
     scene.frame_end = opts.frames
 

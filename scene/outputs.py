@@ -23,7 +23,7 @@ from ..inference.errors import Photo3DError
 WEBP_QUALITY = 80
 # GIF: one palette for the whole clip, so colours do not flicker from frame to frame;
 # no dithering, because error diffusion crawls when the picture moves (and compresses
-# worse). Smooth gradients band slightly instead; see docs/outputs.md.
+# worse). Smooth gradients band slightly instead (README: Output files).
 GIF_COLOURS = 256
 GIF_DITHER = False
 GIF_MIN_FRAME_CS = 2      # browsers play shorter GIF frames at 10 cs: at most 50 frames a second

@@ -9,16 +9,26 @@ ENGINES = ("eevee", "cycles", "workbench")
 QUALITIES = ("draft", "final")
 # Samples per pixel by engine and quality, chosen from docs/performance.md (these scenes
 # are emission only: samples only smooth the edges, there is no light to converge).
-SAMPLES = {"cycles": {"draft": 1, "final": 4}, "eevee": {"draft": 1, "final": 8}}
+SAMPLES = {"cycles": {"draft": 1, "final": 4}, "eevee": {"draft": 1, "final": 4}}
+# Depth of field, motion blur and fog are integrated over the samples too: with any of
+# them on, the former default of 16 (final), 4 (draft).
+SAMPLES_BLURRED = {"cycles": {"draft": 4, "final": 16}, "eevee": {"draft": 4, "final": 16}}
 # Workbench anti-aliasing by quality.
 WORKBENCH_AA = {"draft": "FXAA", "final": "8"}
 
 
-def samples_for(engine: str, quality: str = "final", samples: int = 0) -> int:
-    """``samples`` when given (the CLI's --samples), else the quality's for the engine."""
+def samples_for(engine: str, quality: str = "final", samples: int = 0, blurred: bool = False) -> int:
+    """``samples`` when given (the CLI's --samples), else the quality's for the engine;
+    ``blurred``: depth of field, motion blur or fog are on."""
     if quality not in QUALITIES:
         raise ValueError(f"unknown quality {quality!r}; choose one of {', '.join(QUALITIES)}")
-    return samples if samples > 0 else SAMPLES.get(engine.lower(), SAMPLES["eevee"])[quality]
+    table = SAMPLES_BLURRED if blurred else SAMPLES
+    return samples if samples > 0 else table.get(engine.lower(), table["eevee"])[quality]
+
+
+def needs_blur_samples(opts) -> bool:
+    """Settings (``Options``, ``scene.photo3d``) that sample more than the edges."""
+    return bool(getattr(opts, "dof", False) or getattr(opts, "motion_blur", False) or getattr(opts, "fog", False))
 
 
 def eevee_id() -> str:
@@ -38,10 +48,10 @@ def engine_id(name: str) -> str:
 
 
 def configure(scene: bpy.types.Scene, engine: str = "eevee", size: tuple[int, int] | None = None,
-              fps: int = 30, samples: int = 0, quality: str = "final"):
+              fps: int = 30, samples: int = 0, quality: str = "final", blurred: bool = False):
     """Settings that reproduce the photo's colours exactly and render an animation;
-    ``samples`` 0: the ``quality``'s for the engine."""
-    n = samples_for(engine, quality, samples)
+    ``samples`` 0: the ``quality``'s for the engine (``blurred``: see ``samples_for``)."""
+    n = samples_for(engine, quality, samples, blurred)
     r = scene.render
     r.engine = engine_id(engine)
     if size:

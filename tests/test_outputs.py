@@ -215,3 +215,19 @@ def test_the_panel_render_button_writes_the_chosen_files(empty_scene, small_resu
     assert (sc.render.resolution_x, sc.render.resolution_y) == (1080, 1080)
     s.aspect = "photo"
     assert max(sc.render.resolution_x, sc.render.resolution_y) == 1080
+
+
+@pytest.mark.blender
+@pytest.mark.parametrize("values, cycles_samples", [
+    ({}, 4), ({"quality": "draft"}, 1), ({"samples": 7}, 7), ({"quality": "draft", "samples": 3}, 3),
+    ({"effects": ("dof",)}, 16), ({"motion_blur": True, "quality": "draft"}, 4),
+])
+def test_quality_sets_the_samples_and_samples_override(empty_scene, box_result, values, cycles_samples):
+    from photo3d.scene import build, render
+    build.build_scene(empty_scene, box_result, settings.Options(engine="cycles", frames=4, **values))
+    assert empty_scene.cycles.samples == cycles_samples
+    assert empty_scene.cycles.max_bounces == 0 and not empty_scene.cycles.use_adaptive_sampling
+    build.build_scene(empty_scene, box_result, settings.Options(engine="eevee", frames=4, **values))
+    n = values.get("samples") or render.samples_for("eevee", values.get("quality", "final"),
+                                                    blurred=bool(values.get("effects") or values.get("motion_blur")))
+    assert empty_scene.eevee.taa_render_samples == n and not empty_scene.eevee.use_shadows
