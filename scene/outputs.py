@@ -2,8 +2,9 @@
 
 The animation is rendered once to PNG frames (``Render.frames``); each requested output
 is then written from them by its entry in ``OUTPUT_WRITERS``. A writer that renders
-differently (stereo views, a scene export) takes the scene from the ``Render`` and
-ignores the frames. Adding a format is one entry in ``OUTPUT_WRITERS``.
+differently (stereo views, a scene export) declares ``uses_frames=False`` and takes the
+scene from the ``Render``. Adding a format is one entry in ``OUTPUT_WRITERS``: the CLI's
+``--outputs``, its validation and the panel's Output section follow from it.
 
 ``bpy`` is imported only inside the functions that render: ``settings.py`` (no bpy)
 reads the names and labels here.
