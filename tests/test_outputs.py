@@ -210,6 +210,16 @@ def test_the_panel_render_button_writes_the_chosen_files(empty_scene, small_resu
     s.output_folder = str(tmp_path / "renders")
     assert blender.ops.photo3d.render_outputs() == {"FINISHED"}
     assert os.listdir(tmp_path / "renders") == ["video.gif"]
+    # The Output section draws what it writes with.
+    import types
+
+    from helpers import FakeLayout
+    from photo3d.ui import panel
+    out = types.SimpleNamespace(layout=FakeLayout(blender))
+    assert panel.PHOTO3D_PT_output.poll(blender.context)
+    panel.PHOTO3D_PT_output.draw(out, blender.context)
+    assert {"outputs", "aspect", "quality", "output_folder", "photo3d.render_outputs"} <= set(out.layout.drawn)
+    assert any("32x32, 4 frames at 30 fps" in t for t in out.layout.labels)
     # The aspect setting resizes the render and re-frames the path.
     s.aspect = "1:1"
     assert (sc.render.resolution_x, sc.render.resolution_y) == (1080, 1080)
