@@ -1,11 +1,13 @@
 """Output files (issue 20): --outputs, the GIF/WebP loops, aspect presets, render quality."""
 import math
 import os
+import types
 
 import cv2
 import numpy as np
 import pytest
 
+from helpers import FakeLayout
 from photo3d import cli, settings
 from photo3d.inference import camera_path
 from photo3d.scene import outputs
@@ -211,9 +213,6 @@ def test_the_panel_render_button_writes_the_chosen_files(empty_scene, small_resu
     assert blender.ops.photo3d.render_outputs() == {"FINISHED"}
     assert os.listdir(tmp_path / "renders") == ["video.gif"]
     # The Output section draws what it writes with.
-    import types
-
-    from helpers import FakeLayout
     from photo3d.ui import panel
     out = types.SimpleNamespace(layout=FakeLayout(blender))
     assert panel.PHOTO3D_PT_output.poll(blender.context)
