@@ -255,21 +255,33 @@ def _make_scene(result, opts: settings.Options, folder: str, render_video: bool)
             render.set_png_output(scene, "//frames/frame_")
         bpy.ops.wm.save_as_mainfile(filepath=os.path.join(folder, "scene.blend"), compress=True)
         if render_video:
-            if has_video:
-                render.set_video_output(scene, os.path.join(folder, "video"))
-            else:
-                print("photo3d: this Blender build has no FFmpeg: writing a PNG sequence into frames/",
-                      flush=True)
-                render.set_png_output(scene, os.path.join(folder, "frames", "frame_"))
-            t = time.perf_counter()
-            render.render_animation(scene)
-            n = scene.frame_end - scene.frame_start + 1
-            dt = time.perf_counter() - t
-            print(f"photo3d: rendered {n} frames in {dt:.1f} s ({dt / n:.2f} s/frame)", flush=True)
-            if has_video and not os.path.exists(os.path.join(folder, "video.mp4")):
-                raise CLIError("rendering produced no video")
+            _render_outputs(scene, opts, folder, has_video)
     finally:
         properties.unregister()
+
+
+def _render_outputs(scene, opts: settings.Options, folder: str, has_video: bool):
+    """Render the frames once and write each of ``opts.outputs`` from them."""
+    from .scene import outputs
+    names = list(opts.outputs)
+    frames_dir = ""
+    if "mp4" in names and not has_video:
+        print("photo3d: this Blender build has no FFmpeg: writing a PNG sequence into frames/ instead of video.mp4",
+              flush=True)
+        names.remove("mp4")
+        frames_dir = os.path.join(folder, "frames")
+    note = outputs.loop_note(opts, names)
+    if note:
+        print(f"photo3d: note: {note}", flush=True)
+
+    def rendered(n, dt):
+        print(f"photo3d: rendered {n} frames in {dt:.1f} s ({dt / n:.2f} s/frame)", flush=True)
+
+    if names:
+        outputs.write_outputs(scene, folder, names, frames_dir=frames_dir,
+                              report=lambda line: print(f"photo3d: {line}", flush=True), on_frames=rendered)
+    elif frames_dir:
+        outputs.Render(scene, folder, frames_dir, rendered).frames()
 
 
 # --- depth, bench, models ------------------------------------------------------------

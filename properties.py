@@ -83,6 +83,9 @@ class Photo3DSettings(bpy.types.PropertyGroup):
     auto_direction: FloatProperty(default=0.0, subtype="ANGLE", options={"HIDDEN"})  # type: ignore
     auto_amplitude: FloatProperty(default=1.0, options={"HIDDEN"})  # type: ignore
     is_updating: BoolProperty(default=False, options={"HIDDEN", "SKIP_SAVE"})  # type: ignore
+    # The Output section's folder (the CLI's is --out): empty = beside the .blend.
+    output_folder: StringProperty(name="Folder", subtype="DIR_PATH", default="",  # type: ignore
+                                  description="Where Render writes the files (empty: beside the .blend file)")
 
 
 class Photo3DJobState(bpy.types.PropertyGroup):
@@ -93,6 +96,18 @@ class Photo3DJobState(bpy.types.PropertyGroup):
     cancel_requested: BoolProperty(default=False)  # type: ignore
 
 
+def _resize(self, context):
+    """The aspect changed: the render size follows, and the path's framing with it."""
+    if self.is_updating:
+        return
+    from .scene import build
+    scene = self.id_data
+    if isinstance(scene, bpy.types.Scene):
+        photo = (1e4 * self.photo_aspect, 1e4) if self.photo_aspect > 0 else (1e4, 1e4)   # 1080 on the long side
+        scene.render.resolution_x, scene.render.resolution_y = build.render_size(self.aspect, photo)
+        _reanimate(self, context)
+
+
 def blender_property(spec: settings.Setting):
     """The Blender property for one declared setting (the panel's, the preferences')."""
     common = dict(name=spec.label, description=spec.help)
@@ -101,6 +116,8 @@ def blender_property(spec: settings.Setting):
         common["update"] = _reanimate
     elif spec.update == settings.REBUILD_EFFECTS:
         common["update"] = _update_effects
+    elif spec.update == settings.RESIZE:
+        common["update"] = _resize
     bounds = {k: v for k, v in (("min", spec.min), ("max", spec.max), ("soft_max", spec.soft_max)) if v is not None}
     if kind == "bool":
         return BoolProperty(default=spec.default, **common)
@@ -116,6 +133,9 @@ def blender_property(spec: settings.Setting):
             # Dynamic items (labels say what a model needs) take the default as an index.
             return EnumProperty(items=_model_items, default=list(MODELS).index(spec.default), **common)
         return EnumProperty(items=[tuple(i) for i in spec.items()], default=spec.default, **common)
+    if kind == "flags":
+        return EnumProperty(items=[tuple(i) for i in spec.items()], default=set(spec.default), options={"ENUM_FLAG"},
+                            **common)
     raise TypeError(f"no Blender property for setting {spec.name} of kind {kind}")
 
 

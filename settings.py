@@ -24,7 +24,7 @@ from .inference.photo import DEFAULT_HFOV_DEG
 # Panel sections (and CLI help groups).
 PHOTO, PATH, EFFECTS_GROUP, RENDER = "photo", "path", "effects", "render"
 # What a change in the panel rebuilds at once.
-REANIMATE, REBUILD_EFFECTS = "path", "effects"
+REANIMATE, REBUILD_EFFECTS, RESIZE = "path", "effects", "size"
 
 MAX_TILES = 8
 
@@ -36,7 +36,8 @@ class Setting:
     label: str
     help: str
     group: str
-    kind: str = ""                 # bool, int, float, enum, angle, percent, colour, size, path; "" = from default
+    kind: str = ""                 # bool, int, float, enum, flags (a set of choices), angle, percent, colour,
+    #                                size, path; "" = from default
     choices: tuple | Callable[[], tuple] = ()   # (id, label, help); a callable for lists that change
     min: float | None = None
     max: float | None = None
@@ -45,8 +46,9 @@ class Setting:
     flag: str | None = ""          # "": --name-with-dashes; None: not on the command line
     on_panel: bool = True          # a property of scene.photo3d
     in_preferences: bool = False   # a property of the extension's preferences (one per Blender, not per scene)
-    update: str = ""               # REANIMATE / REBUILD_EFFECTS
+    update: str = ""               # REANIMATE / REBUILD_EFFECTS / RESIZE
     commands: tuple[str, ...] = ("make",)
+    metavar: str = ""              # the CLI's name for the value
     parse: Callable[[str], Any] | None = None   # the CLI's reading of a value (raises ValueError)
 
     @property
@@ -114,6 +116,27 @@ def _parse_size(text: str) -> tuple[int, int]:
     if not (2 <= w <= 16384 and 2 <= h <= 16384):
         raise ValueError(f"size {text} is out of range (2..16384)")
     return w, h
+
+
+def _output_choices() -> tuple:
+    from .scene.outputs import OUTPUT_WRITERS
+    return tuple((w.name, w.label, f"{w.help}: {w.filename}") for w in OUTPUT_WRITERS.values())
+
+
+def _output_files() -> tuple:
+    from .scene.outputs import OUTPUT_WRITERS
+    return tuple((w.name, w.filename) for w in OUTPUT_WRITERS.values())
+
+
+def _parse_outputs(text: str) -> tuple[str, ...]:
+    from .scene.outputs import parse_outputs
+    return parse_outputs(text)
+
+
+# Social formats: (width, height) at 1080 px on the short side.
+ASPECT_SIZES = {"16:9": (1920, 1080), "9:16": (1080, 1920), "1:1": (1080, 1080), "4:5": (1080, 1350)}
+ASPECT_CHOICES = (("photo", "Photo", "The photo's own aspect, 1080 px on the long side"),
+                  *((k, k, f"{w}x{h}") for k, (w, h) in ASPECT_SIZES.items()))
 
 
 _PATH_CHOICES = {
@@ -233,13 +256,24 @@ SETTINGS: tuple[Setting, ...] = (
     S("motion_blur", False, "Motion Blur", "Blur what moves during a frame", EFFECTS_GROUP,
       update=REBUILD_EFFECTS),
     # --- rendering the animation: the CLI sets them; in Blender, the scene's render settings rule
+    S("outputs", ("mp4",), "Outputs",
+      "The files to render (comma list): " + ", ".join(f"{n} ({w})" for n, w in _output_files()), RENDER,
+      kind="flags", choices=_output_choices, parse=_parse_outputs, metavar="LIST"),
+    S("aspect", "photo", "Aspect", "Shape of the frame: the photo's own (1080 px on the long side), or a "
+      "social format at 1080 px on the short side; the camera zooms so no frame shows past the photo's edges",
+      RENDER, kind="enum", choices=ASPECT_CHOICES, update=RESIZE),
+    S("quality", "final", "Quality",
+      "Render samples per engine: draft (fast previews) or final (docs/performance.md); --samples overrides",
+      RENDER, kind="enum", choices=(("draft", "Draft", "Few samples: fast previews, slight noise on edges"),
+                                    ("final", "Final", "Enough samples for clean edges"))),
     S("engine", "eevee", "Render Engine", "Render engine (Cycles is faster without a GPU)", RENDER, kind="enum",
       choices=(("eevee", "Eevee", ""), ("cycles", "Cycles", ""), ("workbench", "Workbench", "")),
       on_panel=False),
-    S("samples", 16, "Samples", "Render samples per pixel", RENDER, min=1, max=65536, on_panel=False),
+    S("samples", 0, "Samples", "Render samples per pixel (0: from the quality setting)", RENDER, min=0, max=65536,
+      on_panel=False),
     S("fps", 30, "Frame Rate", "Frames per second (in Blender: the scene's own frame rate)", RENDER,
       min=1, max=1000, on_panel=False),
-    S("size", None, "Size", "Render size WxH (default: the photo's aspect, 1080 on the long side)", RENDER,
+    S("size", None, "Size", "Render size WxH (default: from the aspect setting)", RENDER,
       kind="size", parse=_parse_size, on_panel=False),
 )
 del S
@@ -277,6 +311,8 @@ class Options(SimpleNamespace):
             v = getattr(source, s.name)
             if s.type == "colour":
                 v = tuple(float(c) for c in v)
+            elif s.type == "flags":       # Blender's set, in the order of the choices
+                v = tuple(c for c in s.choice_ids() if c in v)
             values[s.name] = v
         return cls(**values)
 
@@ -347,6 +383,8 @@ def _shown_default(s: Setting) -> str:
         return f"{math.degrees(s.default):g}"
     if s.type == "bool":
         return "on" if s.default else "off"
+    if s.type == "flags":
+        return ",".join(s.default)
     return str(s.default)
 
 
@@ -373,7 +411,7 @@ def add_arguments(parser: argparse.ArgumentParser, command: str):
                            help=f"{text}: {names} or a model folder (default: {s.default})")
         else:
             unit = " (degrees)" if kind == "angle" else ""
-            metavar = {"size": "WxH", "int": "N", "angle": "DEGREES", "percent": "PERCENT"}.get(kind, "X")
+            metavar = s.metavar or {"size": "WxH", "int": "N", "angle": "DEGREES", "percent": "PERCENT"}.get(kind, "X")
             if s.name == "depth_tiles":
                 metavar = "off|auto|N"
             elif s.name == "fog_shafts_strength":

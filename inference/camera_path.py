@@ -173,23 +173,34 @@ def make_path(params: PathParams, extent: SceneExtent) -> CameraPath:
         m = _translate(eye)
 
     if params.crop_to_photo:
-        hfov = hfov * _crop_factor(m, hfov, params, extent)
+        # tan(new / 2) = scale * tan(old / 2), exactly, on every frame (dolly-zoom's FOV changes).
+        scale = _crop_scale(m, hfov, params, extent)
+        hfov = np.degrees(2 * np.arctan(scale * np.tan(np.radians(hfov) / 2)))
     max_travel = float(np.linalg.norm(m[:, :3, 3], axis=1).max())
     return CameraPath(m.astype(np.float64), hfov.astype(np.float64), targets, max_travel)
 
 
-def _crop_factor(m: np.ndarray, hfov: np.ndarray, params: PathParams, extent: SceneExtent) -> float:
-    """Zoom factor (<= 1, on the FOV angle) keeping every frame inside the photo's frustum.
+def aspect_fit(aspect: float, photo_aspect: float | None) -> float:
+    """The zoom (on tan of the half FOV, <= 1) that fills a frame of ``aspect`` with the photo:
+    a frame narrower than the photo (9:16 of a 16:9 photo) shows its middle, full height."""
+    return min(1.0, aspect / (photo_aspect or aspect))
+
+
+def _crop_scale(m: np.ndarray, hfov: np.ndarray, params: PathParams, extent: SceneExtent) -> float:
+    """Zoom factor (<= 1, on tan of the half FOV) keeping every frame inside the photo's frustum.
 
     The photo covers its own frustum only; frames that look past it would show empty
-    space. Project the photo's frustum edges at the nearest and farthest depths into each
-    frame and narrow the view until it fits.
+    space. First fit the frame's aspect into the photo's; then project the photo's frustum
+    edges at the nearest and farthest depths into each frame and narrow the view until it
+    fits. The motion's share of the zoom stops at 0.7 (more would lose most of the photo).
     """
     tan0 = math.tan(math.radians(params.hfov_deg) / 2)
     asp = params.aspect
     photo_asp = params.photo_aspect or asp
+    fit = aspect_fit(asp, photo_asp)
     worst = 1.0
     inv = rigid_inverse(m)                                              # (F, 4, 4)
+    tanf = fit * np.tan(np.radians(hfov) / 2)                           # (F,) the fitted frames
     for z in (extent.near_depth, extent.subject_depth, extent.far_depth):
         # corners of the photo at depth z, plus edge midpoints
         xs = np.array([-1, 0, 1, 1, 1, 0, -1, -1]) * tan0 * z
@@ -199,17 +210,13 @@ def _crop_factor(m: np.ndarray, hfov: np.ndarray, params: PathParams, extent: Sc
         depth = np.maximum(-pc[..., 2], 1e-9)
         nx = pc[..., 0] / depth                                          # tan units
         ny = pc[..., 1] / depth
-        tanf = np.tan(np.radians(hfov) / 2)[:, None]
         # Photo edge positions in each frame, as fractions of the frame's half-size.
-        right = nx[:, 2:5].min(1) / tanf[:, 0]
-        left = -nx[:, [0, 6, 7]].max(1) / tanf[:, 0]
-        top = ny[:, 0:3].min(1) / (tanf[:, 0] / asp)
-        bottom = -ny[:, 4:7].max(1) / (tanf[:, 0] / asp)
+        right = nx[:, 2:5].min(1) / tanf
+        left = -nx[:, [0, 6, 7]].max(1) / tanf
+        top = ny[:, 0:3].min(1) / (tanf / asp)
+        bottom = -ny[:, 4:7].max(1) / (tanf / asp)
         worst = min(worst, float(np.min([right, left, top, bottom])))
-    scale = max(0.7, min(1.0, worst))
-    # Scale the angle such that tan(new/2) = scale * tan(old/2), approximated for the
-    # small corrections involved by the ratio of angles at the source FOV.
-    return float(math.degrees(2 * math.atan(scale * tan0)) / params.hfov_deg)
+    return fit * max(0.7, min(1.0, worst))
 
 
 def parallax_band_px(width: int, hfov_deg: float, extent: SceneExtent, max_travel: float) -> float:

@@ -1,10 +1,10 @@
-"""Blender operators: Make 3D Photo (background job), Cancel, Remove, Reset Path, Look Around
+"""Blender operators: Make 3D Photo (background job), Cancel, Remove, Reset Path, Look Around, Render
 (Install / Remove PyTorch live in ``runtime/``)."""
 import bpy
 
-from . import look_around, make_photo
+from . import look_around, make_photo, render_outputs
 
-classes = make_photo.classes + look_around.classes
+classes = make_photo.classes + look_around.classes + render_outputs.classes
 
 
 def register():

@@ -4,7 +4,7 @@ from __future__ import annotations
 import bpy
 
 from ..inference.pipeline import Result
-from ..settings import SETTINGS, Options
+from ..settings import ASPECT_SIZES, SETTINGS, Options
 from . import camera as camera_mod, effects as effects_mod, render
 from .lookup import COLLECTION, MARK, ROLE, find_collection, find_role, mark  # noqa: F401 (operators, ui use them here)
 from .materials import projection_material
@@ -16,6 +16,11 @@ def default_render_size(photo_size: tuple[int, int], long_side: int = 1080) -> t
     s = min(1.0, long_side / max(w, h))
     # even sizes: H.264 requires them
     return max(2, int(round(w * s / 2)) * 2), max(2, int(round(h * s / 2)) * 2)
+
+
+def render_size(aspect: str, photo_size: tuple[float, float]) -> tuple[int, int]:
+    """The render size for an aspect setting: a social format's, else the photo's own."""
+    return ASPECT_SIZES.get(aspect) or default_render_size(photo_size)
 
 
 def remove_photo(scene: bpy.types.Scene) -> bool:
@@ -116,9 +121,10 @@ def build_scene(scene: bpy.types.Scene, result: Result, opts: Options | None = N
         world.color = (0.0, 0.0, 0.0)
         scene.world = world
 
-    size = opts.size or default_render_size(result.size)
+    size = opts.size or render_size(opts.aspect, result.size)
     if configure_render:
-        render.configure(scene, opts.engine, size, opts.fps, opts.samples)
+        render.configure(scene, opts.engine, size, opts.fps, opts.samples, opts.quality,
+                         render.needs_blur_samples(opts))
     scene.frame_start = 1
     scene.frame_end = opts.frames
 
@@ -134,7 +140,8 @@ def build_scene(scene: bpy.types.Scene, result: Result, opts: Options | None = N
         try:
             for spec in SETTINGS:
                 if spec.on_panel:
-                    setattr(settings, spec.name, getattr(opts, spec.name))
+                    value = getattr(opts, spec.name)
+                    setattr(settings, spec.name, set(value) if spec.type == "flags" else value)
             for key, value in state.items():
                 setattr(settings, key, value)
         finally:

@@ -6,6 +6,29 @@ import os
 import bpy
 
 ENGINES = ("eevee", "cycles", "workbench")
+QUALITIES = ("draft", "final")
+# Samples per pixel by engine and quality, chosen from docs/performance.md (these scenes
+# are emission only: samples only smooth the edges, there is no light to converge).
+SAMPLES = {"cycles": {"draft": 1, "final": 4}, "eevee": {"draft": 1, "final": 4}}
+# Depth of field, motion blur and fog are integrated over the samples too: with any of
+# them on, the former default of 16 (final), 4 (draft).
+SAMPLES_BLURRED = {"cycles": {"draft": 4, "final": 16}, "eevee": {"draft": 4, "final": 16}}
+# Workbench anti-aliasing by quality.
+WORKBENCH_AA = {"draft": "FXAA", "final": "8"}
+
+
+def samples_for(engine: str, quality: str = "final", samples: int = 0, blurred: bool = False) -> int:
+    """``samples`` when given (the CLI's --samples), else the quality's for the engine;
+    ``blurred``: depth of field, motion blur or fog are on."""
+    if quality not in QUALITIES:
+        raise ValueError(f"unknown quality {quality!r}; choose one of {', '.join(QUALITIES)}")
+    table = SAMPLES_BLURRED if blurred else SAMPLES
+    return samples if samples > 0 else table.get(engine.lower(), table["eevee"])[quality]
+
+
+def needs_blur_samples(opts) -> bool:
+    """Settings (``Options``, ``scene.photo3d``) that sample more than the edges."""
+    return bool(getattr(opts, "dof", False) or getattr(opts, "motion_blur", False) or getattr(opts, "fog", False))
 
 
 def eevee_id() -> str:
@@ -25,8 +48,10 @@ def engine_id(name: str) -> str:
 
 
 def configure(scene: bpy.types.Scene, engine: str = "eevee", size: tuple[int, int] | None = None,
-              fps: int = 30, samples: int = 16):
-    """Settings that reproduce the photo's colours exactly and render an animation."""
+              fps: int = 30, samples: int = 0, quality: str = "final", blurred: bool = False):
+    """Settings that reproduce the photo's colours exactly and render an animation;
+    ``samples`` 0: the ``quality``'s for the engine (``blurred``: see ``samples_for``)."""
+    n = samples_for(engine, quality, samples, blurred)
     r = scene.render
     r.engine = engine_id(engine)
     if size:
@@ -41,18 +66,20 @@ def configure(scene: bpy.types.Scene, engine: str = "eevee", size: tuple[int, in
     scene.view_settings.exposure = 0.0
     scene.view_settings.gamma = 1.0
     if r.engine == "CYCLES":
-        scene.cycles.samples = samples
+        scene.cycles.samples = n
+        scene.cycles.use_adaptive_sampling = False   # saves nothing at these counts (docs/performance.md)
         scene.cycles.max_bounces = 0      # emission only: no light transport to compute
         scene.cycles.use_denoising = False
         r.use_persistent_data = True      # static geometry: build the BVH once, not per frame
     elif r.engine.startswith("BLENDER_EEVEE"):
-        scene.eevee.taa_render_samples = samples
+        scene.eevee.taa_render_samples = n
         for attr in ("use_shadows", "use_raytracing"):
             if hasattr(scene.eevee, attr):
                 setattr(scene.eevee, attr, False)
     elif r.engine == "BLENDER_WORKBENCH":
         scene.display.shading.light = "FLAT"
         scene.display.shading.color_type = "TEXTURE"
+        scene.display.render_aa = WORKBENCH_AA[quality]
 
 
 def set_video_output(scene: bpy.types.Scene, path_no_ext: str) -> str:
@@ -98,3 +125,39 @@ def render_still(scene: bpy.types.Scene, path: str, frame: int | None = None):
     scene.render.use_file_extension = False
     bpy.ops.render.render(write_still=True, scene=scene.name)
     return os.path.exists(path)
+
+
+def _strips(editor):
+    return editor.strips if hasattr(editor, "strips") else editor.sequences   # renamed in 5.0
+
+
+def encode_video(frames: list[str], path: str, fps: float, size: tuple[int, int]):
+    """H.264 MP4 of PNG ``frames`` through Blender's sequencer in a scratch scene (no 3D render)."""
+    scene = bpy.data.scenes.new("photo3d encode")
+    try:
+        r = scene.render
+        r.resolution_x, r.resolution_y = size
+        r.resolution_percentage = 100
+        r.fps, r.fps_base = _fps_pair(fps)
+        # The frames are display colours already: pass them through unchanged.
+        scene.view_settings.view_transform = "Standard"
+        scene.view_settings.look = "None"
+        editor = scene.sequence_editor_create()
+        d = os.path.dirname(frames[0])
+        strip = _strips(editor).new_image("frames", frames[0], channel=1, frame_start=1)
+        for f in frames[1:]:
+            strip.elements.append(os.path.basename(f))
+        strip.directory = d + os.sep
+        scene.frame_start, scene.frame_end = 1, len(frames)
+        r.use_sequencer = True
+        r.use_compositing = False
+        set_video_output(scene, os.path.splitext(path)[0])
+        r.filepath = path
+        render_animation(scene)
+    finally:
+        bpy.data.scenes.remove(scene)
+
+
+def _fps_pair(fps: float) -> tuple[int, float]:
+    n = max(1, round(fps))
+    return n, n / fps

@@ -23,7 +23,7 @@ def main():
     ap.add_argument("--path", default="circle")
     a = ap.parse_args()
     cmd = [sys.executable, "-m", "photo3d", "make", a.photo, "--out", a.out, "--path", a.path,
-           "--frames", a.frames, "--size", a.size, "--engine", a.engine, "--samples", "16"]
+           "--frames", a.frames, "--size", a.size, "--engine", a.engine]
     print("$", " ".join(cmd), flush=True)
     t = time.time()
     rc = subprocess.call(cmd)

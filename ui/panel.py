@@ -1,4 +1,4 @@
-"""Sidebar panels: make a 3D photo, watch its progress, shape its camera path, add effects."""
+"""Sidebar panels: make a 3D photo, watch its progress, shape its camera path, add effects, render files."""
 import math
 
 import bpy
@@ -107,8 +107,30 @@ class PHOTO3D_PT_effects(_OfThePhoto, bpy.types.Panel):
         layout.prop(s, "motion_blur")
 
 
+class PHOTO3D_PT_output(_OfThePhoto, bpy.types.Panel):
+    bl_label = "Output"
+    bl_idname = "PHOTO3D_PT_output"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        layout = self.layout
+        s = context.scene.photo3d
+        col = layout.column(align=True)
+        col.label(text="Files")
+        col.row(align=True).prop(s, "outputs")
+        layout.use_property_split = True
+        layout.prop(s, "aspect")
+        layout.prop(s, "quality")
+        layout.prop(s, "output_folder")
+        sc = context.scene
+        r = sc.render
+        layout.label(text=f"{r.resolution_x}x{r.resolution_y}, {sc.frame_end - sc.frame_start + 1} frames "
+                          f"at {r.fps / r.fps_base:g} fps")
+        layout.operator("photo3d.render_outputs", icon="RENDER_ANIMATION")
+
+
 def add_menu_entry(self, context):
     self.layout.operator("photo3d.make_photo", text="3D Photo", icon="IMAGE_DATA")
 
 
-classes = (PHOTO3D_PT_main, PHOTO3D_PT_camera, PHOTO3D_PT_effects)
+classes = (PHOTO3D_PT_main, PHOTO3D_PT_camera, PHOTO3D_PT_effects, PHOTO3D_PT_output)
