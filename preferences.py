@@ -7,7 +7,6 @@ import bpy
 from bpy.props import EnumProperty
 
 from . import settings
-from .properties import blender_property
 from .runtime.builds import builds
 from .runtime.ui import draw_runtime
 
