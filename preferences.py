@@ -7,6 +7,7 @@ import bpy
 from bpy.props import EnumProperty
 
 from . import settings
+from .properties import blender_property  # noqa: F401 - the string annotations below call it at registration
 from .runtime.builds import builds
 from .runtime.ui import draw_runtime
 
