@@ -253,7 +253,7 @@ def test_the_preferences_declare_the_device_from_its_setting(empty_scene, monkey
     from photo3d import preferences
     from photo3d.operators import make_photo
     from photo3d.properties import blender_property
-    assert "device" in preferences.Photo3DPreferences.__annotations__
+    assert "device" in preferences.Photo3DPreferences.bl_rna.properties.keys()     # registered, not only declared
     prop = blender_property(settings.BY_NAME["device"])
     items = prop.keywords["items"]
     assert [i[0] for i in items] == ["auto", "cpu", "gpu"] and prop.keywords["default"] == "auto"
