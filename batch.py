@@ -1,0 +1,507 @@
+"""``python -m photo3d batch``: many photos, one output folder each, on this machine or a Dask cluster.
+
+Each photo is one Dask task. The task runs ``make`` in a child process (``python -m
+photo3d.batch`` reading the job on stdin): Blender's ``bpy`` is one process-wide state
+that is not thread-safe, Dask runs tasks in a worker's thread, and a Blender crash must
+fail one photo rather than kill the worker. The child writes into a staging folder inside
+``--out``; the finished folder (with ``photo3d.json``, the settings it was made with) is
+moved into place in one rename, so an output folder is either complete or absent.
+
+A worker that dies mid-photo (killed, out of memory) has its task rescheduled by the Dask
+scheduler on another worker; its staging folder is removed at the end of the batch.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import glob
+import hashlib
+import html
+import json
+import logging
+import os
+import pickle
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from urllib.parse import quote
+
+from . import __version__, settings
+from .inference.errors import InputError, Photo3DError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif")
+STAGING = ".photo3d-staging-"
+RECORD = "photo3d.json"
+RESERVED = ("batch.json", "index.html")
+RETRIES = 2            # a task that raised (not a failed photo: those return) runs again
+THUMB_SIDE = 320
+
+
+class BatchError(Photo3DError):
+    pass
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    """The ``batch`` subcommand's own arguments (cli.py adds make's settings and --offline)."""
+    bt = sub.add_parser("batch", help="make 3D photos of many photos, on this machine or a Dask cluster")
+    bt.add_argument("inputs", nargs="+", metavar="INPUT",
+                    help="photos, folders (searched recursively for images) and globs ('trip/**/*.jpg')")
+    bt.add_argument("--out", required=True, help="output folder: one folder per photo, batch.json, index.html")
+    bt.add_argument("--no-render", action="store_true", help="write the scenes only")
+    bt.add_argument("--workers", type=_positive_int, default=None,
+                    help="worker processes of the local cluster (default: one per CPU core)")
+    bt.add_argument("--scheduler", metavar="ADDRESS",
+                    help="a running Dask scheduler (tcp://host:8786) whose workers have photo3d installed and "
+                         "see --out and the photos at the same paths; without it, a local cluster")
+    bt.add_argument("--scheduler-timeout", type=float, default=10.0, metavar="SECONDS",
+                    help="how long to try to reach --scheduler (default: 10)")
+    bt.add_argument("--force", action="store_true", help="make again photos already made with these settings")
+    return bt
+
+
+def _positive_int(text: str) -> int:
+    from .cli import _positive_int as check
+    return check(text)
+
+
+# --- inputs, names, records ---------------------------------------------------------------
+
+def _is_image(path: str) -> bool:
+    return path.lower().endswith(IMAGE_EXTENSIONS) and not os.path.basename(path).startswith(".")
+
+
+def _walk(folder: str, skip: str) -> list[str]:
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and os.path.join(root, d) != skip)
+        found += [os.path.join(root, f) for f in sorted(files) if _is_image(f)]
+    return found
+
+
+def collect_inputs(inputs: list[str], out: str) -> list[str]:
+    """Photo paths (absolute, first occurrence kept) from files, folders and globs; never
+    anything inside ``out``. A named file is taken whatever its extension: if it is no image,
+    it fails alone like any bad photo."""
+    out = os.path.abspath(out)
+    photos: list[str] = []
+    for item in inputs:
+        if os.path.isdir(item):
+            photos += _walk(os.path.abspath(item), out)
+        elif os.path.exists(item):
+            photos.append(os.path.abspath(item))
+        elif glob.has_magic(item):
+            matched = sorted(glob.glob(item, recursive=True))
+            if not matched:
+                raise InputError(f"no file matches {item}")
+            for m in matched:
+                photos += _walk(os.path.abspath(m), out) if os.path.isdir(m) else \
+                    [os.path.abspath(m)] if _is_image(m) else []
+        else:
+            raise InputError(f"no such photo or folder: {item}")
+    seen, unique = set(), []
+    for p in photos:
+        key = os.path.normcase(os.path.realpath(p))
+        if key not in seen and not (p + os.sep).startswith(out + os.sep):
+            seen.add(key)
+            unique.append(p)
+    return unique
+
+
+def _read_record(folder: str) -> dict | None:
+    try:
+        with open(os.path.join(folder, RECORD), encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def assign_names(photos: list[str], out: str) -> dict[str, str]:
+    """One output folder name per photo: its file name without the extension, ``-2``, ``-3``
+    on collisions (compared without case, as on Windows and macOS). A photo that already has a
+    folder from an earlier batch into ``out`` keeps it, so a resumed batch finds its work."""
+    previous: dict[str, str] = {}
+    taken = {n.lower() for n in RESERVED}
+    if os.path.isdir(out):
+        for entry in sorted(os.scandir(out), key=lambda e: e.name):
+            taken.add(entry.name.lower())
+            rec = _read_record(entry.path) if entry.is_dir() else None
+            if rec and rec.get("photo") in photos:
+                previous.setdefault(rec["photo"], entry.name)
+    names = {}
+    for photo in photos:
+        if photo in previous:
+            names[photo] = previous[photo]
+            continue
+        stem = os.path.splitext(os.path.basename(photo))[0].lstrip(".") or "photo"
+        name, k = stem, 1
+        while name.lower() in taken:
+            k += 1
+            name = f"{stem}-{k}"
+        taken.add(name.lower())
+        names[photo] = name
+    return names
+
+
+def _jsonable(v):
+    return list(v) if isinstance(v, tuple) else v
+
+
+def make_record(photo: str, opts: settings.Options, render: bool) -> dict:
+    """What ``photo3d.json`` holds: the photo (path, size, time), the settings and their key.
+    The key covers what changes the outputs: the photo's size and time, settings, rendering."""
+    st = os.stat(photo)
+    values = {k: _jsonable(v) for k, v in sorted(vars(opts).items())}
+    keyed = {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "render": render, "settings": values}
+    key = hashlib.sha256(json.dumps(keyed, sort_keys=True, default=str).encode()).hexdigest()
+    return {"photo": photo, **keyed, "key": key, "photo3d": __version__}
+
+
+def is_done(folder: str, record: dict) -> bool:
+    rec = _read_record(folder)
+    return bool(rec) and rec.get("key") == record["key"]
+
+
+def clean_staging(out: str):
+    """Remove staging folders: of photos that failed, were interrupted or whose worker died."""
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(out):
+            if entry.name.startswith(STAGING):
+                shutil.rmtree(entry.path, ignore_errors=True)
+
+
+# --- one photo (runs on a Dask worker) -------------------------------------------------------
+
+def _die_with_parent():     # Linux: the child goes when its worker goes (killed, or the cluster closed)
+    with contextlib.suppress(Exception):
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+
+
+def _reason(p: subprocess.CompletedProcess) -> str:
+    lines = [ln.strip() for ln in p.stderr.decode(errors="replace").splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("photo3d: error:")]
+    if errors:
+        return errors[-1].removeprefix("photo3d: error:").strip()
+    if p.returncode < 0:
+        with contextlib.suppress(ValueError):
+            return f"crashed ({signal.Signals(-p.returncode).name})"
+    return lines[-1] if lines else f"exit status {p.returncode}"
+
+
+def _disk_full(reason: str) -> bool:
+    return "No space left" in reason or f"[Errno {errno.ENOSPC}]" in reason
+
+
+def run_job(job: dict) -> dict:
+    """Make one photo into ``out/name``: ``make`` in a child process into a staging folder,
+    thumbnails and ``photo3d.json`` beside its outputs, then one rename into place."""
+    t0 = time.monotonic()
+    result = {"photo": job["photo"], "folder": job["name"], "worker": f"{socket.gethostname()}:{os.getpid()}"}
+    final = os.path.join(job["out"], job["name"])
+    staging = os.path.join(job["out"], f"{STAGING}{job['name']}-{uuid.uuid4().hex[:8]}")
+    try:
+        os.makedirs(staging)
+        payload = {k: job[k] for k in ("photo", "opts", "render", "offline")} | {"out": staging}
+        p = subprocess.run([sys.executable, "-m", f"{__package__}.batch"], input=pickle.dumps(payload),
+                           capture_output=True, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+        if p.returncode != 0:
+            return result | {"status": "failed", "reason": _reason(p), "seconds": time.monotonic() - t0}
+        write_thumbnails(staging, job["photo"], job["render"])
+        with open(os.path.join(staging, RECORD), "w", encoding="utf-8") as f:
+            json.dump(job["record"], f, indent=1)
+        from .inference import files
+        files.replace(staging, final)
+        return result | {"status": "done", "seconds": time.monotonic() - t0}
+    except (OSError, Photo3DError) as e:
+        reason = f"{e.strerror}: {e.filename}" if isinstance(e, OSError) and e.strerror else str(e)
+        return result | {"status": "failed", "reason": reason, "seconds": time.monotonic() - t0}
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _thumb(img, side: int = THUMB_SIDE):
+    import cv2
+    h, w = img.shape[:2]
+    s = side / max(h, w)
+    return cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA) \
+        if s < 1 else img
+
+
+def _frames(folder: str):
+    """The rendered frames (BGR), from video.mp4 or the PNG sequence of a build without FFmpeg."""
+    import cv2
+
+    from .inference import files
+    video = os.path.join(folder, "video.mp4")
+    if os.path.exists(video):
+        cap = cv2.VideoCapture(video)
+        try:
+            while True:
+                ok, frame = cap.read()
+                if not ok:
+                    return
+                yield frame
+        finally:
+            cap.release()
+    seq = os.path.join(folder, "frames")
+    for name in sorted(os.listdir(seq)) if os.path.isdir(seq) else ():
+        yield cv2.imdecode(files.read_bytes(os.path.join(seq, name)), cv2.IMREAD_COLOR)
+
+
+def write_thumbnails(folder: str, photo: str, render: bool):
+    """thumbs/first.jpg and thumbs/moved.jpg (the frame furthest from the first) of a render,
+    or thumbs/photo.jpg and thumbs/depth.jpg without one: the contact sheet's pictures."""
+    import cv2
+    import numpy as np
+
+    from .inference import files
+    thumbs = os.path.join(folder, "thumbs")
+    os.makedirs(thumbs, exist_ok=True)
+    pictures = {}
+    if render:
+        first = moved = None
+        best = -1.0
+        for frame in _frames(folder):
+            small = _thumb(frame).astype(np.float32)
+            if first is None:
+                first = small
+            diff = float(np.abs(small - first).mean())
+            if diff > best:
+                best, moved = diff, small
+        if first is not None:
+            pictures = {"first": first, "moved": moved}
+    if not pictures:
+        from .inference.photo import load_photo
+        rgb = load_photo(photo).rgb
+        depth = cv2.imread(os.path.join(folder, "depth.png"), cv2.IMREAD_UNCHANGED)
+        pictures = {"photo": np.round(_thumb(rgb[:, :, ::-1]) * 255)}
+        if depth is not None:
+            pictures["depth"] = _thumb(depth.astype(np.float32) / 257.0)
+    for name, img in pictures.items():
+        files.write_image(os.path.join(thumbs, f"{name}.jpg"), np.clip(img, 0, 255).astype(np.uint8))
+
+
+def _task_main():
+    """The child process of ``run_job``: ``make`` for the pickled job on stdin."""
+    job = pickle.load(sys.stdin.buffer)
+    from . import cli
+    cli._show_engine_notes()
+    if job["offline"]:
+        from .inference.depth import zoo
+        zoo.set_offline(True)
+    signal.signal(signal.SIGTERM, cli._terminate)
+    try:
+        cli.make_one(job["photo"], job["out"], settings.Options(**job["opts"]), render=job["render"])
+    except Photo3DError as e:
+        sys.stderr.write(f"photo3d: error: {e}\n")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.stderr.write("photo3d: error: interrupted\n")
+        sys.exit(130)
+    except MemoryError:
+        sys.stderr.write("photo3d: error: out of memory (try a smaller photo)\n")
+        sys.exit(1)
+    except Exception as e:  # noqa: BLE001 - one line: the batch summary's reason
+        sys.stderr.write(f"photo3d: error: unexpected {type(e).__name__}: {e}\n")
+        sys.exit(1)
+
+
+# --- the cluster ------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None, workers: int, timeout: float = 10.0):
+    """A Client of the cluster at ``scheduler``, or of a local cluster of ``workers`` processes
+    (one task at a time each: one Blender per process) listening on 127.0.0.1 only."""
+    from distributed import Client, LocalCluster
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout=f"{timeout}s")
+        except (OSError, TimeoutError, ValueError) as e:
+            raise BatchError(f"cannot reach the Dask scheduler at {scheduler} "
+                             f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address=None, memory_limit=0, silence_logs=logging.CRITICAL)
+    try:
+        with Client(cluster) as client:
+            yield client
+    finally:
+        cluster.close()
+
+
+class _Progress:
+    """A tqdm bar (count, failures, time left) on a terminal; one line per photo in a log."""
+
+    def __init__(self, total: int, done_before: int):
+        self.tty = sys.stderr.isatty()
+        self.n, self.total, self.failed = done_before, total, 0
+        if self.tty:
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, initial=done_before, unit="photo", desc="photo3d batch",
+                            file=sys.stderr, dynamic_ncols=True)
+            self.bar.set_postfix(failed=0)
+
+    def update(self, r: dict):
+        self.n += 1
+        if r["status"] == "failed":
+            self.failed += 1
+        line = f"photo3d: [{self.n}/{self.total}] {r['folder']}: {r['status']}" + \
+            (f": {r['reason']}" if r.get("reason") else f" in {r.get('seconds', 0):.1f} s")
+        if self.tty:
+            if r["status"] == "failed":
+                self.bar.write(line, file=sys.stderr)
+            self.bar.set_postfix(failed=self.failed)
+            self.bar.update(1)
+        else:
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+
+    def close(self):
+        if self.tty:
+            self.bar.close()
+
+
+def run_jobs(jobs: list[dict], client, progress: _Progress, task=None) -> tuple[list[dict], str | None]:
+    """Each job as a task; results as they finish. Stops early when the disk is full:
+    (results, why it stopped early or None)."""
+    from distributed import as_completed
+    task = task or run_job
+    batch_id = uuid.uuid4().hex[:8]
+    futures = {client.submit(task, job, key=f"photo3d-{batch_id}-{i}", retries=RETRIES, pure=False): job
+               for i, job in enumerate(jobs)}
+    results, stopped = [], None
+    for fut in as_completed(list(futures)):
+        job = futures[fut]
+        try:
+            r = fut.result()
+        except Exception as e:  # noqa: BLE001 - the task's own failures are results; this is Dask's
+            name = type(e).__name__
+            why = "its worker died each time it ran (out of memory?)" if name == "KilledWorker" else f"{name}: {e}"
+            r = {"photo": job["photo"], "folder": job["name"], "status": "failed", "reason": why}
+        results.append(r)
+        progress.update(r)
+        if r["status"] == "failed" and _disk_full(r.get("reason", "")):
+            stopped = "disk full"
+            client.cancel([f for f in futures if not f.done()])
+            break
+    return results, stopped
+
+
+# --- summary ----------------------------------------------------------------------------------
+
+def write_index(out: str, entries: list[dict]):
+    """index.html: per photo its two thumbnails and links to its outputs; failures with their reason."""
+    cards = []
+    for e in entries:
+        name = html.escape(e["folder"])
+        href = quote(e["folder"])
+        folder = os.path.join(out, e["folder"])
+        thumbs = [t for t in ("first", "moved", "photo", "depth")
+                  if e["status"] in ("done", "skipped") and os.path.exists(os.path.join(folder, "thumbs", t + ".jpg"))]
+        imgs = "".join(f'<img src="{href}/thumbs/{t}.jpg" title="{t}" alt="{t}">' for t in thumbs[:2])
+        links = " ".join(f'<a href="{href}/{f}">{f}</a>' for f in ("video.mp4", "scene.blend", "depth.png", RECORD)
+                         if os.path.exists(os.path.join(folder, f)))
+        status = html.escape(e["status"] + (f": {e['reason']}" if e.get("reason") else ""))
+        cards.append(f'<div class="card {e["status"]}"><h2><a href="{href}/">{name}</a></h2>'
+                     f'<div class="pics">{imgs}</div><p>{links}</p><p class="status">{status}</p></div>')
+    page = ("<!doctype html><meta charset=utf-8><title>photo3d batch</title><style>"
+            "body{font-family:sans-serif;background:#222;color:#ddd}a{color:#9cf}"
+            ".grid{display:flex;flex-wrap:wrap;gap:12px}.card{background:#333;padding:8px;border-radius:6px}"
+            ".card h2{font-size:1em;margin:0 0 6px}.pics img{max-width:240px;max-height:240px;margin-right:4px}"
+            ".failed{outline:2px solid #c44}.status{font-size:.85em;color:#aaa}</style>"
+            f"<h1>photo3d batch: {len(entries)} photos</h1><div class=grid>{''.join(cards)}</div>\n")
+    _write_text(os.path.join(out, "index.html"), page)
+
+
+def _write_text(path: str, text: str):
+    tmp = path + ".partial"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise BatchError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def cmd_batch(args, task=None) -> int:
+    from .cli import check_options
+    t0 = time.monotonic()
+    opts = settings.options_from_args(args)
+    check_options(opts)
+    if args.scheduler and args.workers:
+        raise InputError("--workers sizes the local cluster; a --scheduler's cluster has its own workers")
+    out = os.path.abspath(args.out)
+    photos = collect_inputs(args.inputs, out)
+    if not photos:
+        raise InputError(f"no photos ({', '.join(IMAGE_EXTENSIONS)}) in {' '.join(args.inputs)}")
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as e:
+        raise BatchError(f"cannot write to --out {out}: {e.strerror or e}") from None
+    clean_staging(out)                  # what an interrupted earlier batch left
+    names = assign_names(photos, out)
+    render = not args.no_render
+    entries, jobs = {}, []
+    for photo in photos:
+        rec = make_record(photo, opts, render)
+        name = names[photo]
+        if not args.force and is_done(os.path.join(out, name), rec):
+            entries[photo] = {"photo": photo, "folder": name, "status": "skipped"}
+        else:
+            entries[photo] = {"photo": photo, "folder": name, "status": "not made"}
+            jobs.append({"photo": photo, "name": name, "out": out, "opts": vars(opts).copy(), "render": render,
+                         "offline": bool(getattr(args, "offline", False)), "record": rec})
+    skipped = len(photos) - len(jobs)
+    if skipped:
+        print(f"photo3d: {skipped} of {len(photos)} photos already made with these settings (--force redoes them)",
+              flush=True)
+    workers = args.workers or os.cpu_count() or 1
+    progress = _Progress(len(photos), skipped)
+    stopped = None
+    try:
+        if jobs:
+            with dask_client(args.scheduler, workers, args.scheduler_timeout) as client:
+                results, stopped = run_jobs(jobs, client, progress, task)
+            for r in results:
+                entries[r["photo"]] = r
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+    finally:
+        progress.close()
+        clean_staging(out)
+    listed = list(entries.values())
+    counts = {s: sum(e["status"] == s for e in listed) for s in ("done", "skipped", "failed", "not made")}
+    summary = {"out": out, "photo3d": __version__, "scheduler": args.scheduler or f"local, {workers} workers",
+               "render": render, "seconds": round(time.monotonic() - t0, 2), "stopped": stopped, "counts": counts,
+               "settings": {k: _jsonable(v) for k, v in sorted(vars(opts).items())}, "photos": listed}
+    _write_text(os.path.join(out, "batch.json"), json.dumps(summary, indent=1, default=str) + "\n")
+    write_index(out, listed)
+    for e in listed:
+        if e["status"] == "failed":
+            print(f"photo3d: failed: {e['folder']} ({os.path.basename(e['photo'])}): {e['reason']}", flush=True)
+    kept = counts["done"] + counts["skipped"]
+    if stopped == "interrupted":
+        sys.stderr.write(f"photo3d: error: interrupted: {kept} finished photos kept, {counts['not made']} not made "
+                         "(run the same command again to resume)\n")
+        return 130
+    if stopped == "disk full":
+        raise BatchError(f"the disk holding {out} is full: {kept} finished photos kept; free some space and run "
+                         "the same command again to resume")
+    print(f"photo3d: batch: {counts['done']} made, {counts['skipped']} already made, {counts['failed']} failed "
+          f"in {time.monotonic() - t0:.1f} s; {os.path.join(out, 'index.html')}", flush=True)
+    return 1 if counts["failed"] else 0
+
+
+if __name__ == "__main__":
+    _task_main()
