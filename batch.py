@@ -370,15 +370,15 @@ class _Progress:
             self.bar.close()
 
 
-def run_jobs(jobs: list[dict], client, progress: _Progress, task=None) -> tuple[list[dict], str | None]:
-    """Each job as a task; results as they finish. Stops early when the disk is full:
-    (results, why it stopped early or None)."""
+def run_jobs(jobs: list[dict], client, progress: _Progress, results: list[dict], task=None) -> str | None:
+    """Each job as a task, its result appended to ``results`` as it finishes (kept when
+    interrupted). Stops early when the disk is full: returns why it stopped early, or None."""
     from distributed import as_completed
     task = task or run_job
     batch_id = uuid.uuid4().hex[:8]
     futures = {client.submit(task, job, key=f"photo3d-{batch_id}-{i}", retries=RETRIES, pure=False): job
                for i, job in enumerate(jobs)}
-    results, stopped = [], None
+    stopped = None
     for fut in as_completed(list(futures)):
         job = futures[fut]
         try:
@@ -393,7 +393,7 @@ def run_jobs(jobs: list[dict], client, progress: _Progress, task=None) -> tuple[
             stopped = "disk full"
             client.cancel([f for f in futures if not f.done()])
             break
-    return results, stopped
+    return stopped
 
 
 # --- summary ----------------------------------------------------------------------------------
@@ -452,9 +452,9 @@ def cmd_batch(args, task=None) -> int:
     clean_staging(out)                  # what an interrupted earlier batch left
     names = assign_names(photos, out)
     render = not args.no_render
-    entries, jobs = {}, []
+    entries, jobs, records = {}, [], {}
     for photo in photos:
-        rec = make_record(photo, opts, render)
+        rec = records[photo] = make_record(photo, opts, render)
         name = names[photo]
         if not args.force and is_done(os.path.join(out, name), rec):
             entries[photo] = {"photo": photo, "folder": name, "status": "skipped"}
@@ -468,18 +468,21 @@ def cmd_batch(args, task=None) -> int:
               flush=True)
     workers = args.workers or os.cpu_count() or 1
     progress = _Progress(len(photos), skipped)
-    stopped = None
+    stopped, results = None, []
     try:
         if jobs:
             with dask_client(args.scheduler, workers, args.scheduler_timeout) as client:
-                results, stopped = run_jobs(jobs, client, progress, task)
-            for r in results:
-                entries[r["photo"]] = r
+                stopped = run_jobs(jobs, client, progress, results, task)
     except KeyboardInterrupt:
         stopped = "interrupted"
     finally:
         progress.close()
         clean_staging(out)
+    for r in results:
+        entries[r["photo"]] = r
+    for e in entries.values():         # finished while the batch was stopping: complete, so kept
+        if e["status"] == "not made" and is_done(os.path.join(out, e["folder"]), records[e["photo"]]):
+            e["status"] = "done"
     listed = list(entries.values())
     counts = {s: sum(e["status"] == s for e in listed) for s in ("done", "skipped", "failed", "not made")}
     summary = {"out": out, "photo3d": __version__, "scheduler": args.scheduler or f"local, {workers} workers",
