@@ -20,6 +20,7 @@ import hashlib
 import html
 import json
 import logging
+import math
 import os
 import pickle
 import shutil
@@ -61,6 +62,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     bt.add_argument("--scheduler-timeout", type=float, default=10.0, metavar="SECONDS",
                     help="how long to try to reach --scheduler (default: 10)")
     bt.add_argument("--force", action="store_true", help="make again photos already made with these settings")
+    bt.add_argument("--frames-per-task", type=_positive_int, default=None, metavar="N",
+                    help="split each photo's render into tasks of N frames (on as many workers) and encode them "
+                         "into one video (default: each photo rendered by one task)")
     return bt
 
 
@@ -197,29 +201,99 @@ def _disk_full(reason: str) -> bool:
     return "No space left" in reason or f"[Errno {errno.ENOSPC}]" in reason
 
 
+class ChildFailed(Exception):
+    pass
+
+
+def _child(payload: dict):
+    """``python -m photo3d.batch`` with ``payload`` on stdin; ChildFailed with its one-line reason."""
+    p = subprocess.run([sys.executable, "-m", f"{__package__}.batch"], input=pickle.dumps(payload),
+                       capture_output=True, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+    if p.returncode != 0:
+        raise ChildFailed(_reason(p))
+
+
+def _finish(job: dict, folder: str):
+    """Thumbnails and photo3d.json (written last) into ``folder``, then ``folder`` into place."""
+    from .inference import files
+    write_thumbnails(folder, job["photo"], job["render"])
+    with open(os.path.join(folder, RECORD), "w", encoding="utf-8") as f:
+        json.dump(job["record"], f, indent=1)
+    files.replace(folder, os.path.join(job["out"], job["name"]))
+
+
+def _failure(e: Exception) -> str:
+    return f"{e.strerror}: {e.filename}" if isinstance(e, OSError) and e.strerror else str(e)
+
+
 def run_job(job: dict) -> dict:
     """Make one photo into ``out/name``: ``make`` in a child process into a staging folder,
     thumbnails and ``photo3d.json`` beside its outputs, then one rename into place."""
     t0 = time.monotonic()
     result = {"photo": job["photo"], "folder": job["name"], "worker": f"{socket.gethostname()}:{os.getpid()}"}
-    final = os.path.join(job["out"], job["name"])
     staging = os.path.join(job["out"], f"{STAGING}{job['name']}-{uuid.uuid4().hex[:8]}")
     try:
         os.makedirs(staging)
-        payload = {k: job[k] for k in ("photo", "opts", "render", "offline")} | {"out": staging}
-        p = subprocess.run([sys.executable, "-m", f"{__package__}.batch"], input=pickle.dumps(payload),
-                           capture_output=True, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
-        if p.returncode != 0:
-            return result | {"status": "failed", "reason": _reason(p), "seconds": time.monotonic() - t0}
-        write_thumbnails(staging, job["photo"], job["render"])
-        with open(os.path.join(staging, RECORD), "w", encoding="utf-8") as f:
-            json.dump(job["record"], f, indent=1)
-        from .inference import files
-        files.replace(staging, final)
+        _child({k: job[k] for k in ("photo", "opts", "render", "offline")} | {"out": staging})
+        _finish(job, staging)
         return result | {"status": "done", "seconds": time.monotonic() - t0}
-    except (OSError, Photo3DError) as e:
-        reason = f"{e.strerror}: {e.filename}" if isinstance(e, OSError) and e.strerror else str(e)
-        return result | {"status": "failed", "reason": reason, "seconds": time.monotonic() - t0}
+    except (OSError, Photo3DError, ChildFailed) as e:
+        return result | {"status": "failed", "reason": _failure(e), "seconds": time.monotonic() - t0}
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+# A photo whose frames several workers render: prepare (the scene, no render), render_part per
+# share of the frames, assemble. They share a staging folder the client names; each step is safe
+# to run again (a worker that died), and a failure passes along as the photo's result.
+
+def _split_paths(job: dict) -> tuple[str, str, str]:
+    staging = job["staging"]
+    return staging, os.path.join(staging, "scene"), os.path.join(staging, "frames")
+
+
+def prepare_split(job: dict) -> dict:
+    t0 = time.monotonic()
+    staging, scene_dir, _ = _split_paths(job)
+    try:
+        if not os.path.exists(os.path.join(scene_dir, "scene.blend")):
+            os.makedirs(staging, exist_ok=True)
+            _child({k: job[k] for k in ("photo", "opts", "offline")} | {"out": scene_dir, "render": False})
+        return {"status": "ok", "seconds": time.monotonic() - t0}
+    except (OSError, Photo3DError, ChildFailed) as e:
+        return {"status": "failed", "reason": _failure(e)}
+
+
+def render_part(prep: dict, job: dict, part: int) -> dict:
+    if prep["status"] != "ok":
+        return prep
+    t0 = time.monotonic()
+    _, scene_dir, frames_dir = _split_paths(job)
+    try:
+        _child({"mode": "frames", "blend": os.path.join(scene_dir, "scene.blend"), "frames_dir": frames_dir,
+                "part": part, "parts": job["parts"]})
+        return {"status": "ok", "seconds": time.monotonic() - t0}
+    except (OSError, ChildFailed) as e:
+        return {"status": "failed", "reason": _failure(e)}
+
+
+def assemble_split(prep: dict, parts: list[dict], job: dict) -> dict:
+    t0 = time.monotonic()
+    result = {"photo": job["photo"], "folder": job["name"], "worker": f"{socket.gethostname()}:{os.getpid()}"}
+    staging, scene_dir, frames_dir = _split_paths(job)
+    seconds = sum(r.get("seconds", 0) for r in (prep, *parts))
+    if is_done(os.path.join(job["out"], job["name"]), job["record"]):    # moved into place by an earlier run
+        return result | {"status": "done", "seconds": seconds, "parts": len(parts)}
+    try:
+        bad = next((r for r in (prep, *parts) if r["status"] != "ok"), None)
+        if bad:
+            return result | {"status": "failed", "reason": bad["reason"]}
+        _child({"mode": "assemble", "blend": os.path.join(scene_dir, "scene.blend"), "frames_dir": frames_dir,
+                "video": os.path.join(scene_dir, "video")})
+        _finish(job, scene_dir)
+        return result | {"status": "done", "seconds": seconds + time.monotonic() - t0, "parts": len(parts)}
+    except (OSError, Photo3DError, ChildFailed) as e:
+        return result | {"status": "failed", "reason": _failure(e)}
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -291,12 +365,20 @@ def _task_main():
     job = pickle.load(sys.stdin.buffer)
     from . import cli
     cli._show_engine_notes()
-    if job["offline"]:
+    if job.get("offline"):
         from .inference.depth import zoo
         zoo.set_offline(True)
     signal.signal(signal.SIGTERM, cli._terminate)
     try:
-        cli.make_one(job["photo"], job["out"], settings.Options(**job["opts"]), render=job["render"])
+        mode = job.get("mode", "make")
+        if mode == "make":
+            cli.make_one(job["photo"], job["out"], settings.Options(**job["opts"]), render=job["render"])
+        else:
+            from . import batch_frames
+            if mode == "frames":
+                batch_frames.render_part(job["blend"], job["frames_dir"], job["part"], job["parts"])
+            else:
+                batch_frames.assemble(job["blend"], job["frames_dir"], job["video"])
     except Photo3DError as e:
         sys.stderr.write(f"photo3d: error: {e}\n")
         sys.exit(2)
@@ -376,8 +458,18 @@ def run_jobs(jobs: list[dict], client, progress: _Progress, results: list[dict],
     from distributed import as_completed
     task = task or run_job
     batch_id = uuid.uuid4().hex[:8]
-    futures = {client.submit(task, job, key=f"photo3d-{batch_id}-{i}", retries=RETRIES, pure=False): job
-               for i, job in enumerate(jobs)}
+    futures = {}
+    for i, job in enumerate(jobs):
+        key = f"photo3d-{batch_id}-{i}"
+        if job.get("parts", 1) > 1:
+            job = job | {"staging": os.path.join(job["out"], f"{STAGING}{job['name']}-{batch_id}")}
+            prep = client.submit(prepare_split, job, key=key + "-scene", retries=RETRIES, pure=False)
+            parts = [client.submit(render_part, prep, job, k, key=f"{key}-frames-{k}", retries=RETRIES, pure=False)
+                     for k in range(job["parts"])]
+            fut = client.submit(assemble_split, prep, parts, job, key=key, retries=RETRIES, pure=False)
+        else:
+            fut = client.submit(task, job, key=key, retries=RETRIES, pure=False)
+        futures[fut] = job
     stopped = None
     for fut in as_completed(list(futures)):
         job = futures[fut]
@@ -452,6 +544,7 @@ def cmd_batch(args, task=None) -> int:
     clean_staging(out)                  # what an interrupted earlier batch left
     names = assign_names(photos, out)
     render = not args.no_render
+    parts = math.ceil(opts.frames / args.frames_per_task) if render and args.frames_per_task else 1
     entries, jobs, records = {}, [], {}
     for photo in photos:
         rec = records[photo] = make_record(photo, opts, render)
@@ -461,7 +554,7 @@ def cmd_batch(args, task=None) -> int:
         else:
             entries[photo] = {"photo": photo, "folder": name, "status": "not made"}
             jobs.append({"photo": photo, "name": name, "out": out, "opts": vars(opts).copy(), "render": render,
-                         "offline": bool(getattr(args, "offline", False)), "record": rec})
+                         "offline": bool(getattr(args, "offline", False)), "record": rec, "parts": parts})
     skipped = len(photos) - len(jobs)
     if skipped:
         print(f"photo3d: {skipped} of {len(photos)} photos already made with these settings (--force redoes them)",
