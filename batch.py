@@ -55,7 +55,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     bt.add_argument("--out", required=True, help="output folder: one folder per photo, batch.json, index.html")
     bt.add_argument("--no-render", action="store_true", help="write the scenes only")
     bt.add_argument("--workers", type=_positive_int, default=None,
-                    help="worker processes of the local cluster (default: one per CPU core)")
+                    help="worker processes of the local cluster (default: half the CPU cores, at least one)")
     bt.add_argument("--scheduler", metavar="ADDRESS",
                     help="a running Dask scheduler (tcp://host:8786) whose workers have photo3d installed and "
                          "see --out and the photos at the same paths; without it, a local cluster")
@@ -559,7 +559,8 @@ def cmd_batch(args, task=None) -> int:
     if skipped:
         print(f"photo3d: {skipped} of {len(photos)} photos already made with these settings (--force redoes them)",
               flush=True)
-    workers = args.workers or os.cpu_count() or 1
+    # each photo's networks and renderer already use several cores: half as many workers keeps them busy
+    workers = args.workers or max(1, (os.cpu_count() or 1) // 2)
     progress = _Progress(len(photos), skipped)
     stopped, results = None, []
     try:

@@ -62,16 +62,19 @@ def main():
     ap.add_argument("--render", default="--frames 12 --size 160x120 --engine cycles --samples 4",
                     help="the short render's options")
     args = ap.parse_args()
-    modes = {"--no-render": ["--no-render"], f"render ({args.render})": args.render.split()}
+    short = args.render.split()
+    modes = [("--no-render", ["--no-render"], args.workers), (f"render ({args.render})", short, args.workers),
+             ("same render, --frames-per-task 6", [*short, "--frames-per-task", "6"],
+              [w for w in args.workers if w > 1])]
     with tempfile.TemporaryDirectory() as tmp:
         paths = photos(tmp, args.photos, args.side)
         print(f"# {len(paths)} photos, {args.side} px long side; {os.cpu_count()} CPUs; "
               f"load average before: {os.getloadavg()[0]:.2f}")
         print("| mode | workers | photos | wall s | photos/min | median task s |")
         print("|---|---|---|---|---|---|")
-        for mode, extra in modes.items():
-            for w in args.workers:
-                r = run(paths, os.path.join(tmp, f"out-{len(extra)}-{w}"), w, extra)
+        for k, (mode, extra, workers) in enumerate(modes):
+            for w in workers:
+                r = run(paths, os.path.join(tmp, f"out-{k}-{w}"), w, extra)
                 print(f"| {mode} | {w} | {r['done']} | {r['wall']:.1f} | {r['per_min']:.1f} | "
                       f"{r['task_median']:.1f} |", flush=True)
         print(f"# load average after: {os.getloadavg()[0]:.2f}")
