@@ -28,6 +28,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from urllib.parse import quote
@@ -411,8 +412,16 @@ def dask_client(scheduler: str | None, workers: int, timeout: float = 10.0):
         finally:
             client.close()
         return
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address=None, memory_limit=0, silence_logs=logging.CRITICAL)
+    # Ctrl-C reaches every process of the terminal's group: the workers (and the make children they
+    # start) inherit an ignored SIGINT and leave it to this process, which closes them in order.
+    ignore = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if ignore else None
+    try:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=None, memory_limit=0, silence_logs=logging.CRITICAL)
+    finally:
+        if ignore:
+            signal.signal(signal.SIGINT, previous)
     try:
         with Client(cluster) as client:
             yield client
