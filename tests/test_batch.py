@@ -96,6 +96,7 @@ def test_two_workers_bad_photo_and_resume(tmp_path):
     assert "2 of 3 photos already made" in so
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_photo_is_redone_elsewhere(tmp_path):
     """The first run of b's task leaves a half-written staging folder and kills its own worker
     process; the scheduler reruns it on a worker; every photo is made once, nothing half-written."""
@@ -209,6 +210,7 @@ def _decoded(video):
         frames.append(frame)
 
 
+@pytest.mark.slow
 def test_split_frames_video_equals_the_single_machine_one(tmp_path):
     src = _photos(tmp_path / "in", ["a.png"])
     opts = ("--depth-model", "classical", "--frames", "6", *RENDER)
