@@ -1,14 +1,10 @@
 """``python -m photo3d batch``: many photos, one output folder each, on this machine or a Dask cluster.
 
-Each photo is one Dask task. The task runs ``make`` in a child process (``python -m
-photo3d.batch`` reading the job on stdin): Blender's ``bpy`` is one process-wide state
-that is not thread-safe, Dask runs tasks in a worker's thread, and a Blender crash must
-fail one photo rather than kill the worker. The child writes into a staging folder inside
-``--out``; the finished folder (with ``photo3d.json``, the settings it was made with) is
-moved into place in one rename, so an output folder is either complete or absent.
-
-A worker that dies mid-photo (killed, out of memory) has its task rescheduled by the Dask
-scheduler on another worker; its staging folder is removed at the end of the batch.
+Here the client: the photos and their folders' names, what is already made (``photo3d.json``),
+the cluster, one task per photo (``batch_tasks``), the progress, ``batch.json`` and
+``index.html`` (``batch_sheet``). A worker that dies mid-photo (killed, out of memory) has its
+task rescheduled by the Dask scheduler on another worker; staging folders left behind are
+removed at the end of the batch and at the start of the next.
 """
 from __future__ import annotations
 
@@ -17,31 +13,25 @@ import contextlib
 import errno
 import glob
 import hashlib
-import html
 import json
 import logging
 import math
 import os
-import pickle
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
 import uuid
-from urllib.parse import quote
 
 from . import __version__, settings
+from .batch_sheet import index_html
+from .batch_tasks import STAGING, assemble_split, is_done, prepare_split, read_record, render_part, run_job
 from .inference.errors import InputError, Photo3DError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif")
-STAGING = ".photo3d-staging-"
-RECORD = "photo3d.json"
 RESERVED = ("batch.json", "index.html")
 RETRIES = 2            # a task that raised (not a failed photo: those return) runs again
-THUMB_SIDE = 320
 
 
 class BatchError(Photo3DError):
@@ -117,14 +107,6 @@ def collect_inputs(inputs: list[str], out: str) -> list[str]:
     return unique
 
 
-def _read_record(folder: str) -> dict | None:
-    try:
-        with open(os.path.join(folder, RECORD), encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
 def assign_names(photos: list[str], out: str) -> dict[str, str]:
     """One output folder name per photo: its file name without the extension, ``-2``, ``-3``
     on collisions (compared without case, as on Windows and macOS). A photo that already has a
@@ -134,7 +116,7 @@ def assign_names(photos: list[str], out: str) -> dict[str, str]:
     if os.path.isdir(out):
         for entry in sorted(os.scandir(out), key=lambda e: e.name):
             taken.add(entry.name.lower())
-            rec = _read_record(entry.path) if entry.is_dir() else None
+            rec = read_record(entry.path) if entry.is_dir() else None
             if rec and rec.get("photo") in photos:
                 previous.setdefault(rec["photo"], entry.name)
     names = {}
@@ -166,232 +148,12 @@ def make_record(photo: str, opts: settings.Options, render: bool) -> dict:
     return {"photo": photo, **keyed, "key": key, "photo3d": __version__}
 
 
-def is_done(folder: str, record: dict) -> bool:
-    rec = _read_record(folder)
-    return bool(rec) and rec.get("key") == record["key"]
-
-
 def clean_staging(out: str):
     """Remove staging folders: of photos that failed, were interrupted or whose worker died."""
     with contextlib.suppress(OSError):
         for entry in os.scandir(out):
             if entry.name.startswith(STAGING):
                 shutil.rmtree(entry.path, ignore_errors=True)
-
-
-# --- one photo (runs on a Dask worker) -------------------------------------------------------
-
-def _die_with_parent():     # Linux: the child goes when its worker goes (killed, or the cluster closed)
-    with contextlib.suppress(Exception):
-        import ctypes
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
-
-
-def _reason(p: subprocess.CompletedProcess) -> str:
-    lines = [ln.strip() for ln in p.stderr.decode(errors="replace").splitlines() if ln.strip()]
-    errors = [ln for ln in lines if ln.startswith("photo3d: error:")]
-    if errors:
-        return errors[-1].removeprefix("photo3d: error:").strip()
-    if p.returncode < 0:
-        with contextlib.suppress(ValueError):
-            return f"crashed ({signal.Signals(-p.returncode).name})"
-    return lines[-1] if lines else f"exit status {p.returncode}"
-
-
-def _disk_full(reason: str) -> bool:
-    return "No space left" in reason or f"[Errno {errno.ENOSPC}]" in reason
-
-
-class ChildFailed(Exception):
-    pass
-
-
-def _child(payload: dict):
-    """``python -m photo3d.batch`` with ``payload`` on stdin; ChildFailed with its one-line reason."""
-    p = subprocess.run([sys.executable, "-m", f"{__package__}.batch"], input=pickle.dumps(payload),
-                       capture_output=True, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
-    if p.returncode != 0:
-        raise ChildFailed(_reason(p))
-
-
-def _finish(job: dict, folder: str):
-    """Thumbnails and photo3d.json (written last) into ``folder``, then ``folder`` into place."""
-    from .inference import files
-    write_thumbnails(folder, job["photo"], job["render"])
-    with open(os.path.join(folder, RECORD), "w", encoding="utf-8") as f:
-        json.dump(job["record"], f, indent=1)
-    files.replace(folder, os.path.join(job["out"], job["name"]))
-
-
-def _failure(e: Exception) -> str:
-    return f"{e.strerror}: {e.filename}" if isinstance(e, OSError) and e.strerror else str(e)
-
-
-def run_job(job: dict) -> dict:
-    """Make one photo into ``out/name``: ``make`` in a child process into a staging folder,
-    thumbnails and ``photo3d.json`` beside its outputs, then one rename into place."""
-    t0 = time.monotonic()
-    result = {"photo": job["photo"], "folder": job["name"], "worker": f"{socket.gethostname()}:{os.getpid()}"}
-    staging = os.path.join(job["out"], f"{STAGING}{job['name']}-{uuid.uuid4().hex[:8]}")
-    try:
-        os.makedirs(staging)
-        _child({k: job[k] for k in ("photo", "opts", "render", "offline")} | {"out": staging})
-        _finish(job, staging)
-        return result | {"status": "done", "seconds": time.monotonic() - t0}
-    except (OSError, Photo3DError, ChildFailed) as e:
-        return result | {"status": "failed", "reason": _failure(e), "seconds": time.monotonic() - t0}
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-# A photo whose frames several workers render: prepare (the scene, no render), render_part per
-# share of the frames, assemble. They share a staging folder the client names; each step is safe
-# to run again (a worker that died), and a failure passes along as the photo's result.
-
-def _split_paths(job: dict) -> tuple[str, str, str]:
-    staging = job["staging"]
-    return staging, os.path.join(staging, "scene"), os.path.join(staging, "frames")
-
-
-def prepare_split(job: dict) -> dict:
-    t0 = time.monotonic()
-    staging, scene_dir, _ = _split_paths(job)
-    try:
-        if not os.path.exists(os.path.join(scene_dir, "scene.blend")):
-            os.makedirs(staging, exist_ok=True)
-            _child({k: job[k] for k in ("photo", "opts", "offline")} | {"out": scene_dir, "render": False})
-        return {"status": "ok", "seconds": time.monotonic() - t0}
-    except (OSError, Photo3DError, ChildFailed) as e:
-        return {"status": "failed", "reason": _failure(e)}
-
-
-def render_part(prep: dict, job: dict, part: int) -> dict:
-    if prep["status"] != "ok":
-        return prep
-    t0 = time.monotonic()
-    _, scene_dir, frames_dir = _split_paths(job)
-    try:
-        _child({"mode": "frames", "blend": os.path.join(scene_dir, "scene.blend"), "frames_dir": frames_dir,
-                "part": part, "parts": job["parts"]})
-        return {"status": "ok", "seconds": time.monotonic() - t0}
-    except (OSError, ChildFailed) as e:
-        return {"status": "failed", "reason": _failure(e)}
-
-
-def assemble_split(prep: dict, parts: list[dict], job: dict) -> dict:
-    t0 = time.monotonic()
-    result = {"photo": job["photo"], "folder": job["name"], "worker": f"{socket.gethostname()}:{os.getpid()}"}
-    staging, scene_dir, frames_dir = _split_paths(job)
-    seconds = sum(r.get("seconds", 0) for r in (prep, *parts))
-    if is_done(os.path.join(job["out"], job["name"]), job["record"]):    # moved into place by an earlier run
-        return result | {"status": "done", "seconds": seconds, "parts": len(parts)}
-    try:
-        bad = next((r for r in (prep, *parts) if r["status"] != "ok"), None)
-        if bad:
-            return result | {"status": "failed", "reason": bad["reason"]}
-        _child({"mode": "assemble", "blend": os.path.join(scene_dir, "scene.blend"), "frames_dir": frames_dir,
-                "video": os.path.join(scene_dir, "video")})
-        _finish(job, scene_dir)
-        return result | {"status": "done", "seconds": seconds + time.monotonic() - t0, "parts": len(parts)}
-    except (OSError, Photo3DError, ChildFailed) as e:
-        return result | {"status": "failed", "reason": _failure(e)}
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _thumb(img, side: int = THUMB_SIDE):
-    import cv2
-    h, w = img.shape[:2]
-    s = side / max(h, w)
-    return cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA) \
-        if s < 1 else img
-
-
-def _frames(folder: str):
-    """The rendered frames (BGR), from video.mp4 or the PNG sequence of a build without FFmpeg."""
-    import cv2
-
-    from .inference import files
-    video = os.path.join(folder, "video.mp4")
-    if os.path.exists(video):
-        cap = cv2.VideoCapture(video)
-        try:
-            while True:
-                ok, frame = cap.read()
-                if not ok:
-                    return
-                yield frame
-        finally:
-            cap.release()
-    seq = os.path.join(folder, "frames")
-    for name in sorted(os.listdir(seq)) if os.path.isdir(seq) else ():
-        yield cv2.imdecode(files.read_bytes(os.path.join(seq, name)), cv2.IMREAD_COLOR)
-
-
-def write_thumbnails(folder: str, photo: str, render: bool):
-    """thumbs/first.jpg and thumbs/moved.jpg (the frame furthest from the first) of a render,
-    or thumbs/photo.jpg and thumbs/depth.jpg without one: the contact sheet's pictures."""
-    import cv2
-    import numpy as np
-
-    from .inference import files
-    thumbs = os.path.join(folder, "thumbs")
-    os.makedirs(thumbs, exist_ok=True)
-    pictures = {}
-    if render:
-        first = moved = None
-        best = -1.0
-        for frame in _frames(folder):
-            small = _thumb(frame).astype(np.float32)
-            if first is None:
-                first = small
-            diff = float(np.abs(small - first).mean())
-            if diff > best:
-                best, moved = diff, small
-        if first is not None:
-            pictures = {"first": first, "moved": moved}
-    if not pictures:
-        from .inference.photo import load_photo
-        rgb = load_photo(photo).rgb
-        depth = cv2.imread(os.path.join(folder, "depth.png"), cv2.IMREAD_UNCHANGED)
-        pictures = {"photo": np.round(_thumb(rgb[:, :, ::-1]) * 255)}
-        if depth is not None:
-            pictures["depth"] = _thumb(depth.astype(np.float32) / 257.0)
-    for name, img in pictures.items():
-        files.write_image(os.path.join(thumbs, f"{name}.jpg"), np.clip(img, 0, 255).astype(np.uint8))
-
-
-def _task_main():
-    """The child process of ``run_job``: ``make`` for the pickled job on stdin."""
-    job = pickle.load(sys.stdin.buffer)
-    from . import cli
-    cli._show_engine_notes()
-    if job.get("offline"):
-        from .inference.depth import zoo
-        zoo.set_offline(True)
-    signal.signal(signal.SIGTERM, cli._terminate)
-    try:
-        mode = job.get("mode", "make")
-        if mode == "make":
-            cli.make_one(job["photo"], job["out"], settings.Options(**job["opts"]), render=job["render"])
-        else:
-            from . import batch_frames
-            if mode == "frames":
-                batch_frames.render_part(job["blend"], job["frames_dir"], job["part"], job["parts"])
-            else:
-                batch_frames.assemble(job["blend"], job["frames_dir"], job["video"])
-    except Photo3DError as e:
-        sys.stderr.write(f"photo3d: error: {e}\n")
-        sys.exit(2)
-    except KeyboardInterrupt:
-        sys.stderr.write("photo3d: error: interrupted\n")
-        sys.exit(130)
-    except MemoryError:
-        sys.stderr.write("photo3d: error: out of memory (try a smaller photo)\n")
-        sys.exit(1)
-    except Exception as e:  # noqa: BLE001 - one line: the batch summary's reason
-        sys.stderr.write(f"photo3d: error: unexpected {type(e).__name__}: {e}\n")
-        sys.exit(1)
 
 
 # --- the cluster ------------------------------------------------------------------------------
@@ -461,6 +223,10 @@ class _Progress:
             self.bar.close()
 
 
+def _disk_full(reason: str) -> bool:
+    return "No space left" in reason or f"[Errno {errno.ENOSPC}]" in reason
+
+
 def run_jobs(jobs: list[dict], client, progress: _Progress, results: list[dict], task=None) -> str | None:
     """Each job as a task, its result appended to ``results`` as it finishes (kept when
     interrupted). Stops early when the disk is full: returns why it stopped early, or None."""
@@ -495,32 +261,6 @@ def run_jobs(jobs: list[dict], client, progress: _Progress, results: list[dict],
             client.cancel([f for f in futures if not f.done()])
             break
     return stopped
-
-
-# --- summary ----------------------------------------------------------------------------------
-
-def write_index(out: str, entries: list[dict]):
-    """index.html: per photo its two thumbnails and links to its outputs; failures with their reason."""
-    cards = []
-    for e in entries:
-        name = html.escape(e["folder"])
-        href = quote(e["folder"])
-        folder = os.path.join(out, e["folder"])
-        thumbs = [t for t in ("first", "moved", "photo", "depth")
-                  if e["status"] in ("done", "skipped") and os.path.exists(os.path.join(folder, "thumbs", t + ".jpg"))]
-        imgs = "".join(f'<img src="{href}/thumbs/{t}.jpg" title="{t}" alt="{t}">' for t in thumbs[:2])
-        links = " ".join(f'<a href="{href}/{f}">{f}</a>' for f in ("video.mp4", "scene.blend", "depth.png", RECORD)
-                         if os.path.exists(os.path.join(folder, f)))
-        status = html.escape(e["status"] + (f": {e['reason']}" if e.get("reason") else ""))
-        cards.append(f'<div class="card {e["status"]}"><h2><a href="{href}/">{name}</a></h2>'
-                     f'<div class="pics">{imgs}</div><p>{links}</p><p class="status">{status}</p></div>')
-    page = ("<!doctype html><meta charset=utf-8><title>photo3d batch</title><style>"
-            "body{font-family:sans-serif;background:#222;color:#ddd}a{color:#9cf}"
-            ".grid{display:flex;flex-wrap:wrap;gap:12px}.card{background:#333;padding:8px;border-radius:6px}"
-            ".card h2{font-size:1em;margin:0 0 6px}.pics img{max-width:240px;max-height:240px;margin-right:4px}"
-            ".failed{outline:2px solid #c44}.status{font-size:.85em;color:#aaa}</style>"
-            f"<h1>photo3d batch: {len(entries)} photos</h1><div class=grid>{''.join(cards)}</div>\n")
-    _write_text(os.path.join(out, "index.html"), page)
 
 
 def _write_text(path: str, text: str):
@@ -592,7 +332,7 @@ def cmd_batch(args, task=None) -> int:
                "render": render, "seconds": round(time.monotonic() - t0, 2), "stopped": stopped, "counts": counts,
                "settings": {k: _jsonable(v) for k, v in sorted(vars(opts).items())}, "photos": listed}
     _write_text(os.path.join(out, "batch.json"), json.dumps(summary, indent=1, default=str) + "\n")
-    write_index(out, listed)
+    _write_text(os.path.join(out, "index.html"), index_html(out, listed))
     for e in listed:
         if e["status"] == "failed":
             print(f"photo3d: failed: {e['folder']} ({os.path.basename(e['photo'])}): {e['reason']}", flush=True)
@@ -607,7 +347,3 @@ def cmd_batch(args, task=None) -> int:
     print(f"photo3d: batch: {counts['done']} made, {counts['skipped']} already made, {counts['failed']} failed "
           f"in {time.monotonic() - t0:.1f} s; {os.path.join(out, 'index.html')}", flush=True)
     return 1 if counts["failed"] else 0
-
-
-if __name__ == "__main__":
-    _task_main()

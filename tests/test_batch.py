@@ -109,14 +109,14 @@ def test_worker_killed_mid_photo_is_redone_elsewhere(tmp_path):
         import os
         import signal
 
-        from photo3d import batch
+        from photo3d import batch_tasks
         if job["name"] == "b" and not os.path.exists(marker):
-            half = os.path.join(job["out"], batch.STAGING + "b-dead")
+            half = os.path.join(job["out"], batch_tasks.STAGING + "b-dead")
             os.makedirs(half)
             open(os.path.join(half, "depth.npy"), "w").close()
             open(marker, "w").close()
             os.kill(os.getpid(), signal.SIGKILL)
-        return batch.run_job(job)
+        return batch_tasks.run_job(job)
 
     args = _parse(src, "--out", out, "--workers", 2, *FAST, *RENDER)
     assert batch.cmd_batch(args, task=kill_once) == 0
@@ -137,8 +137,8 @@ def test_disk_full_stops_the_batch_with_one_line(tmp_path):
 
     def disk_full(job):
         if job["name"] == "a":
-            from photo3d import batch
-            return batch.run_job(job)
+            from photo3d import batch_tasks
+            return batch_tasks.run_job(job)
         return {"photo": job["photo"], "folder": job["name"], "status": "failed",
                 "reason": "unexpected OSError: [Errno 28] No space left on device"}
 
