@@ -45,7 +45,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     help="photos, folders (searched recursively for images) and globs ('trip/**/*.jpg')")
     bt.add_argument("--out", required=True, help="output folder: one folder per photo, batch.json, index.html")
     bt.add_argument("--no-render", action="store_true", help="write the scenes only")
-    bt.add_argument("--workers", type=_positive_int, default=None,
+    bt.add_argument("--workers", type=_positive_int, default=None, metavar="N",
                     help="worker processes of the local cluster (default: half the CPU cores, at least one)")
     bt.add_argument("--scheduler", metavar="ADDRESS",
                     help="a running Dask scheduler (tcp://host:8786) whose workers have photo3d installed and "
