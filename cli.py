@@ -1,4 +1,4 @@
-"""The headless command line: ``python -m photo3d make|depth|bench|models``.
+"""The headless command line: ``python -m photo3d make|batch|depth|bench|models``.
 
 Outputs appear in ``--out`` only when everything succeeded: they are written into a
 hidden staging folder inside it and moved into place at the end. Any failure prints
@@ -63,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--mesh-long-side", type=_positive_int, default=1024)
 
     sub.add_parser("models", help="list the depth models")
-    for name, sp in (("make", m), ("depth", d), ("bench", b)):
+    from . import batch
+    bt = batch.add_parser(sub)
+    for name, sp in (("make", m), ("depth", d), ("bench", b), ("make", bt)):
         sp.add_argument("--offline", action="store_true",
                         help="never download a model (a missing one is an error)")
         settings.add_arguments(sp, name)     # every setting the command takes, declared in settings.py
@@ -102,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     import signal
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        return {"make": cmd_make, "depth": cmd_depth, "bench": cmd_bench, "models": cmd_models}[args.command](args)
+        from .batch import cmd_batch
+        return {"make": cmd_make, "depth": cmd_depth, "bench": cmd_bench, "models": cmd_models,
+                "batch": cmd_batch}[args.command](args)
     except Photo3DError as e:
         sys.stderr.write(f"photo3d: error: {e}\n")
         return 2
@@ -175,18 +179,29 @@ class DownloadPrinter:
         stream.flush()
 
 
+def check_options(opts: settings.Options):
+    """What make refuses before any work (``batch`` checks it once for all photos)."""
+    if opts.fov and not 1.0 <= opts.fov <= 170.0:
+        raise InputError(f"--fov {opts.fov:g} is out of range (1-170 degrees; 0: automatic)")
+
+
 def cmd_make(args) -> int:
-    from .inference import files, pipeline
     photo = os.path.abspath(args.photo)
     if not os.path.exists(photo):
         raise InputError(f"photo not found: {args.photo}")
     opts = settings.options_from_args(args)
-    if opts.fov and not 1.0 <= opts.fov <= 170.0:
-        raise InputError(f"--fov {opts.fov:g} is out of range (1-170 degrees; 0: automatic)")
-    out, staging, created = _prepare_out(args.out)
+    check_options(opts)
+    make_one(photo, args.out, opts, depth=args.depth, render=not args.no_render)
+    return 0
+
+
+def make_one(photo: str, out: str, opts: settings.Options, depth: str | None = None, render: bool = True) -> str:
+    """One photo's outputs into ``out``: all of them, or (on any failure) none."""
+    from .inference import files, pipeline
+    out, staging, created = _prepare_out(out)
     ok = False
     try:
-        result = pipeline.run(photo, settings.pipeline_settings(opts, depth_file=args.depth), progress=_progress,
+        result = pipeline.run(photo, settings.pipeline_settings(opts, depth_file=depth), progress=_progress,
                               on_download=DownloadPrinter(), on_tile=_tile_progress)
         if result.tiles is not None:
             tw, th = result.tiles.out_size
@@ -196,12 +211,12 @@ def cmd_make(args) -> int:
             print(f"photo3d: field of view {result.hfov_deg:.1f} degrees, estimated by {result.depth_model} "
                   "(no --fov, no EXIF focal length)", flush=True)
         write_arrays(result, staging)
-        _make_scene(result, opts, staging, render_video=not args.no_render)
+        _make_scene(result, opts, staging, render_video=render)
         for name in sorted(os.listdir(staging)):
             files.replace(os.path.join(staging, name), os.path.join(out, name))
         ok = True
         print(f"photo3d: wrote {out}", flush=True)
-        return 0
+        return out
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         if not ok and created:
