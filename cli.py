@@ -42,6 +42,19 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+# What make can write besides the scene and the images: name -> file.
+OUTPUTS = {"mp4": "video.mp4", "sbs": "stereo_sbs.mp4", "anaglyph": "anaglyph.mp4", "glb": "photo.glb"}
+
+
+def parse_outputs(text: str) -> tuple[str, ...]:
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in OUTPUTS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown output(s): {', '.join(unknown) or 'none'} "
+                                         f"(choose from {', '.join(OUTPUTS)})")
+    return tuple(dict.fromkeys(names))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m photo3d", description="Turn one photo into a 3D photo with Blender.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -51,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--out", required=True, help="output folder (created if missing)")
     m.add_argument("--depth", help=".npy z-depth (scene units), or an inverse-depth image (white = near)")
     m.add_argument("--no-render", action="store_true", help="write the scene only")
+    m.add_argument("--outputs", type=parse_outputs, default=("mp4",),
+                   help="comma list of " + ", ".join(f"{k} ({v})" for k, v in OUTPUTS.items()) + " (default: mp4)")
 
     d = sub.add_parser("depth", help="estimate depth only")
     d.add_argument("photo")
@@ -196,7 +211,8 @@ def cmd_make(args) -> int:
             print(f"photo3d: field of view {result.hfov_deg:.1f} degrees, estimated by {result.depth_model} "
                   "(no --fov, no EXIF focal length)", flush=True)
         write_arrays(result, staging)
-        _make_scene(result, opts, staging, render_video=not args.no_render)
+        _make_scene(result, opts, staging, render_video=not args.no_render and "mp4" in args.outputs)
+        _write_outputs(opts, staging, args.outputs, render=not args.no_render)
         for name in sorted(os.listdir(staging)):
             files.replace(os.path.join(staging, name), os.path.join(out, name))
         ok = True
@@ -268,6 +284,36 @@ def _make_scene(result, opts: settings.Options, folder: str, render_video: bool)
             print(f"photo3d: rendered {n} frames in {dt:.1f} s ({dt / n:.2f} s/frame)", flush=True)
             if has_video and not os.path.exists(os.path.join(folder, "video.mp4")):
                 raise CLIError("rendering produced no video")
+    finally:
+        properties.unregister()
+
+
+def _write_outputs(opts: settings.Options, folder: str, outputs: tuple[str, ...], render: bool):
+    """The outputs other than video.mp4, from the saved scene: stereo videos (renders,
+    skipped with --no-render) and photo.glb (an export, always)."""
+    wanted = [n for n in outputs if n in ("sbs", "anaglyph", "glb") and (render or n == "glb")]
+    if not wanted:
+        return
+    import bpy
+
+    from . import properties
+    from .scene import glb, stereo
+    bpy.ops.wm.open_mainfile(filepath=os.path.join(folder, "scene.blend"))
+    properties.register()
+    try:
+        scene = bpy.context.scene
+        for name in wanted:
+            path = os.path.join(folder, OUTPUTS[name])
+            t = time.perf_counter()
+            if name == "glb":
+                glb.export_glb(scene, path)
+            elif not os.path.exists(stereo.render_sbs(scene, path) if name == "sbs"
+                                    else stereo.render_anaglyph(scene, path)):
+                raise CLIError(f"rendering produced no {OUTPUTS[name]}")
+            size = os.path.getsize(path)
+            shown = f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.0f} kB"
+            print(f"photo3d: wrote {OUTPUTS[name]} ({shown}, "
+                  f"{time.perf_counter() - t:.1f} s)", flush=True)
     finally:
         properties.unregister()
 

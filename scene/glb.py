@@ -10,6 +10,8 @@ afterwards: the user's scene and data stay as they were.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 
 import bpy
@@ -161,7 +163,8 @@ def export_glb(scene: bpy.types.Scene, path: str, hfov_deg: float | None = None)
             baked = _bake_camera(scene, cam, tmp)
             made += [baked, baked.data]
             tmp.camera = baked
-        with bpy.context.temp_override(scene=tmp):
+        # Its INFO lines go to the stdout of the moment (they would fill the CLI's output); errors to stderr.
+        with bpy.context.temp_override(scene=tmp), contextlib.redirect_stdout(io.StringIO()):
             bpy.ops.export_scene.gltf(
                 filepath=path, export_format="GLB", use_active_scene=True, use_selection=False,
                 export_cameras=True, export_lights=False, export_materials="EXPORT", export_image_format="AUTO",

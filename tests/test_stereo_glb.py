@@ -171,3 +171,25 @@ def test_glb_round_trip_reproduces_the_source_view(empty_scene, box_result, box_
     assert render.render_still(sc, str(tmp_path / "source.png"))
     img, photo = cv2.imread(str(tmp_path / "source.png")), cv2.imread(box_files[0])
     assert _psnr(img[2:-2, 2:-2], photo[2:-2, 2:-2]) >= 35.0
+
+
+@pytest.mark.skipif(not render.ffmpeg_available(), reason="no FFmpeg in this Blender")
+def test_make_writes_the_chosen_outputs(box_files, tmp_path):
+    from helpers import run_cli
+    photo, depth = box_files
+    out = tmp_path / "out"
+    code, stdout, stderr = run_cli("make", photo, "--depth", depth, "--fov", "50", "--out", out, "--offline",
+                                   "--outputs", "sbs,anaglyph,glb", "--frames", "2", "--size", "64x48",
+                                   "--engine", "cycles", "--samples", "1")
+    assert code == 0, stderr
+    names = set(os.listdir(out))
+    assert {"stereo_sbs.mp4", "anaglyph.mp4", "photo.glb", "scene.blend"} <= names
+    assert "video.mp4" not in names
+    assert "wrote photo.glb (" in stdout and "INFO" not in stdout
+    assert len(_frames(str(out / "stereo_sbs.mp4"))) == 2
+
+
+def test_unknown_outputs_are_one_clear_line(tmp_path):
+    from helpers import run_cli
+    code, _out, err = run_cli("make", "x.png", "--out", tmp_path, "--outputs", "mp4,hologram")
+    assert code == 2 and "unknown output(s): hologram" in err and len(err.strip().splitlines()) == 1
