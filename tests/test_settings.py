@@ -61,7 +61,7 @@ def test_every_command_line_option_comes_from_a_setting():
     # What is not a setting: where the photo and outputs go, and how to run.
     extra = {f for f in flags if f.startswith("--") and not f.startswith("--no-")} - {
         s.cli_flag for s in SETTINGS if s.cli_flag}
-    assert extra == {"--help", "--out", "--depth", "--offline", "--effects"}
+    assert extra == {"--help", "--out", "--depth", "--offline", "--effects", "--outputs"}
 
 
 def test_command_line_values_convert_to_blender_units():
