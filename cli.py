@@ -271,6 +271,11 @@ def _make_scene(result, opts: settings.Options, folder: str, render_video: bool)
         bpy.ops.wm.save_as_mainfile(filepath=os.path.join(folder, "scene.blend"), compress=True)
         if render_video:
             _render_outputs(scene, opts, folder, has_video)
+        else:
+            from .scene import outputs
+            exports = [n for n in opts.outputs if n in outputs.EXPORTS]
+            if exports:
+                outputs.write_outputs(scene, folder, exports, report=lambda line: print(f"photo3d: {line}", flush=True))
     finally:
         properties.unregister()
 

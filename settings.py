@@ -275,6 +275,14 @@ SETTINGS: tuple[Setting, ...] = (
       min=1, max=1000, on_panel=False),
     S("size", None, "Size", "Render size WxH (default: from the aspect setting)", RENDER,
       kind="size", parse=_parse_size, on_panel=False),
+    # --- stereo outputs (sbs, anaglyph): the eye separation follows the scene's depth range
+    S("stereo_parallax", 2.0, "Stereo Depth",
+      "Stereo outputs: the on-screen parallax between the nearest and the farthest point, in percent of the frame "
+      "width (sets the eye separation from the depth range; the subject stays in the screen plane)", RENDER,
+      kind="percent", min=0.1, soft_max=5.0, max=10.0),
+    S("stereo_half_width", False, "Half-Width Side-by-Side",
+      "Side-by-side stereo: each eye squeezed into half the frame (the mono video's size, for 3D TVs) instead of "
+      "two full-width views side by side (VR players)", RENDER),
 )
 del S
 

@@ -133,12 +133,37 @@ def write_mp4(job: Render, path: str):
     render.encode_video(job.frames(), path, job.fps, job.size)
 
 
+def write_sbs(job: Render, path: str):
+    from . import stereo
+    stereo.render_sbs(job.scene, path)
+
+
+def write_anaglyph(job: Render, path: str):
+    from . import stereo
+    stereo.render_anaglyph(job.scene, path)
+
+
+def write_glb(job: Render, path: str):
+    from . import glb
+    glb.export_glb(job.scene, path)
+
+
 OUTPUT_WRITERS: dict[str, OutputWriter] = {w.name: w for w in (
     OutputWriter("mp4", "video.mp4", "MP4 Video", "H.264 video", write_mp4),
     OutputWriter("gif", "video.gif", "GIF Loop", "Animated GIF that loops forever (256 colours)", write_gif),
     OutputWriter("webp", "video.webp", "WebP Loop", f"Animated WebP that loops forever (quality {WEBP_QUALITY})",
                  write_webp),
+    OutputWriter("sbs", "stereo_sbs.mp4", "Stereo Side by Side",
+                 "Side-by-side stereo video for VR headsets and 3D displays (Blender's Stereo 3D)", write_sbs,
+                 uses_frames=False),
+    OutputWriter("anaglyph", "anaglyph.mp4", "Anaglyph", "Red/cyan stereo video", write_anaglyph,
+                 uses_frames=False),
+    OutputWriter("glb", "photo.glb", "GLB (web)",
+                 "The 3D photo as glTF binary: meshes, embedded textures and the animated camera", write_glb,
+                 uses_frames=False),
 )}
+# Written even with --no-render: an export, not a render.
+EXPORTS = ("glb",)
 DEFAULT_OUTPUTS = ("mp4",)
 
 

@@ -27,7 +27,7 @@ def test_outputs_parse_and_default():
 
 
 @pytest.mark.parametrize("value, message", [
-    ("mp4,mov", "unknown output format(s): mov (choose from mp4, gif, webp"),
+    ("mp4,mov", "unknown output format(s): mov (choose from mp4, gif, webp, sbs, anaglyph, glb)"),
     (",", "no outputs given"),
 ])
 def test_unknown_outputs_are_one_clear_line(value, message, capsys):

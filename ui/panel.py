@@ -121,6 +121,10 @@ class PHOTO3D_PT_output(_OfThePhoto, bpy.types.Panel):
         layout.use_property_split = True
         layout.prop(s, "aspect")
         layout.prop(s, "quality")
+        if {"sbs", "anaglyph"} & set(s.outputs):
+            layout.prop(s, "stereo_parallax")
+            if "sbs" in s.outputs:
+                layout.prop(s, "stereo_half_width")
         layout.prop(s, "output_folder")
         sc = context.scene
         r = sc.render
