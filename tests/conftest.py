@@ -45,6 +45,26 @@ def box_result(box_files):
 
 
 @pytest.fixture(scope="session")
+def tool():
+    """tools/build_extension.py as a module (it is a script, not part of the package)."""
+    import importlib.util
+    path = os.path.join(os.path.dirname(DATA), os.pardir, "tools", "build_extension.py")
+    spec = importlib.util.spec_from_file_location("_photo3d_build_extension", os.path.abspath(path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def blender_ext(tool):
+    """Blender's extension tool (validate, build) from the bpy wheel; skipped without it."""
+    try:
+        return tool.find_blender_ext()
+    except tool.BuildError as ex:
+        pytest.skip(str(ex))
+
+
+@pytest.fixture(scope="session")
 def blender():
     """bpy with photo3d registered once for the whole session (bpy 4.5 hangs at exit
     while an operator class is still registered, so unregistering here is required)."""

@@ -7,7 +7,6 @@ and no wheel is downloaded (the split-platform build uses dummy wheels in a fake
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 import tomllib
@@ -18,26 +17,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOL = ROOT / "tools" / "build_extension.py"
-
-
-def _load_tool():
-    spec = importlib.util.spec_from_file_location("_photo3d_build_extension", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def tool():
-    return _load_tool()
-
-
-@pytest.fixture(scope="module")
-def blender_ext(tool):
-    try:
-        return tool.find_blender_ext()
-    except tool.BuildError as ex:
-        pytest.skip(str(ex))
 
 
 def _run(cmd: list[str]) -> subprocess.CompletedProcess:

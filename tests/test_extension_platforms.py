@@ -9,7 +9,6 @@ extension`` does (about 430 MB the first time), and prints each zip's size.
 """
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
 import sys
@@ -33,26 +32,6 @@ PLATFORM_TAG = {
 LEGACY_GLIBC = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
 BLENDER_GLIBC = (2, 28)          # Blender 4.2+ on Linux
 BLENDER_PYTHON = (3, 11)         # Blender 4.2 - 5.0
-
-
-def _load_tool():
-    spec = importlib.util.spec_from_file_location("_photo3d_build_extension", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def tool():
-    return _load_tool()
-
-
-@pytest.fixture(scope="module")
-def blender_ext(tool):
-    try:
-        return tool.find_blender_ext()
-    except tool.BuildError as ex:
-        pytest.skip(str(ex))
 
 
 def _dist(wheel: str) -> str:
