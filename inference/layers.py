@@ -204,6 +204,28 @@ def _harmonic(values: np.ndarray, free: np.ndarray, cut_h: np.ndarray, cut_v: np
     return v.reshape(h, w)
 
 
+def _nearest_outside(mask: np.ndarray) -> np.ndarray:
+    """Flat index, for every pixel, of a nearest pixel (in 4-neighbour steps) outside
+    ``mask``: a breadth-first fill over the masked pixels alone (few and small here; a
+    distance transform of the whole grid cost 0.1 s at 1 MP)."""
+    h, w = mask.shape
+    src = np.arange(h * w)
+    todo = np.flatnonzero(mask)
+    src[todo] = -1
+    y, x = np.divmod(todo, w)
+    nbs = np.stack([y * w + np.maximum(x - 1, 0), y * w + np.minimum(x + 1, w - 1),
+                    np.maximum(y - 1, 0) * w + x, np.minimum(y + 1, h - 1) * w + x])
+    while len(todo):
+        found = src[nbs]                                  # (4, n): the neighbours' sources so far
+        pick = np.where(found >= 0, found, np.iinfo(src.dtype).max).min(0)
+        done = pick < np.iinfo(src.dtype).max
+        if not done.any():
+            break                                         # (a mask filling the whole grid)
+        src[todo[done]] = pick[done]
+        todo, nbs = todo[~done], nbs[:, ~done]
+    return np.where(src >= 0, src, np.arange(h * w))
+
+
 def merge_crumbs(depth: np.ndarray, cut_h: np.ndarray, cut_v: np.ndarray, min_piece: int,
                  near: np.ndarray | None = None):
     """(depth, cut_h, cut_v, near) with the pieces under ``min_piece`` pixels merged into
@@ -225,11 +247,11 @@ def merge_crumbs(depth: np.ndarray, cut_h: np.ndarray, cut_v: np.ndarray, min_pi
     crumb |= ~covered
     if not crumb.any() or crumb.all():
         return depth, cut_h, cut_v, near
-    _, (iv, iu) = ndimage.distance_transform_edt(crumb, return_indices=True)
-    depth = np.where(crumb, depth[iv, iu], depth).astype(np.float32)
+    src = _nearest_outside(crumb)
+    depth = depth.ravel()[src].reshape(crumb.shape)
     if near is not None:
-        near = near[iv, iu]
-    lab = lab[iv, iu]
+        near = near.ravel()[src].reshape(crumb.shape)
+    lab = lab.ravel()[src].reshape(crumb.shape)
     # Cuts between crumb pixels and their neighbours: where the two joined different
     # pieces, or the two sides of a cut that ends inside one piece.
     disp = _disparity(depth)
