@@ -3,7 +3,10 @@
 Depth is handled as disparity (1/z): a plane is affine in disparity over the image, so
 its neighbour-to-neighbour disparity steps are constant, while an occlusion edge is a
 step far larger than its neighbours' steps. That separates slanted floors and walls
-(never cut) from the outline of an object standing in front of something (always cut).
+(never cut) from the outline of an object standing in front of something (always cut),
+as far as the depth can be trusted: given its confidence, a step the depth is unsure of
+(no colour edge beside it, the model's passes disagreeing) becomes a gentle ramp instead
+of a cut, and the crumbs a ragged edge leaves join the pieces round them.
 """
 from __future__ import annotations
 
@@ -29,7 +32,8 @@ MIN_PIECE = 12
 CUT_SURE = 0.25
 KEEP_STEP = 0.5
 # ... and an unsure step is relaxed into a ramp over this many pixels each side of it
-# (Gaussian sigma RELAX_SIGMA), which the mesh stretches over instead of tearing.
+# (a harmonic fill, HARMONIC_STEPS Jacobi sweeps), which the mesh stretches over instead
+# of tearing: a ragged step cut where it wanders left crumbs that floated free.
 RELAX_BAND = 2
 HARMONIC_STEPS = 30
 # Pieces smaller than this share of the frame (MIN_PIECE pixels at least) are then crumbs
