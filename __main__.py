@@ -1,7 +1,21 @@
 """``python -m photo3d``: the headless command line."""
+import os
 import sys
 
 from .cli import main
 
+
+def _exit(code: int):
+    # The bpy 4.2 module crashes while the interpreter shuts down once its glTF exporter has
+    # run (a segfault after every output is written and moved into place): on 4.2, leave
+    # without that teardown so scripts see the real exit status.
+    bpy = sys.modules.get("bpy")
+    if bpy is not None and bpy.app.version < (4, 3, 0):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":     # not again in the batch's spawned worker processes
-    sys.exit(main())
+    _exit(main())

@@ -180,7 +180,7 @@ def dask_client(scheduler: str | None, workers: int, timeout: float = 10.0):
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if ignore else None
     try:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address=None, memory_limit=0, silence_logs=logging.CRITICAL)
+                               dashboard_address="127.0.0.1:0", memory_limit=0, silence_logs=logging.CRITICAL)
     finally:
         if ignore:
             signal.signal(signal.SIGINT, previous)

@@ -159,7 +159,7 @@ def _free_port():
 def test_scheduler_running_and_unreachable(tmp_path):
     from distributed import LocalCluster
     src = _photos(tmp_path / "in", ["a.png"])
-    with LocalCluster(n_workers=1, threads_per_worker=1, host="127.0.0.1", dashboard_address=None,
+    with LocalCluster(n_workers=1, threads_per_worker=1, host="127.0.0.1", dashboard_address="127.0.0.1:0",
                       scheduler_port=0, memory_limit=0) as cluster:
         rc, so, se = run_cli("batch", src, "--out", tmp_path / "out", "--scheduler", cluster.scheduler_address,
                              "--no-render", *FAST, timeout=120)
