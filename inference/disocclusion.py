@@ -6,6 +6,11 @@ pose they separate, and where the near side slides away from the far side the ga
 what the photo never saw (the inpainted background). Projecting the pairs into each
 frame of a path gives the revealed area per frame, as a fraction of the frame: the number
 the automatic path keeps under the user's threshold (as 3D Ken Burns picks its end crop).
+
+What a gap shows is only as good as the edge it opens behind: behind a sure edge, the
+inpainted background of a real outline; behind an unsure one (a depth step the model may
+have put in the wrong place), the guess itself, stretched. The automatic path therefore
+weighs each sample's gap by how unsure the depth is there (``UNSURE_WEIGHT``).
 """
 from __future__ import annotations
 
@@ -22,6 +27,9 @@ MAX_SAMPLES = 4000
 FIELDS = 6  # u, v, z_near, z_far, nx, ny
 # Frames of a path the estimate looks at (its extremes are among them for every preset).
 SAMPLE_FRAMES = 24
+# Behind a fully unsure edge a revealed pixel counts (1 + UNSURE_WEIGHT) times: the
+# automatic path turns away from unsure edges and travels less towards them.
+UNSURE_WEIGHT = 2.0
 
 
 @dataclass
@@ -31,28 +39,44 @@ class EdgeSamples:
     z_far: np.ndarray     # (N,) depth of the far side
     normal: np.ndarray    # (N, 2) unit image-plane direction from the near side to the far side
     length: float         # edge length each sample stands for, in tan units
+    confidence: np.ndarray | None = None   # (N,) depth confidence at the edge (1 = sure); None: all sure
 
     def to_list(self) -> list[float]:
-        """Flat floats (for an ID property); ``from_list`` reads them back."""
+        """Flat floats (for an ID property); ``from_list`` reads them back. The confidence
+        is not in it (``confidence_list``): the list's layout is the one older scenes hold."""
         arr = np.column_stack([self.uv, self.z_near, self.z_far, self.normal]).astype(np.float32)
         return [float(self.length)] + arr.ravel().tolist()
 
+    def confidence_list(self) -> list[float] | None:
+        return None if self.confidence is None else np.asarray(self.confidence, np.float32).tolist()
+
     @classmethod
-    def from_list(cls, values) -> EdgeSamples:
+    def from_list(cls, values, confidence=None) -> EdgeSamples:
         values = np.asarray(values, np.float64)
         arr = values[1:].reshape(-1, FIELDS)
-        return cls(arr[:, 0:2], arr[:, 2], arr[:, 3], arr[:, 4:6], float(values[0]))
+        conf = None
+        if confidence is not None and len(confidence) == len(arr):   # else stale: ignored
+            conf = np.clip(np.asarray(confidence, np.float64), 0.0, 1.0)
+        return cls(arr[:, 0:2], arr[:, 2], arr[:, 3], arr[:, 4:6], float(values[0]), conf)
+
+    def weights(self, unsure_weight: float) -> np.ndarray | None:
+        """Per-sample factor on the revealed area: 1 behind a sure edge, 1 + ``unsure_weight``
+        behind a fully unsure one; None when there is nothing to weigh."""
+        if self.confidence is None or unsure_weight == 0:
+            return None
+        return 1.0 + unsure_weight * (1.0 - self.confidence)
 
     def __len__(self):
         return len(self.z_near)
 
 
 def edge_samples(depth: np.ndarray, cut_h: np.ndarray, cut_v: np.ndarray, hfov_deg: float,
-                 max_samples: int = MAX_SAMPLES, seed: int = 0) -> EdgeSamples:
+                 max_samples: int = MAX_SAMPLES, seed: int = 0, confidence: np.ndarray | None = None) -> EdgeSamples:
     """Occlusion-edge samples of a depth map and its mesh cuts (``layers.split_layers``).
 
     ``cut_h`` (H, W-1): cut between (y, x) and (y, x+1); ``cut_v`` (H-1, W): between (y, x)
-    and (y+1, x).
+    and (y+1, x). ``confidence`` (H, W), the depth's (1 = sure): an edge is as sure as
+    the less sure of its two pixels.
     """
     h, w = depth.shape
     tan0 = math.tan(math.radians(hfov_deg) / 2)
@@ -73,13 +97,18 @@ def edge_samples(depth: np.ndarray, cut_h: np.ndarray, cut_v: np.ndarray, hfov_d
     z_far = np.concatenate([np.maximum(za, zb), np.maximum(zc, zd)])
     normal = np.concatenate([np.stack([n_h, np.zeros_like(n_h)], -1),
                              np.stack([np.zeros_like(n_v), n_v], -1)])
+    conf = None
+    if confidence is not None:
+        conf = np.concatenate([np.minimum(confidence[ys, xs], confidence[ys, xs + 1]),
+                               np.minimum(confidence[ys2, xs2], confidence[ys2 + 1, xs2])]).astype(np.float64)
     length = px
     n = len(z_near)
     if n > max_samples:
         pick = np.random.default_rng(seed).choice(n, max_samples, replace=False)
         uv, z_near, z_far, normal = uv[pick], z_near[pick], z_far[pick], normal[pick]
+        conf = None if conf is None else conf[pick]
         length = px * n / max_samples
-    return EdgeSamples(uv.reshape(-1, 2), z_near, z_far, normal.reshape(-1, 2), float(length))
+    return EdgeSamples(uv.reshape(-1, 2), z_near, z_far, normal.reshape(-1, 2), float(length), conf)
 
 
 def _project(points: np.ndarray, world_to_cam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -90,8 +119,9 @@ def _project(points: np.ndarray, world_to_cam: np.ndarray) -> tuple[np.ndarray, 
 
 
 def reveal_fractions(samples: EdgeSamples, path: camera_path.CameraPath, aspect: float,
-                     frames: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Fraction of each frame that shows what the photo hid; returns (frame indices, fractions)."""
+                     frames: np.ndarray | None = None, unsure_weight: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Fraction of each frame that shows what the photo hid; returns (frame indices, fractions).
+    With ``unsure_weight`` the gaps behind unsure edges count more (``EdgeSamples.weights``)."""
     n_frames = len(path.matrices)
     if frames is None:
         frames = np.unique(np.linspace(0, n_frames - 1, min(n_frames, SAMPLE_FRAMES)).round().astype(int))
@@ -108,14 +138,18 @@ def reveal_fractions(samples: EdgeSamples, path: camera_path.CameraPath, aspect:
               & (dn > 0) & (df > 0))
     # Edge length grows as the camera comes closer (and shrinks as it backs off).
     scale = samples.z_far[None, :] / np.maximum(df, 1e-9)
+    weights = samples.weights(unsure_weight)
+    if weights is not None:
+        scale = scale * weights[None, :]
     area = (gap * inside * scale).sum(1) * samples.length
     frame_area = 4 * tanf[:, 0] ** 2 / aspect
     return frames, area / frame_area
 
 
-def estimate(samples: EdgeSamples, path: camera_path.CameraPath, aspect: float) -> tuple[float, int]:
+def estimate(samples: EdgeSamples, path: camera_path.CameraPath, aspect: float,
+             unsure_weight: float = 0.0) -> tuple[float, int]:
     """(largest revealed fraction over the path, the frame index where it happens)."""
-    frames, frac = reveal_fractions(samples, path, aspect)
+    frames, frac = reveal_fractions(samples, path, aspect, unsure_weight=unsure_weight)
     i = int(np.argmax(frac))
     return float(frac[i]), int(frames[i])
 
@@ -130,20 +164,22 @@ AUTO_AMPLITUDE = (0.25, 2.0)   # the hidden band is sized for up to about 2.4 (p
 class AutoChoice:
     direction_deg: float
     amplitude: float
-    reveal: float        # estimated largest revealed fraction of the frame (coarsely sampled)
+    reveal: float        # estimated largest revealed fraction of the frame, gaps behind unsure
+    #                      edges weighted as in the search (coarsely sampled): what it held under the threshold
 
 
 def choose_auto(samples: EdgeSamples, extent: camera_path.SceneExtent, params: camera_path.PathParams,
-                max_reveal: float, iterations: int = 6) -> AutoChoice:
+                max_reveal: float, iterations: int = 6, unsure_weight: float = UNSURE_WEIGHT) -> AutoChoice:
     """Direction and amplitude of the ``auto`` path with the most travel whose estimated
-    reveal stays under ``max_reveal`` (a fraction of the frame)."""
+    reveal, gaps behind unsure edges counting up to (1 + ``unsure_weight``) times, stays
+    under ``max_reveal`` (a fraction of the frame)."""
     # The search samples each candidate loop coarsely (same shape, fewer frames): fast
     # enough to re-run on every change of a slider.
     def evaluate(direction, amplitude):
         p = camera_path.PathParams(**{**params.__dict__, "preset": "auto", "amplitude": amplitude,
                                       "direction_deg": float(direction),
                                       "frames": min(params.frames, SAMPLE_FRAMES)})
-        return estimate(samples, camera_path.make_path(p, extent), params.aspect)[0]
+        return estimate(samples, camera_path.make_path(p, extent), params.aspect, unsure_weight)[0]
 
     lo_a, hi_a = AUTO_AMPLITUDE
     best = None
