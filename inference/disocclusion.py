@@ -111,11 +111,14 @@ def edge_samples(depth: np.ndarray, cut_h: np.ndarray, cut_v: np.ndarray, hfov_d
     return EdgeSamples(uv.reshape(-1, 2), z_near, z_far, normal.reshape(-1, 2), float(length), conf)
 
 
-def _project(points: np.ndarray, world_to_cam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(F, N, 2) tan-unit image positions and (F, N) depths of (N, 3) points in F cameras."""
-    pc = points[None] @ np.transpose(world_to_cam[:, :3, :3], (0, 2, 1)) + world_to_cam[:, None, :3, 3]
-    depth = -pc[..., 2]
-    return pc[..., :2] / np.maximum(depth, 1e-9)[..., None], depth
+def _project(points: np.ndarray, world_to_cam: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Tan-unit image x, y and depth, each (F, N), of (N, 3) points in F cameras."""
+    # One plane per coordinate: numpy's batched small matmuls and (F, N, 2) stacks are slower.
+    rot, t = world_to_cam[:, :3, :3], world_to_cam[:, :3, 3]
+    pts = points.T
+    depth = -(rot[:, 2] @ pts + t[:, 2:3])
+    inv = 1.0 / np.maximum(depth, 1e-9)
+    return (rot[:, 0] @ pts + t[:, 0:1]) * inv, (rot[:, 1] @ pts + t[:, 1:2]) * inv, depth
 
 
 def reveal_fractions(samples: EdgeSamples, path: camera_path.CameraPath, aspect: float,
@@ -129,13 +132,12 @@ def reveal_fractions(samples: EdgeSamples, path: camera_path.CameraPath, aspect:
         return frames, np.zeros(len(frames))
     inv = camera_path.rigid_inverse(path.matrices[frames])
     ray = np.column_stack([samples.uv, -np.ones(len(samples))])
-    near, dn = _project(ray * samples.z_near[:, None], inv)
-    far, df = _project(ray * samples.z_far[:, None], inv)
+    xn, yn, dn = _project(ray * samples.z_near[:, None], inv)
+    xf, yf, df = _project(ray * samples.z_far[:, None], inv)
     # The near side moving away from the far side opens a gap of that width.
-    gap = np.maximum(0.0, -((near - far) * samples.normal).sum(-1))
+    gap = np.maximum(0.0, (xf - xn) * samples.normal[:, 0] + (yf - yn) * samples.normal[:, 1])
     tanf = np.tan(np.radians(path.hfov_deg[frames]) / 2)[:, None]
-    inside = ((np.abs(far[..., 0]) < tanf) & (np.abs(far[..., 1]) < tanf / aspect)
-              & (dn > 0) & (df > 0))
+    inside = (np.abs(xf) < tanf) & (np.abs(yf) < tanf / aspect) & (dn > 0) & (df > 0)
     # Edge length grows as the camera comes closer (and shrinks as it backs off).
     scale = samples.z_far[None, :] / np.maximum(df, 1e-9)
     weights = samples.weights(unsure_weight)
