@@ -99,7 +99,7 @@ def animate(cam_obj: bpy.types.Object, path: camera_path.CameraPath, frame_start
 @dataclass
 class PathSettings:
     """The path settings of an unregistered scene (the benchmark); mirrors ``scene.photo3d``."""
-    path: str = "circle"
+    path: str = "auto"
     frames: int = 96
     amplitude: float = 1.0
     easing: str = "ease-in-out"
