@@ -25,6 +25,8 @@ from . import camera_path
 # search paths in milliseconds.
 MAX_SAMPLES = 4000
 FIELDS = 6  # u, v, z_near, z_far, nx, ny
+# Edge samples the automatic path's search over directions looks at.
+SEARCH_SAMPLES = 1000
 # Frames of a path the estimate looks at (its extremes are among them for every preset).
 SAMPLE_FRAMES = 24
 # Behind a fully unsure edge a revealed pixel counts (1 + UNSURE_WEIGHT) times: the
@@ -58,6 +60,15 @@ class EdgeSamples:
         if confidence is not None and len(confidence) == len(arr):   # else stale: ignored
             conf = np.clip(np.asarray(confidence, np.float64), 0.0, 1.0)
         return cls(arr[:, 0:2], arr[:, 2], arr[:, 3], arr[:, 4:6], float(values[0]), conf)
+
+    def subset(self, n: int, seed: int = 0) -> EdgeSamples:
+        """``n`` of the samples, each standing for a longer piece of edge (all when fewer)."""
+        if len(self) <= n:
+            return self
+        pick = np.sort(np.random.default_rng(seed).choice(len(self), n, replace=False))
+        conf = None if self.confidence is None else self.confidence[pick]
+        return EdgeSamples(self.uv[pick], self.z_near[pick], self.z_far[pick], self.normal[pick],
+                           self.length * len(self) / n, conf)
 
     def weights(self, unsure_weight: float) -> np.ndarray | None:
         """Per-sample factor on the revealed area: 1 behind a sure edge, 1 + ``unsure_weight``
@@ -175,29 +186,39 @@ def choose_auto(samples: EdgeSamples, extent: camera_path.SceneExtent, params: c
     """Direction and amplitude of the ``auto`` path with the most travel whose estimated
     reveal, gaps behind unsure edges counting up to (1 + ``unsure_weight``) times, stays
     under ``max_reveal`` (a fraction of the frame)."""
-    # The search samples each candidate loop coarsely (same shape, fewer frames): fast
-    # enough to re-run on every change of a slider.
-    def evaluate(direction, amplitude):
+    # The search samples each candidate loop coarsely (same shape, fewer frames) and, for
+    # the directions, a share of the edges: fast enough to re-run on every change of a
+    # slider. The winner is then fitted on every edge.
+    coarse = samples.subset(SEARCH_SAMPLES)
+
+    def evaluate(edges, direction, amplitude):
         p = camera_path.PathParams(**{**params.__dict__, "preset": "auto", "amplitude": amplitude,
                                       "direction_deg": float(direction),
                                       "frames": min(params.frames, SAMPLE_FRAMES)})
-        return estimate(samples, camera_path.make_path(p, extent), params.aspect, unsure_weight)[0]
+        return estimate(edges, camera_path.make_path(p, extent), params.aspect, unsure_weight)[0]
 
     lo_a, hi_a = AUTO_AMPLITUDE
-    best = None
-    for direction in AUTO_DIRECTIONS:
+
+    def fit(edges, direction, a):
         # The reveal grows about linearly with the amplitude: scale to the threshold, then
         # correct until it is under it (a few evaluations instead of a bisection).
-        a = hi_a
-        r = evaluate(direction, a)
+        r = evaluate(edges, direction, a)
         for _ in range(iterations):
             if r <= max_reveal or a <= lo_a:
                 break
             a = max(lo_a, min(a * 0.98, a * 0.995 * max_reveal / r))
-            r = evaluate(direction, a)
-        cand = AutoChoice(float(direction), a, r)
+            r = evaluate(edges, direction, a)
+        return AutoChoice(float(direction), a, r)
+
+    best = None
+    for direction in AUTO_DIRECTIONS:
+        cand = fit(coarse, direction, hi_a)
         # Most travel wins; among equals, the smaller reveal, then the first (horizontal) direction.
         if (best is None or cand.amplitude > best.amplitude + 1e-6
                 or (cand.amplitude > best.amplitude - 1e-6 and cand.reveal < best.reveal - 1e-9)):
             best = cand
-    return best
+    if coarse is samples:
+        return best
+    # On every edge, from the share's amplitude scaled back up to the threshold.
+    a = best.amplitude if best.reveal <= 0 else min(hi_a, best.amplitude * max_reveal / best.reveal)
+    return fit(samples, best.direction_deg, max(lo_a, a))
