@@ -177,8 +177,9 @@ AUTO_AMPLITUDE = (0.25, 2.0)   # the hidden band is sized for up to about 2.4 (p
 class AutoChoice:
     direction_deg: float
     amplitude: float
-    reveal: float        # estimated largest revealed fraction of the frame, gaps behind unsure
-    #                      edges weighted as in the search (coarsely sampled): what it held under the threshold
+    # Estimated largest revealed fraction of the frame (coarsely sampled), gaps behind unsure
+    # edges weighted as in the search: what it held under the threshold.
+    reveal: float
 
 
 def choose_auto(samples: EdgeSamples, extent: camera_path.SceneExtent, params: camera_path.PathParams,
