@@ -192,7 +192,7 @@ SETTINGS: tuple[Setting, ...] = (
       "inpainting network run on the revealed band", PHOTO, kind="enum", choices=_inpainter_choices,
       commands=("make", "bench")),
     # --- the camera path: each change re-keys the camera at once ------------------------------
-    S("path", "circle", "Camera Path", "Camera path preset", PATH, kind="enum",
+    S("path", "auto", "Camera Path", "Camera path preset", PATH, kind="enum",
       choices=tuple((k, *_PATH_CHOICES[k]) for k in camera_path.PRESETS), update=REANIMATE),
     S("amplitude", 1.0, "Amplitude", "How far the camera travels, relative to the preset", PATH,
       min=0.0, soft_max=3.0, max=10.0, update=REANIMATE),

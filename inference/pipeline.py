@@ -341,7 +341,7 @@ def layers_stage(dep: _Depth, mesh_size: tuple[int, int], amplitude: float):
     lay = layering.split_layers(dep.depth, int(math.ceil(band)), dep.subject, dep.confidence)
     mask = lay.near if dep.subject is None else (dep.subject | lay.near)
     extent = scene_extent(lay.depth, mask if mask.any() else None)
-    edges = disocclusion.edge_samples(lay.depth, lay.cut_h, lay.cut_v, dep.hfov)
+    edges = disocclusion.edge_samples(lay.depth, lay.cut_h, lay.cut_v, dep.hfov, confidence=dep.confidence)
     return lay, mask, extent, edges, band
 
 

@@ -99,7 +99,7 @@ def animate(cam_obj: bpy.types.Object, path: camera_path.CameraPath, frame_start
 @dataclass
 class PathSettings:
     """The path settings of an unregistered scene (the benchmark); mirrors ``scene.photo3d``."""
-    path: str = "circle"
+    path: str = "auto"
     frames: int = 96
     amplitude: float = 1.0
     easing: str = "ease-in-out"
@@ -143,15 +143,26 @@ def plan_path(settings, render, samples: disocclusion.EdgeSamples | None = None)
 
 
 EDGES_KEY = "photo3d_edges"
+# The edges' depth confidence, beside the samples rather than in their list: scenes saved
+# before it load as all sure, and older versions of the extension read newer scenes.
+EDGE_CONFIDENCE_KEY = "photo3d_edges_confidence"
 
 
 def store_edge_samples(coll: bpy.types.Collection, samples: disocclusion.EdgeSamples):
     coll[EDGES_KEY] = samples.to_list()
+    conf = samples.confidence_list()
+    if conf is not None and len(conf):
+        coll[EDGE_CONFIDENCE_KEY] = conf
+    elif EDGE_CONFIDENCE_KEY in coll:
+        del coll[EDGE_CONFIDENCE_KEY]
 
 
 def edge_samples_of(coll: bpy.types.Collection | None) -> disocclusion.EdgeSamples | None:
     values = coll.get(EDGES_KEY) if coll is not None else None
-    return disocclusion.EdgeSamples.from_list(list(values)) if values is not None and len(values) else None
+    if values is None or not len(values):
+        return None
+    conf = coll.get(EDGE_CONFIDENCE_KEY)
+    return disocclusion.EdgeSamples.from_list(list(values), None if conf is None else list(conf))
 
 
 def reanimate(scene: bpy.types.Scene, opts=None) -> PathPlan | None:

@@ -80,7 +80,7 @@ def test_scene_contract(empty_scene, box_result, blender):
     keys = _fcurve_keys(cam)
     assert keys[("location", 0)] == 24 and ("rotation_euler", 2) not in keys   # aimed by its look-at target
     # The look-at constraint gives exactly the path's poses.
-    path = camera.plan_path(sc.photo3d, sc.render).path
+    path = camera.plan_path(sc.photo3d, sc.render, camera.edge_samples_of(coll)).path
     for i in (0, 5, 17):
         sc.frame_set(1 + i)
         assert np.allclose(np.array(cam.matrix_world), path.matrices[i], atol=1e-5)
@@ -244,7 +244,7 @@ def test_panels_draw(empty_scene, box_result, blender):
     panel.PHOTO3D_PT_main.draw(main, ctx)
     assert {"photo3d.make_photo", "depth_model", "portrait", "segmenter"} <= set(main.layout.drawn)
     assert not panel.PHOTO3D_PT_camera.poll(ctx)
-    build.build_scene(ctx.scene, box_result)
+    build.build_scene(ctx.scene, box_result, Options(path="circle"))
     assert panel.PHOTO3D_PT_camera.poll(ctx)
     cam = types.SimpleNamespace(layout=_Layout(bpy))
     panel.PHOTO3D_PT_camera.draw(cam, ctx)

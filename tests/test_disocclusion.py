@@ -90,3 +90,82 @@ def test_auto_without_edges_takes_the_largest_move():
     assert len(s) == 0
     choice = dis.choose_auto(s, _extent(flat), _params("auto"), max_reveal=0.01)
     assert choice.amplitude == dis.AUTO_AMPLITUDE[1] and choice.reveal == 0.0
+
+
+def _two_bars(h=90, w=120):
+    """A tall bar (its long edges vertical) and a wide bar (long edges horizontal) before a
+    wall; the mask of the tall bar and its surround."""
+    d = np.full((h, w), 6.0, np.float32)
+    d[5:h - 5, 14:22] = 2.0
+    d[h // 2 - 3: h // 2 + 3, 40:w - 5] = 2.0
+    tall = np.zeros((h, w), bool)
+    tall[:, :32] = True
+    return d, tall
+
+
+def _samples_with(depth, confidence):
+    lay = layers.split_layers(depth, band=8)
+    return dis.edge_samples(lay.depth, lay.cut_h, lay.cut_v, HFOV, confidence=confidence)
+
+
+def test_an_edge_is_as_sure_as_its_less_sure_side():
+    d = _bar_scene()
+    conf = np.ones_like(d)
+    conf[:, : d.shape[1] // 2 - 4] = 0.25           # the wall left of the bar
+    s = _samples_with(d, conf)
+    left = (s.normal[:, 1] == 0) & (s.uv[:, 0] < 0)
+    assert np.allclose(s.confidence[left], 0.25) and np.allclose(s.confidence[~left], 1.0)
+    assert np.allclose(s.weights(2.0)[left], 2.5) and s.weights(0.0) is None
+
+
+def test_auto_turns_away_from_an_unsure_edge():
+    d, tall = _two_bars()
+    sure = _samples_with(d, np.ones_like(d))
+    # Sure: the wide bar's long edges are longer, so the loop runs side to side (along them)
+    # and reveals the tall bar's.
+    choice = dis.choose_auto(sure, _extent(d), _params("auto"), max_reveal=0.02)
+    assert abs(choice.direction_deg - 0.0) <= 15.0
+    # The tall bar's outline unsure: the loop turns up-down, revealing behind the sure wide bar.
+    unsure = _samples_with(d, np.where(tall, 0.0, 1.0).astype(np.float32))
+    turned = dis.choose_auto(unsure, _extent(d), _params("auto"), max_reveal=0.02)
+    assert abs(turned.direction_deg - 90.0) <= 15.0
+    # Without the weighting, the confidence changes nothing.
+    plain = dis.choose_auto(unsure, _extent(d), _params("auto"), max_reveal=0.02, unsure_weight=0.0)
+    assert plain.direction_deg == choice.direction_deg and plain.amplitude == pytest.approx(choice.amplitude)
+
+
+def test_auto_travels_less_when_every_edge_is_unsure():
+    d = _bar_scene()
+    sure = dis.choose_auto(_samples_with(d, np.ones_like(d)), _extent(d), _params("auto"), max_reveal=0.012)
+    unsure = dis.choose_auto(_samples_with(d, np.full_like(d, 0.2)), _extent(d), _params("auto"), max_reveal=0.012)
+    assert dis.AUTO_AMPLITUDE[0] < unsure.amplitude < 0.8 * sure.amplitude
+    assert unsure.reveal <= 0.012 + 1e-9
+
+
+def test_edge_samples_without_confidence_still_load():
+    d = _bar_scene()
+    s = _samples_with(d, np.full_like(d, 0.5))
+    old = dis.EdgeSamples.from_list(s.to_list())           # what scenes saved before hold
+    assert old.confidence is None and old.weights(2.0) is None
+    back = dis.EdgeSamples.from_list(s.to_list(), s.confidence_list())
+    assert np.allclose(back.confidence, 0.5)
+    stale = dis.EdgeSamples.from_list(s.to_list(), s.confidence_list()[:-3])
+    assert stale.confidence is None
+
+
+@pytest.mark.blender
+def test_scene_stores_the_confidence_beside_the_samples(blender):
+    from photo3d.scene import camera
+    coll = blender.data.collections.new("edges test")
+    try:
+        d = _bar_scene()
+        s = _samples_with(d, np.full_like(d, 0.5))
+        coll[camera.EDGES_KEY] = s.to_list()               # a scene saved before the confidence
+        old = camera.edge_samples_of(coll)
+        assert old.confidence is None and len(old) == len(s)
+        camera.store_edge_samples(coll, s)
+        assert np.allclose(camera.edge_samples_of(coll).confidence, 0.5)
+        camera.store_edge_samples(coll, old)                 # samples without it drop the stale one
+        assert camera.EDGE_CONFIDENCE_KEY not in coll and camera.edge_samples_of(coll).confidence is None
+    finally:
+        blender.data.collections.remove(coll)
