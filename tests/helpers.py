@@ -72,7 +72,7 @@ class FakeLayout:
     exists; ``drawn`` lists them in order (labels as "label"), ``labels`` the texts shown."""
 
     def __init__(self, bpy):
-        self.bpy, self.drawn, self.labels = bpy, [], []
+        self.bpy, self.drawn, self.labels, self.operators = bpy, [], [], []
         self.use_property_split = False
 
     def prop(self, data, name, **kw):
@@ -83,6 +83,10 @@ class FakeLayout:
         mod, op = idname.split(".")
         assert hasattr(getattr(self.bpy.ops, mod), op), idname
         self.drawn.append(idname)
+        import types
+        props = types.SimpleNamespace()          # what the draw code sets on the button's operator
+        self.operators.append((idname, props))
+        return props
 
     def progress(self, factor=0.0, text="", **kw):
         self.drawn.append("progress")
@@ -96,6 +100,9 @@ class FakeLayout:
         return self
 
     row = column
+
+    def separator(self, **kw):
+        pass
 
 
 def png_header_only(path, w, h):
