@@ -60,7 +60,16 @@ __all__ = ["ENV_ORT_PACKAGES", "ENV_PACKAGES", "ENV_PIP_ARGS", "KINDS", "ORT_GPU
            "uses_network", "RuntimeInfo", "drop_distribution", "folder_mb", "info", "version_in", "activate",
            "cleanup", "deactivate",
            "loaded_from", "removal_pending", "remove", "CANCELLED", "DONE", "FAILED", "NEVER_KEEP", "RUNNING",
-           "Installer", "ENV_DIR", "default_dir", "runtime_dir", "PipOutput", "register", "unregister"]
+           "Installer", "ENV_DIR", "default_dir", "runtime_dir", "PipOutput", "use_installed_onnxruntime",
+           "register", "unregister"]
+
+
+def use_installed_onnxruntime() -> bool:
+    """ONNX Runtime GPU, where an earlier session installed it, as the engine's ONNX Runtime.
+    Called first in the extension's ``register()``: registering the properties already
+    imports ONNX Runtime (the model list asks for the best provider), and an imported one
+    stays until Blender restarts."""
+    return offered(ORT_GPU) and activate(runtime_dir(ORT_GPU), ORT_GPU)
 
 
 def register():

@@ -281,3 +281,66 @@ def test_operators_and_preferences(blender, fallback_home):
     assert bpy.ops.photo3d.remove_runtime(kind=rt.ORT_GPU) == {"FINISHED"}
     assert ops.state.message.startswith("Removed ONNX Runtime GPU (CUDA): the networks run on the bundled")
     assert not os.path.exists(fallback_home) and engine.restart_note() == ""
+
+
+EXTENSION_SCRIPT = textwrap.dedent("""
+    import os, sys, bpy
+    from importlib import import_module
+    mod = 'bl_ext.user_default.photo3d'
+    if sys.argv[1] == 'install':
+        res = bpy.ops.extensions.package_install_files(filepath=sys.argv[2], repo='user_default',
+                                                       enable_on_install=True)
+        assert res == {'FINISHED'}, res
+    else:                                           # Blender's next start: the extension enabled again
+        bpy.ops.preferences.addon_enable(module=mod)
+    ops = import_module(mod + '.runtime.operators')
+    engine = import_module(mod + '.inference.engine')
+    target = ops.runtime_dir('onnxruntime-gpu')
+    print('TARGET', target)
+    if sys.argv[1] == 'install':
+        assert 'onnxruntime' in sys.modules         # registering the properties loaded the bundled one
+        assert bpy.ops.photo3d.install_runtime(kind='onnxruntime-gpu') == {'FINISHED'}, ops.state.message
+        print('MESSAGE', ops.state.message)
+        assert target not in sys.path and engine.onnxruntime_dir() == target
+        print('NOTE', engine.restart_note())
+    else:
+        ort = sys.modules['onnxruntime']
+        print('LOADED', ort.__file__, engine.onnx_summary(), repr(engine.restart_note()))
+        assert target not in sys.path
+        assert bpy.ops.photo3d.remove_runtime(kind='onnxruntime-gpu') == {'FINISHED'}
+        print('MESSAGE', ops.state.message)
+    bpy.ops.preferences.addon_disable(module=mod)
+    print('EXTENSION-OK')
+""")
+
+
+@pytest.mark.blender
+@pytest.mark.slow
+@pytest.mark.skipif(not ON_X64_LINUX, reason="onnxruntime-gpu is offered on Linux and Windows x64; tested on Linux")
+def test_installed_extension_keeps_it_in_its_user_folder(mirror, tmp_path, monkeypatch):
+    """As Blender users get it (the zip installed as bl_ext.user_default.photo3d): the GPU
+    build goes into the extension's user folder beside PyTorch's; Blender, which loaded the
+    bundled ONNX Runtime when the extension registered, is told to restart; at the next start
+    the engine imports the GPU build from that folder (never from sys.path), and Remove
+    deletes it."""
+    root = os.path.dirname(os.path.dirname(rt.__file__))
+    build = subprocess.run([sys.executable, os.path.join(root, "tools", "build_extension.py"), "--out",
+                            str(tmp_path / "build"), "--no-wheels"], capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    script = tmp_path / "ext.py"
+    script.write_text(EXTENSION_SCRIPT)
+    monkeypatch.setenv("BLENDER_USER_RESOURCES", str(tmp_path / "user"))
+    want = os.path.join(str(tmp_path / "user"), "extensions", ".user", "user_default", "photo3d", "onnxruntime-gpu")
+    out = []
+    for step in ("install", "restart"):
+        p = subprocess.run([sys.executable, str(script), step, str(sorted((tmp_path / "build").glob("*.zip"))[0])],
+                           capture_output=True, text=True, timeout=300)
+        assert "EXTENSION-OK" in p.stdout, p.stdout[-2000:] + p.stderr[-2000:]
+        assert f"TARGET {want}" in p.stdout
+        out.append(p.stdout)
+    assert "MESSAGE Installed ONNX Runtime GPU 1.24.4: restart Blender to use it" in out[0]
+    assert f"NOTE restart Blender to use the ONNX Runtime in {want} (another one is loaded)" in out[0]
+    assert f"LOADED {os.path.join(want, 'onnxruntime', '__init__.py')} ONNX Runtime 1.24.4 (onnxruntime-gpu): " \
+           "CUDA, CPU ''" in out[1]
+    assert "MESSAGE Removed ONNX Runtime GPU (CUDA): restart Blender to unload it" in out[1]
+    assert not os.path.exists(want)
