@@ -9,8 +9,10 @@ __version__ = "0.1.0"
 
 
 def register():
-    from . import operators, preferences, properties, runtime, ui
+    from . import runtime
+    runtime.use_installed_onnxruntime()   # first: registering the properties imports ONNX Runtime
 
+    from . import operators, preferences, properties, ui
     properties.register()
     operators.register()
     runtime.register()               # and PyTorch installed on request by an earlier session

@@ -1,6 +1,7 @@
 """The extension's preferences: where the networks run (the ``in_preferences`` settings of
-``settings.py``: one choice per Blender, not per scene) and PyTorch for the depth models that
-need it (status, build, install, remove)."""
+``settings.py``: one choice per Blender, not per scene; the ONNX Runtime in use and the last
+fallback), and the runtimes installed on request: PyTorch for the depth models that need it,
+ONNX Runtime GPU for CUDA (status, build, install, remove)."""
 from __future__ import annotations
 
 import bpy
@@ -26,6 +27,9 @@ class Photo3DPreferences(bpy.types.AddonPreferences):
         for spec in PREFERENCE_SETTINGS:
             col.prop(self, spec.name)
         col.label(text=engine.onnx_summary())
+        for note in (engine.restart_note(), engine.fallback_note()):
+            if note:
+                col.label(text=note[0].upper() + note[1:], icon="INFO")
         draw_runtime(self.layout, context, self)
 
 

@@ -193,35 +193,73 @@ _DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(dou
 
 
 # A folder holding another ONNX Runtime build (``pip install --target DIR
-# "onnxruntime-gpu[cuda,cudnn]"``: CUDA on Linux), used instead of the extension's own.
+# "onnxruntime-gpu[cuda,cudnn]"``: CUDA on Linux and Windows), used instead of the extension's
+# own: the one the runtime installer put in place (``use_onnxruntime_dir``), else this variable's.
 ENV_ORT_DIR = "PHOTO3D_ONNXRUNTIME_DIR"
 _ort = None
+_ort_dir: str | None = None         # use_onnxruntime_dir()
+_ort_loaded_from = ""               # the folder onnxruntime() imported it from, if any
+
+
+def use_onnxruntime_dir(folder: str | None) -> bool:
+    """Import ONNX Runtime from ``folder`` from now on (None: PHOTO3D_ONNXRUNTIME_DIR, else the
+    installed one). False when another ONNX Runtime is loaded already: Python cannot swap an
+    imported extension module, so only a restart brings the new one (``restart_note`` says so)."""
+    global _ort_dir
+    _ort_dir = os.path.abspath(folder) if folder else None
+    return not restart_note()
+
+
+def onnxruntime_dir() -> str:
+    """The folder whose ONNX Runtime is wanted, or "" for the installed one."""
+    return _ort_dir or os.environ.get(ENV_ORT_DIR, "")
+
+
+def _has_ort(folder: str) -> bool:
+    return bool(folder) and os.path.isfile(os.path.join(folder, "onnxruntime", "__init__.py"))
+
+
+def _inside(path: str, folder: str) -> bool:
+    p, root = os.path.normcase(os.path.realpath(path)), os.path.normcase(os.path.realpath(folder))
+    return p == root or p.startswith(os.path.join(root, ""))
+
+
+def restart_note() -> str:
+    """One line when the ONNX Runtime loaded is not the one wanted now (a GPU build installed
+    or removed after ONNX Runtime was imported), else ""."""
+    loaded = getattr(sys.modules.get("onnxruntime"), "__file__", None) or ""
+    if not loaded:
+        return ""
+    folder = onnxruntime_dir()
+    if _has_ort(folder):
+        return "" if _inside(loaded, folder) else \
+            f"restart Blender to use the ONNX Runtime in {folder} (another one is loaded)"
+    if _ort_loaded_from:
+        return f"restart Blender to stop using the ONNX Runtime from {_ort_loaded_from}"
+    return ""
 
 
 def onnxruntime():
-    """The ``onnxruntime`` module: from PHOTO3D_ONNXRUNTIME_DIR when that folder holds one
-    (imported from there alone: nothing else in it shadows Blender's packages), else the
-    installed one. A CUDA build gets NVIDIA's libraries preloaded from beside it (the
-    nvidia-* wheels of its ``cuda`` and ``cudnn`` extras). ImportError when there is none."""
-    global _ort
+    """The ``onnxruntime`` module: from ``onnxruntime_dir()`` when that folder holds one
+    (imported from there alone: nothing else in it shadows Blender's packages or goes on
+    sys.path), else the installed one; a folder whose ONNX Runtime fails to import is
+    skipped with one logged line. A CUDA build gets NVIDIA's libraries preloaded from
+    beside it (the nvidia-* wheels of its ``cuda`` and ``cudnn`` extras). ImportError when
+    there is none."""
+    global _ort, _ort_loaded_from
     if _ort is not None:
         return _ort
-    folder = os.environ.get(ENV_ORT_DIR, "")
-    init = os.path.join(folder, "onnxruntime", "__init__.py")
-    if folder and os.path.isfile(init) and "onnxruntime" not in sys.modules:
-        import importlib.util
-        spec = importlib.util.spec_from_file_location("onnxruntime", init,
-                                                      submodule_search_locations=[os.path.dirname(init)])
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["onnxruntime"] = module
+    folder = onnxruntime_dir()
+    if _has_ort(folder) and "onnxruntime" not in sys.modules:
         try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules["onnxruntime"]
-            raise
-    elif folder and "onnxruntime" in sys.modules:
-        log.warning("%s is set, but ONNX Runtime was loaded before from %s: restart to use it", ENV_ORT_DIR,
-                    os.path.dirname(getattr(sys.modules["onnxruntime"], "__file__", "") or "?"))
+            _import_from(folder)
+            _ort_loaded_from = folder
+        except Exception as e:  # noqa: BLE001 - a broken or foreign build: the bundled one still runs
+            note_fallback(f"ONNX Runtime in {folder} failed to load ({error_text(e)}); using the bundled one")
+            log.warning("%s", _fallback)
+    elif folder and "onnxruntime" in sys.modules and not _inside(sys.modules["onnxruntime"].__file__ or "", folder):
+        log.warning("ONNX Runtime in %s is not used: another was loaded before, from %s: restart to use it",
+                    folder, os.path.dirname(getattr(sys.modules["onnxruntime"], "__file__", "") or "?"))
     import onnxruntime as ort
     if "CUDAExecutionProvider" in ort.get_available_providers() and hasattr(ort, "preload_dlls"):
         import contextlib
@@ -233,6 +271,37 @@ def onnxruntime():
                 pass
     _ort = ort
     return ort
+
+
+def _import_from(folder: str):
+    """``onnxruntime`` from ``folder`` without putting the folder on sys.path; on failure
+    every part of it that got imported is forgotten again."""
+    import importlib.util
+    init = os.path.join(folder, "onnxruntime", "__init__.py")
+    spec = importlib.util.spec_from_file_location("onnxruntime", init,
+                                                  submodule_search_locations=[os.path.dirname(init)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["onnxruntime"] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        for name in [m for m in sys.modules if m == "onnxruntime" or m.startswith("onnxruntime.")]:
+            del sys.modules[name]
+        raise
+
+
+_fallback = ""
+
+
+def note_fallback(text: str):
+    """Remember the latest fallback (a provider or a runtime that could not be used), for the preferences."""
+    global _fallback
+    _fallback = text
+
+
+def fallback_note() -> str:
+    """The latest fallback's one line (why a GPU or the installed GPU build is not used), or ""."""
+    return _fallback
 
 
 def onnxruntime_available() -> bool:
@@ -276,18 +345,40 @@ def no_gpu_message(platform: str = sys.platform) -> str:
     elif platform == "darwin":
         hint = "the onnxruntime wheel for macOS has CoreML"
     else:
-        hint = f"for an NVIDIA GPU set {ENV_ORT_DIR} to an onnxruntime-gpu install (docs/performance.md)"
+        hint = ("for an NVIDIA GPU install ONNX Runtime GPU (CUDA) in the extension's preferences, or set "
+                f"{ENV_ORT_DIR} to an onnxruntime-gpu install (docs/performance.md)")
     return f"device gpu: {build}; {hint}; or choose device auto or cpu"
 
 
 def onnx_summary() -> str:
-    """One line: which ONNX Runtime is there and the execution providers it offers."""
+    """One line: which ONNX Runtime is there and the execution providers it offers. Before
+    any network ran, read from its metadata without importing it: an ONNX Runtime GPU
+    installed meanwhile is then still used without a restart."""
+    if _ort is None and "onnxruntime" not in sys.modules:
+        dist, version = _wanted_distribution()
+        if version:
+            return f"ONNX Runtime {version} ({dist}): loaded with the first network"
     try:
         ort = onnxruntime()
     except ImportError:
         return "ONNX Runtime: not installed (the networks cannot run; the classical depth can)"
     names = [SHORT_NAMES[p] for p in (*GPU_PROVIDERS, CPU) if p in ort.get_available_providers()]
     return f"ONNX Runtime {ort.__version__} ({_distribution(ort)}): {', '.join(names)}"
+
+
+def _wanted_distribution() -> tuple[str, str | None]:
+    """(distribution, version) of the ONNX Runtime ``onnxruntime()`` would import, from metadata."""
+    import importlib.metadata
+    folder = onnxruntime_dir()
+    for name in ("onnxruntime-gpu", "onnxruntime-directml", "onnxruntime"):
+        try:
+            dists = importlib.metadata.distributions(name=name, path=[folder]) if _has_ort(folder) else \
+                [importlib.metadata.distribution(name)]
+            for d in dists:
+                return name, d.version
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "onnxruntime", None
 
 
 def _distribution(ort) -> str:
@@ -352,8 +443,9 @@ class OnnxSession:
                     raise
                 make_cpu, self.cpu_fallback = self.cpu_fallback, None
                 cpu = make_cpu()
-                log.warning("%s: %s failed to run it (%s); running on the CPU instead",
-                            self.name, SHORT_NAMES.get(self.provider, self.provider), error_text(e))
+                note_fallback(f"{self.name}: {SHORT_NAMES.get(self.provider, self.provider)} failed to run it "
+                              f"({error_text(e)}); running on the CPU instead")
+                log.warning("%s", _fallback)
                 self._use(cpu.session, cpu.provider, cpu.precision, cpu.path)
                 feeds = {k: v.astype(self.input_types.get(k, v.dtype), copy=False) for k, v in feeds.items()}
                 values = self.session.run(self.outputs, feeds)
@@ -453,7 +545,8 @@ def _load(files: dict[str, str], device: str, name: str, role: str, probe) -> On
             failures.append(f"{SHORT_NAMES.get(provider, provider)}: {error_text(e)}")
             continue
         if failures:
-            log.warning("%s: %s; running on %s instead", name, "; ".join(failures), SHORT_NAMES.get(provider, provider))
+            note_fallback(f"{name}: {'; '.join(failures)}; running on {SHORT_NAMES.get(provider, provider)} instead")
+            log.warning("%s", _fallback)
         if provider != CPU and device == "auto":
             onnx.cpu_fallback = lambda: _load(files, "cpu", name, role, False)
         return onnx

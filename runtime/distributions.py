@@ -103,3 +103,34 @@ def drop_distribution(folder: str, name: str) -> bool:
     for top in (canon, f"{canon}.libs"):                     # whatever RECORD missed
         files.rmtree(os.path.join(folder, top))
     return found
+
+
+def version_in(target: str, name: str) -> str | None:
+    """The version of distribution ``name`` installed in ``target`` alone (its metadata), or None."""
+    if not os.path.isdir(target):
+        return None
+    for d in importlib.metadata.distributions(name=name, path=[target]):
+        return d.version
+    return None
+
+
+_sizes: dict[tuple, float] = {}
+
+
+def folder_mb(target: str) -> float:
+    """The size of a runtime folder in MB (walked once per install: the preferences redraw often)."""
+    try:
+        st = os.stat(target)
+    except OSError:
+        return 0.0
+    key = (os.path.abspath(target), st.st_ino, st.st_mtime_ns)
+    if key not in _sizes:
+        total = 0
+        for root, _dirs, names in os.walk(target):
+            for n in names:
+                try:
+                    total += os.lstat(os.path.join(root, n)).st_size
+                except OSError:
+                    pass
+        _sizes[key] = total / 1e6
+    return _sizes[key]

@@ -1,5 +1,7 @@
-"""The installed runtime folder: put on ``sys.path`` (at the end: Blender's own packages win),
-taken off, removed, and what interrupted work left beside it cleaned up."""
+"""An installed runtime folder put to use, and out of use: PyTorch's on ``sys.path`` (at the
+end: Blender's own packages win), ONNX Runtime GPU's handed to the engine, which imports it
+from there alone (never on ``sys.path``, where it would shadow or mix with the bundled
+onnxruntime); removal, and what interrupted work left beside it cleaned up."""
 from __future__ import annotations
 
 import importlib
@@ -7,28 +9,42 @@ import os
 import sys
 
 from . import files, paths
+from .builds import TORCH, kind_of
 
 
-def activate(target: str) -> bool:
-    """Put an installed runtime on ``sys.path``; False when there is none (or it awaits removal)."""
+def activate(target: str, kind: str = TORCH) -> bool:
+    """Put an installed runtime to use: on ``sys.path``, or (ONNX Runtime GPU) as the engine's
+    ONNX Runtime; False when there is none (or it awaits removal)."""
     cleanup(target)
     if not os.path.isdir(target) or removal_pending(target):
         return False
+    if not kind_of(kind).on_sys_path:
+        from ..inference import engine
+        engine.use_onnxruntime_dir(target)
+        return True
     if target not in sys.path:
         sys.path.append(target)
     importlib.invalidate_caches()
     return True
 
 
-def deactivate(target: str):
+def deactivate(target: str, kind: str = TORCH):
+    """Out of use: off ``sys.path``, or no longer the engine's ONNX Runtime (what is imported
+    already stays until a restart)."""
+    if not kind_of(kind).on_sys_path:
+        from ..inference import engine
+        if engine.onnxruntime_dir() and paths.same_or_inside(engine.onnxruntime_dir(), target):
+            engine.use_onnxruntime_dir(None)
+        return
     while target in sys.path:
         sys.path.remove(target)
     importlib.invalidate_caches()
 
 
-def loaded_from(target: str) -> bool:
-    """Torch or transformers is already imported from ``target`` (only a restart unloads it)."""
-    for name in ("torch", "transformers"):
+def loaded_from(target: str, kind: str = TORCH) -> bool:
+    """A module of the runtime (torch, transformers; onnxruntime) is already imported from
+    ``target`` (only a restart unloads it)."""
+    for name in kind_of(kind).modules:
         f = getattr(sys.modules.get(name), "__file__", None) or ""
         if f and paths.same_or_inside(f, target):
             return True
@@ -40,13 +56,13 @@ def removal_pending(target: str) -> bool:
     return os.path.isfile(os.path.join(target, paths.REMOVAL_MARK))
 
 
-def remove(target: str) -> bool:
+def remove(target: str, kind: str = TORCH) -> bool:
     """Delete the runtime; True when a restart is still needed: it is imported (only a restart
     unloads it), or Windows keeps some of its files open (they go at the next start, and
     ``removal_pending`` tells when nothing could be deleted yet). OSError when not even that
     could be recorded."""
-    restart = loaded_from(target)
-    deactivate(target)
+    restart = loaded_from(target, kind)
+    deactivate(target, kind)
     if not os.path.isdir(target):
         return restart
     trash = paths.beside(target, paths.TRASH)
@@ -57,7 +73,7 @@ def remove(target: str) -> bool:
         if not files.WINDOWS:
             raise
         # Windows: a loaded DLL pins the folder. Deleting file by file would leave half a
-        # PyTorch in place: it is marked instead, and goes at the next start before anything loads it.
+        # runtime in place: it is marked instead, and goes at the next start before anything loads it.
         with open(os.path.join(target, paths.REMOVAL_MARK), "w", encoding="utf-8") as f:
             f.write("photo3d deletes this folder when Blender starts next\n")
         return True

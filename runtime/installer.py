@@ -1,4 +1,5 @@
-"""One install of the runtime: pip in a subprocess, read by a background thread (no bpy here).
+"""One install of a runtime (any kind: PyTorch, ONNX Runtime GPU): pip in a subprocess, read by
+a background thread (no bpy here).
 
 - pip installs into a staging folder beside the target (its temporary files too); only when
   pip succeeded is the staging folder moved into place, so a failed, cancelled or disk-full
@@ -23,7 +24,7 @@ import threading
 from dataclasses import dataclass
 
 from . import files, paths
-from .builds import ENV_PACKAGES, TORCH_CPU_INDEX, Build, builds, constraints_text, mb_text, own_indexes, pip_command
+from .builds import TORCH, TORCH_CPU_INDEX, Build, builds, constraints_text, kind_of, mb_text, own_indexes, pip_command
 from .distributions import drop_distribution
 from .folder import cleanup
 from .pip_output import PipOutput
@@ -47,8 +48,8 @@ class Installer:
     """One install, run by ``start()`` in a background thread (or ``run()`` in this one)."""
 
     def __init__(self, target: str, build: str | Build = "CPU", pkgs=None, python: str | None = None,
-                 env=None):
-        b = build if isinstance(build, Build) else builds()[build]
+                 env=None, kind: str = TORCH):
+        b = build if isinstance(build, Build) else builds(kind=kind)[build]
         self.options = _Options(os.path.abspath(target), b, pkgs, python or sys.executable,
                                 dict(os.environ if env is None else env))
         self.state = RUNNING
@@ -68,6 +69,11 @@ class Installer:
     @property
     def target(self) -> str:
         return self.options.target
+
+    @property
+    def kind(self) -> str:
+        """The runtime kind being installed (``builds.TORCH``, ``builds.ORT_GPU``)."""
+        return self.options.build.kind
 
     def start(self) -> Installer:
         self._thread.start()
@@ -170,7 +176,7 @@ class Installer:
 
     @property
     def _custom_packages(self) -> bool:
-        return self.options.packages is not None or bool(self.options.env.get(ENV_PACKAGES))
+        return self.options.packages is not None or bool(self.options.env.get(kind_of(self.kind).env_packages))
 
     def _check_space(self):
         o = self.options
@@ -180,7 +186,7 @@ class Installer:
         os.makedirs(parent, exist_ok=True)
         free = shutil.disk_usage(parent).free / 1e6
         if free < o.build.disk_mb:
-            raise _Failed(f"not enough disk space: PyTorch ({o.build.label}) needs about "
+            raise _Failed(f"not enough disk space: {kind_of(self.kind).name} ({o.build.label}) needs about "
                           f"{mb_text(o.build.disk_mb)} in {parent}, {mb_text(free)} are free")
 
     def _ensure_pip(self):
@@ -218,7 +224,8 @@ class Installer:
         proc = self._spawn(cmd, env)
         out = self.output
         # The CPU index unreachable: pip would quietly take PyPI's CUDA torch (GBs) instead.
-        guard_cuda = o.build.key == "CPU" and bool(o.build.index_args) and own_indexes(o.env)
+        guard_cuda = o.build.kind == TORCH and o.build.key == "CPU" and bool(o.build.index_args) and \
+            own_indexes(o.env)
         cuda = None
         for line in proc.stdout:
             out.feed(line)
@@ -247,9 +254,9 @@ class Installer:
             except PermissionError as e:
                 if not files.WINDOWS:
                     raise
-                raise _Failed("the installed PyTorch is in use (Windows keeps the files of a loaded PyTorch "
-                              "open): restart Blender and install again before using a depth model that "
-                              f"needs PyTorch ({e.strerror})") from None
+                name = kind_of(self.kind).name
+                raise _Failed(f"the installed {name} is in use (Windows keeps the files of a loaded {name} "
+                              f"open): restart Blender and install again before using it ({e.strerror})") from None
         try:
             files.replace(self._site, target)
         except OSError:

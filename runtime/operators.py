@@ -1,12 +1,14 @@
-"""Install PyTorch & Transformers, Cancel, Remove PyTorch: the operators and the state they share.
+"""Install, Cancel, Remove for each runtime kind (PyTorch & Transformers; ONNX Runtime GPU):
+the operators and the state they share. One install at a time, of either kind.
 
 Interactive: pip runs in a background thread (``installer.Installer``); a modal timer steps it
 and redraws the panel and the preferences, so Blender stays responsive (the Cancel button
 stops it; Esc is left to whatever the user is doing meanwhile). If Blender drops the modal
 handler (its window closed, a file loaded), an app timer carries on. Headless (no window: the
 ``bpy`` module, ``blender -b``) the install runs to the end in ``execute()``, since timers never
-fire there. Once installed, the runtime is put on ``sys.path`` at once: the zoo's models work
-without a restart.
+fire there. Once installed, PyTorch is put on ``sys.path`` at once: the zoo's models work
+without a restart. ONNX Runtime GPU becomes the engine's ONNX Runtime, at once where none was
+imported yet, else after a restart (Python cannot swap an imported extension module).
 """
 from __future__ import annotations
 
@@ -14,12 +16,15 @@ import os
 import sys
 
 import bpy
+from bpy.props import EnumProperty
 
-from .builds import ENV_PIP_ARGS, Build, builds, uses_network
-from .distributions import info
+from .builds import ENV_PIP_ARGS, KINDS, ORT_GPU, TORCH, Build, builds, offered, uses_network
+from .distributions import info, version_in
 from .folder import activate, deactivate, removal_pending, remove
 from .installer import DONE, FAILED, RUNNING, Installer
 from .paths import ROOT_PACKAGE, runtime_dir
+
+KIND_ITEMS = [(k.key, k.name, "") for k in KINDS.values()]
 
 TIMER_STEP = 0.25
 
@@ -28,6 +33,7 @@ class _State:
     installer: Installer | None = None        # the install in progress (one per Blender)
     message = ""                              # how the last one ended, for the UI
     level = "INFO"
+    kind: str | None = None                   # the runtime the message is about
 
 
 state = _State()
@@ -38,25 +44,38 @@ def preferences(context):
     return addon.preferences if addon is not None else None
 
 
-def chosen_build(context) -> Build:
+def chosen_build(context, kind: str = TORCH) -> Build:
+    if kind != TORCH:
+        return builds(kind=kind)["GPU"]
     prefs = preferences(context)
     return builds()[prefs.torch_build if prefs is not None else "CPU"]
 
 
-def online_refusal() -> str | None:
+def online_refusal(kind: str = TORCH) -> str | None:
     """Why the install may not run now (Blender's Allow Online Access is off), or None."""
     if getattr(bpy.app, "online_access", True) or not uses_network():
         return None
     return ("Online access is off: turn on Preferences > System > Network > Allow Online Access to "
-            f"download PyTorch (or point {ENV_PIP_ARGS} at a local wheel mirror with --no-index)")
+            f"download {KINDS[kind].name} (or point {ENV_PIP_ARGS} at a local wheel mirror with --no-index)")
 
 
-def installing() -> Installer | None:
-    return state.installer
+def installing(kind: str | None = None) -> Installer | None:
+    """The install in progress (of ``kind`` only, when named)."""
+    i = state.installer
+    return i if i is not None and (kind is None or i.kind == kind) else None
+
+
+def installed(kind: str) -> bool:
+    """photo3d's folder of ``kind`` is there (and not waiting to be removed at the next start)."""
+    target = runtime_dir(kind)
+    return os.path.isdir(target) and not removal_pending(target)
 
 
 def activate_existing() -> bool:
-    """At register: an installed runtime goes on sys.path (and leftovers of an interrupted one go)."""
+    """At register: the installed runtimes go back in use (and leftovers of interrupted work go);
+    True when PyTorch's did."""
+    if offered(ORT_GPU):
+        activate(runtime_dir(ORT_GPU), ORT_GPU)
     return activate(runtime_dir())
 
 
@@ -68,7 +87,8 @@ def shutdown():
         state.installer.cancel()
         state.installer.wait(10)
         state.installer = None
-    deactivate(runtime_dir())
+    for kind in KINDS:
+        deactivate(runtime_dir(kind), kind)
 
 
 def _redraw():
@@ -81,7 +101,15 @@ def _redraw():
 def _finish(installer: Installer) -> tuple[str, str]:
     """What an ended install means: (report level, message); a good runtime goes on sys.path."""
     state.installer = None
-    if installer.state == DONE:
+    name = KINDS[installer.kind].name
+    if installer.state == DONE and installer.kind == ORT_GPU:
+        activate(installer.target, ORT_GPU)
+        from ..inference import engine
+        version = version_in(installer.target, "onnxruntime-gpu")
+        what = f"ONNX Runtime GPU {version}" if version else ", ".join(installer.installed)
+        level, msg = "INFO", f"Installed {what}" + (": restart Blender to use it" if engine.restart_note() else
+                                                     ": the networks run on CUDA from now on")
+    elif installer.state == DONE:
         # Already imported (an update, or transformers found before torch): only a restart reloads it.
         restart = "torch" in sys.modules or "transformers" in sys.modules
         activate(installer.target)
@@ -90,10 +118,10 @@ def _finish(installer: Installer) -> tuple[str, str]:
         level, msg = "INFO", f"Installed {what}" + (": restart Blender to use it" if restart else
                                                      ": the depth models that need it are ready")
     elif installer.state == FAILED:
-        level, msg = "ERROR", f"Installing PyTorch failed: {installer.error}"
+        level, msg = "ERROR", f"Installing {name} failed: {installer.error}"
     else:
-        level, msg = "WARNING", "Installing PyTorch cancelled; nothing was changed"
-    state.message, state.level = msg, level
+        level, msg = "WARNING", f"Installing {name} cancelled; nothing was changed"
+    state.message, state.level, state.kind = msg, level, installer.kind
     _redraw()
     return level, msg
 
@@ -115,28 +143,41 @@ class PHOTO3D_OT_install_runtime(bpy.types.Operator):
     bl_idname = "photo3d.install_runtime"
     bl_label = "Install PyTorch & Transformers"
 
+    kind: EnumProperty(name="Runtime", items=KIND_ITEMS, default=TORCH, options={"SKIP_SAVE"})  # type: ignore
+
     _timer = None
 
     @classmethod
     def poll(cls, context):
         return state.installer is None
 
+    @classmethod
+    def description(cls, context, properties):
+        if properties.kind == ORT_GPU:
+            return ("Download ONNX Runtime's CUDA build and NVIDIA's CUDA and cuDNN libraries into this "
+                    "extension's user folder: every network runs on an NVIDIA GPU")
+        return cls.__doc__
+
     def invoke(self, context, event):
-        refusal = online_refusal()
+        refusal = online_refusal(self.kind)
         if refusal:
             self.report({"ERROR"}, refusal)
             return {"CANCELLED"}
-        b = chosen_build(context)
+        b = chosen_build(context, self.kind)
+        title = "Install PyTorch & Transformers" if self.kind == TORCH else f"Install {KINDS[self.kind].name}"
         return context.window_manager.invoke_confirm(
-            self, event, title="Install PyTorch & Transformers", confirm_text="Install",
+            self, event, title=title, confirm_text="Install",
             message=f"Download about {b.size_text()} ({b.label}) with pip? Blender stays usable meanwhile.")
 
     def execute(self, context):
-        refusal = online_refusal()
+        refusal = online_refusal(self.kind)
         if refusal:
             self.report({"ERROR"}, refusal)
             return {"CANCELLED"}
-        installer = Installer(runtime_dir(), chosen_build(context))
+        if not offered(self.kind):
+            self.report({"ERROR"}, f"{KINDS[self.kind].name} is only offered on Linux and Windows (x64)")
+            return {"CANCELLED"}
+        installer = Installer(runtime_dir(self.kind), chosen_build(context, self.kind))
         state.installer, state.message = installer, ""
         if bpy.app.background or context.window is None:
             # No event loop (the bpy module, blender -b): timers never fire, so run to the end here.
@@ -177,7 +218,7 @@ class PHOTO3D_OT_install_runtime(bpy.types.Operator):
 
 
 class PHOTO3D_OT_cancel_runtime_install(bpy.types.Operator):
-    """Stop installing PyTorch; nothing is changed"""
+    """Stop the install; nothing is changed"""
     bl_idname = "photo3d.cancel_runtime_install"
     bl_label = "Cancel Install"
 
@@ -195,28 +236,39 @@ class PHOTO3D_OT_remove_runtime(bpy.types.Operator):
     bl_idname = "photo3d.remove_runtime"
     bl_label = "Remove PyTorch"
 
+    kind: EnumProperty(name="Runtime", items=KIND_ITEMS, default=TORCH, options={"SKIP_SAVE"})  # type: ignore
+
     @classmethod
-    def poll(cls, context):
-        target = runtime_dir()
-        return state.installer is None and os.path.isdir(target) and not removal_pending(target)
+    def poll(cls, context):     # the kind is not known here: some runtime is there to remove
+        return state.installer is None and any(installed(k) for k in KINDS)
+
+    @classmethod
+    def description(cls, context, properties):
+        return f"Delete the {KINDS[properties.kind].name} that photo3d installed"
 
     def invoke(self, context, event):
-        return context.window_manager.invoke_confirm(self, event, title="Remove PyTorch", confirm_text="Remove",
-                                                     message="Delete the PyTorch that photo3d installed?")
+        name = KINDS[self.kind].name
+        return context.window_manager.invoke_confirm(self, event, title=f"Remove {name}", confirm_text="Remove",
+                                                     message=f"Delete the {name} that photo3d installed?")
 
     def execute(self, context):
-        target = runtime_dir()
+        target, name = runtime_dir(self.kind), KINDS[self.kind].name
+        if not os.path.isdir(target) or removal_pending(target):
+            self.report({"ERROR"}, f"{name} is not installed")
+            return {"CANCELLED"}
         try:
-            restart = remove(target)
+            restart = remove(target, self.kind)
         except OSError as e:
-            level, msg = "ERROR", f"Removing PyTorch failed: {e.strerror or e} ({e.filename or target})"
+            level, msg = "ERROR", f"Removing {name} failed: {e.strerror or e} ({e.filename or target})"
         else:
             level = "INFO"
-            msg = ("PyTorch is in use (Windows keeps its files open): restart Blender to finish removing it"
+            gone = ("the depth models that need it are unavailable until it is installed again" if self.kind == TORCH
+                    else "the networks run on the bundled ONNX Runtime")
+            msg = (f"{name} is in use (Windows keeps its files open): restart Blender to finish removing it"
                    if removal_pending(target) else
-                   "Removed PyTorch: restart Blender to unload it" if restart else
-                   "Removed PyTorch: the depth models that need it are unavailable until it is installed again")
-        state.message, state.level = msg, level
+                   f"Removed {name}: restart Blender to unload it" if restart else
+                   f"Removed {name}: {gone}")
+        state.message, state.level, state.kind = msg, level, self.kind
         _redraw()
         self.report({level}, msg)
         return {"FINISHED"} if level == "INFO" else {"CANCELLED"}

@@ -41,10 +41,11 @@ def save_tiny_depth_anything(folder):
     return folder
 
 
-def write_wheel(folder, name, version="1.0", files=None, requires=()):
+def write_wheel(folder, name, version="1.0", files=None, requires=(), extras=()):
     """A pure-Python wheel written by hand (no build backend, no network): ``files`` maps
     paths inside the wheel to their text (default: ``NAME/__init__.py`` with a VERSION);
-    ``requires`` become its Requires-Dist. Returns the wheel's path."""
+    ``requires`` become its Requires-Dist (``'x; extra == "e"'`` for an extra's), ``extras``
+    its Provides-Extra. Returns the wheel's path."""
     import base64
     import hashlib
     import os
@@ -52,6 +53,7 @@ def write_wheel(folder, name, version="1.0", files=None, requires=()):
     files = dict(files or {f"{name}/__init__.py": f"VERSION = {version!r}\n"})
     info = f"{name}-{version}.dist-info"
     files[f"{info}/METADATA"] = "".join([f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+                                         *(f"Provides-Extra: {e}\n" for e in extras),
                                          *(f"Requires-Dist: {r}\n" for r in requires)])
     files[f"{info}/WHEEL"] = "Wheel-Version: 1.0\nGenerator: photo3d-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
     record = []
@@ -72,7 +74,7 @@ class FakeLayout:
     exists; ``drawn`` lists them in order (labels as "label"), ``labels`` the texts shown."""
 
     def __init__(self, bpy):
-        self.bpy, self.drawn, self.labels = bpy, [], []
+        self.bpy, self.drawn, self.labels, self.operators = bpy, [], [], []
         self.use_property_split = False
 
     def prop(self, data, name, **kw):
@@ -83,6 +85,10 @@ class FakeLayout:
         mod, op = idname.split(".")
         assert hasattr(getattr(self.bpy.ops, mod), op), idname
         self.drawn.append(idname)
+        import types
+        props = types.SimpleNamespace()          # what the draw code sets on the button's operator
+        self.operators.append((idname, props))
+        return props
 
     def progress(self, factor=0.0, text="", **kw):
         self.drawn.append("progress")
@@ -96,6 +102,9 @@ class FakeLayout:
         return self
 
     row = column
+
+    def separator(self, **kw):
+        pass
 
 
 def png_header_only(path, w, h):
