@@ -10,7 +10,7 @@ def _exit(code: int):
     # run (a segfault after every output is written and moved into place): on 4.2, leave
     # without that teardown so scripts see the real exit status.
     bpy = sys.modules.get("bpy")
-    if bpy is not None and bpy.app.version < (4, 3, 0):
+    if bpy is not None and bpy.app.version < (4, 3, 0) and "io_scene_gltf2" in sys.modules:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
