@@ -5,7 +5,7 @@ computes baked into UVs: every vertex's UV is its projection into the source cam
 meshes are built in that camera's frame), with a plain unlit image-texture material that
 the exporter writes as KHR_materials_unlit, the photo or background image embedded. Only
 the triangles that show the photo's soft alpha edge blend (``BLEND``); the rest of a layer
-is ``OPAQUE``: web viewers (three.js, Babylon.js) draw blended primitives without writing
+is ``OPAQUE``: web viewers (three.js among them) draw blended primitives without writing
 depth, so a wholly blended layer would not hide its own far parts behind its near ones. The
 camera is baked to one key per frame (the look-at constraint and the parent resolved), so
 any glTF viewer plays the move. All of it is built in a temporary scene that is deleted
@@ -121,7 +121,7 @@ def _baked_mesh(ob: bpy.types.Object, name: str, hfov_deg: float) -> bpy.types.M
     me.materials.clear()
     me.materials.append(unlit_material(name, image, use_alpha=False))
     # Blender reports 4 channels for most images: the photo's own material says whether it blends.
-    if any(n.type == "BSDF_TRANSPARENT" for n in ob.active_material.node_tree.nodes):
+    if len(me.polygons) and any(n.type == "BSDF_TRANSPARENT" for n in ob.active_material.node_tree.nodes):
         loop_start = np.empty(len(me.polygons), np.int32)
         me.polygons.foreach_get("loop_start", loop_start)
         soft = soft_faces(uv[corner], loop_start, _alpha_of(image))
