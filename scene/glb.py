@@ -3,7 +3,10 @@
 The projection shader (materials.py) cannot be exported, so each mesh gets what it
 computes baked into UVs: every vertex's UV is its projection into the source camera (the
 meshes are built in that camera's frame), with a plain unlit image-texture material that
-the exporter writes as KHR_materials_unlit, the photo or background image embedded. The
+the exporter writes as KHR_materials_unlit, the photo or background image embedded. Only
+the triangles that show the photo's soft alpha edge blend (``BLEND``); the rest of a layer
+is ``OPAQUE``: web viewers (three.js among them) draw blended primitives without writing
+depth, so a wholly blended layer would not hide its own far parts behind its near ones. The
 camera is baked to one key per frame (the look-at constraint and the parent resolved), so
 any glTF viewer plays the move. All of it is built in a temporary scene that is deleted
 afterwards: the user's scene and data stay as they were.
@@ -29,6 +32,30 @@ def projection_uvs(positions: np.ndarray, hfov_deg: float, width: int, height: i
     ky = kx * width / height
     z = np.maximum(-positions[:, 2], 1e-6)
     return np.stack([positions[:, 0] / z * kx + 0.5, positions[:, 1] / z * ky + 0.5], -1).astype(np.float32)
+
+
+def soft_faces(uv: np.ndarray, loop_start: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Which faces sample a texel with alpha below 1: (F,) bool. ``uv`` (L, 2) per corner,
+    ``loop_start`` (F,) each face's first corner, ``alpha`` (H, W) with row 0 at v = 0 (as
+    Blender stores pixels). A face's UV bounding box widened to the bilinear footprint is
+    tested, so a large face is counted soft when its box is (conservative)."""
+    h, w = alpha.shape
+    soft = np.zeros((h + 1, w + 1), np.int64)
+    soft[1:, 1:] = (alpha < 1.0 - 1e-3).cumsum(0).cumsum(1)     # summed-area table
+    texel = uv * (w, h) - 0.5                                     # texel centres at integers
+    lo = np.minimum.reduceat(texel, loop_start, axis=0)
+    hi = np.maximum.reduceat(texel, loop_start, axis=0)
+    x0, y0 = (np.clip(np.floor(lo[:, i]).astype(np.int64), 0, n - 1) for i, n in ((0, w), (1, h)))
+    x1, y1 = (np.clip(np.floor(hi[:, i]).astype(np.int64) + 1, 0, n - 1) for i, n in ((0, w), (1, h)))
+    count = soft[y1 + 1, x1 + 1] - soft[y0, x1 + 1] - soft[y1 + 1, x0] + soft[y0, x0]
+    return count > 0
+
+
+def _alpha_of(image: bpy.types.Image) -> np.ndarray:
+    w, h = (max(1, int(v)) for v in image.size)
+    px = np.empty(w * h * 4, np.float32)
+    image.pixels.foreach_get(px)
+    return px[3::4].reshape(h, w)
 
 
 def _image_of(material: bpy.types.Material | None) -> bpy.types.Image | None:
@@ -92,9 +119,15 @@ def _baked_mesh(ob: bpy.types.Object, name: str, hfov_deg: float) -> bpy.types.M
     layer = me.uv_layers.new(name="UVMap")
     layer.data.foreach_set("uv", uv[corner].ravel())
     me.materials.clear()
+    me.materials.append(unlit_material(name, image, use_alpha=False))
     # Blender reports 4 channels for most images: the photo's own material says whether it blends.
-    blends = any(n.type == "BSDF_TRANSPARENT" for n in ob.active_material.node_tree.nodes)
-    me.materials.append(unlit_material(name, image, use_alpha=blends))
+    if len(me.polygons) and any(n.type == "BSDF_TRANSPARENT" for n in ob.active_material.node_tree.nodes):
+        loop_start = np.empty(len(me.polygons), np.int32)
+        me.polygons.foreach_get("loop_start", loop_start)
+        soft = soft_faces(uv[corner], loop_start, _alpha_of(image))
+        if soft.any():
+            me.materials.append(unlit_material(f"{name} edge", image, use_alpha=True))
+            me.polygons.foreach_set("material_index", soft.astype(np.int32))
     return me
 
 
@@ -153,7 +186,7 @@ def export_glb(scene: bpy.types.Scene, path: str, hfov_deg: float | None = None)
             me = _baked_mesh(ob, f"photo3d {role}", hfov_deg) if ob is not None else None
             if me is None:
                 continue
-            made += [me, me.materials[0]]
+            made += [me, *me.materials]
             copy = bpy.data.objects.new(me.name, me)
             copy.matrix_world = ob.matrix_world.copy()
             tmp.collection.objects.link(copy)

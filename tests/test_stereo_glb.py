@@ -2,6 +2,7 @@
 of a wall 5 m away, 50 degrees wide): the eyes' views differ by the disparity the
 interocular and convergence give, the videos have the right size and frame count, and the
 GLB re-imports into Blender and gives back the photo. Tiny Cycles renders."""
+import json
 import math
 import os
 
@@ -132,6 +133,27 @@ def _psnr(a, b):
     return 10 * math.log10(255 ** 2 / max(mse, 1e-10))
 
 
+def test_soft_faces_are_those_whose_footprint_has_partial_alpha():
+    alpha = np.ones((8, 8), np.float32)
+    alpha[5, 6] = 0.5                                  # row 5 (v ~ 0.69), column 6 (u ~ 0.81)
+    # Three triangles: around texel (6, 5), two texels away from it, far from it.
+    uv = np.array([[6.5, 5.5], [7.0, 5.5], [6.5, 6.0],
+                   [2.5, 5.5], [3.0, 5.5], [2.5, 6.0],
+                   [1.0, 1.0], [2.0, 1.0], [1.0, 2.0]], np.float32) / 8
+    soft = glb.soft_faces(uv, np.array([0, 3, 6]), alpha)
+    assert soft.tolist() == [True, False, False]
+    # A large face is soft when its box holds the texel; one texel past the box is not.
+    big = np.array([[0.5, 0.5], [5.5, 0.5], [0.5, 4.4]], np.float32) / 8
+    assert glb.soft_faces(big, np.array([0]), alpha).tolist() == [False]
+    assert glb.soft_faces(big + [0, 1 / 8], np.array([0]), alpha).tolist() == [True]
+
+
+def _glb_json(path):
+    with open(path, "rb") as f:
+        head = f.read(20)
+        return json.loads(f.read(int.from_bytes(head[12:16], "little")))
+
+
 def test_glb_round_trip_reproduces_the_source_view(empty_scene, box_result, box_files, blender, tmp_path):
     bpy = blender
     sc = _box_photo(empty_scene, box_result, box_result.size, frames=4, path="circle")
@@ -147,6 +169,16 @@ def test_glb_round_trip_reproduces_the_source_view(empty_scene, box_result, box_
     # The user's scene is as it was: nothing left behind, nothing of theirs changed.
     assert {k: len(getattr(bpy.data, k)) for k in counts} == counts
     assert all(ob.data.uv_layers.active is None for ob in sc.objects if ob.type == "MESH")
+    # Only the photo's soft edge blends: web viewers draw blended triangles without depth
+    # writes, so a blended layer would show its far parts through its near ones.
+    gltf = _glb_json(path)
+    mats = gltf["materials"]
+    prims = {m["name"]: [(mats[p["material"]].get("alphaMode", "OPAQUE"), gltf["accessors"][p["indices"]]["count"])
+                         for p in m["primitives"]] for m in gltf["meshes"]}
+    assert prims["photo3d background"][0][0] == "OPAQUE"
+    (opaque, n_opaque), (blend, n_blend) = prims["photo3d foreground"]
+    assert opaque == "OPAQUE" and blend == "BLEND" and 0 < n_blend < n_opaque
+    assert len(gltf["images"]) == 2                    # the two foreground materials share the photo
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     sc = bpy.context.scene
