@@ -10,7 +10,8 @@ def _exit(code: int):
     # run (a segfault after every output is written and moved into place): on 4.2, leave
     # without that teardown so scripts see the real exit status.
     bpy = sys.modules.get("bpy")
-    if bpy is not None and bpy.app.version < (4, 3, 0) and "io_scene_gltf2" in sys.modules:
+    glb = sys.modules.get(f"{__package__}.scene.glb")
+    if bpy is not None and bpy.app.version < (4, 3, 0) and getattr(glb, "exporter_ran", False):
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

@@ -165,12 +165,19 @@ def _bake_camera(scene: bpy.types.Scene, cam: bpy.types.Object, into: bpy.types.
     return baked
 
 
+# Set once Blender's glTF exporter has run in this process (the bpy 4.2 module crashes at
+# interpreter exit after it: see __main__.py).
+exporter_ran = False
+
+
 def export_glb(scene: bpy.types.Scene, path: str, hfov_deg: float | None = None) -> str:
     """Write the 3D Photo of ``scene`` to ``path`` (.glb): its meshes with source-camera
     UVs and unlit embedded textures, and the camera with its animation. ``hfov_deg``: the
     source camera's field of view (default: the one the build stored). Returns ``path``."""
+    global exporter_ran
     if find_collection(scene) is None:
         raise ValueError("the scene has no 3D Photo to export")
+    exporter_ran = True
     if hfov_deg is None:
         hfov_deg = scene.photo3d.hfov
     tmp = bpy.data.scenes.new("photo3d glTF export")
