@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from real_photos import _grey_tile, _label, _quiet, real_photos  # noqa: E402
+from real_photos import _grey_tile, _label, _quiet, real_photos, scene_for_stills, write_sheet  # noqa: E402
 
 PATHS = ("circle", "auto")
 
@@ -79,16 +79,8 @@ def plans(result, frames):
 def _renders(result, size, frames, samples, tmp):
     import bpy
 
-    from photo3d.scene import build, camera, render
-    from photo3d.settings import Options
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    sc = bpy.context.scene
-    build.build_scene(sc, result, Options(path="circle", frames=frames, engine="cycles", size=size, samples=samples))
-    sc.cycles.max_bounces = 0
-    sc.render.use_persistent_data = True
-    render.set_png_output(sc, "")
-    sc.render.use_file_extension = False
-    edge_samples = camera.edge_samples_of(build.find_collection(sc))
+    from photo3d.scene import camera
+    sc, edge_samples = scene_for_stills(result, size, frames, samples)
     out = []
     for preset in PATHS:
         sc.photo3d.path = preset
@@ -162,11 +154,7 @@ def main():
               f"| {100 * ap_.reveal:.2f} | {100 * au:.2f} | {100 * ax:.1f} | {ap_.auto.amplitude:.2f} "
               f"| {ap_.auto.direction_deg:.0f} |")
     if a.sheet and sheet_rows:
-        width = max(r.shape[1] for r in sheet_rows)
-        sheet = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in sheet_rows], 0)
-        os.makedirs(os.path.dirname(os.path.abspath(a.sheet)), exist_ok=True)
-        cv2.imwrite(a.sheet, sheet, [cv2.IMWRITE_JPEG_QUALITY, 62])
-        print(f"\nauto_path: {a.sheet} ({len(sheet_rows)} photos) in {time.time() - t0:.0f} s", flush=True)
+        write_sheet(sheet_rows, a.sheet, "auto_path", t0)
     sys.stdout.flush()
     os._exit(0)   # bpy 4.5 can hang at interpreter exit (BLENDER-NOTES)
 

@@ -39,7 +39,7 @@ CRUMB_PX = 50                # mesh pixels: pieces smaller than this are crumbs,
 STRETCH = (1.3, 2.0)         # corner depth ratios
 # (column label, preset, which frame): "reveal" = the frame the reveal estimate picks,
 # "opposite" = the frame farthest from it along the path.
-RENDERS = (("circle (default)", "circle", "reveal"), ("orbit end", "orbit", "reveal"),
+RENDERS = (("circle", "circle", "reveal"), ("orbit end", "orbit", "reveal"),
            ("orbit other end", "orbit", "opposite"), ("dolly-zoom end", "dolly-zoom", "reveal"))
 
 
@@ -133,8 +133,9 @@ def _quiet():
         os.close(saved)
 
 
-def _renders(result, size, frames, samples, tmp):
-    """The RENDERS frames of ``result`` (BGR uint8), each with its label lines."""
+def scene_for_stills(result, size, frames, samples):
+    """A fresh scene of ``result`` set up to render single PNG stills with Cycles; (scene,
+    its stored edge samples)."""
     import bpy
 
     from photo3d.scene import build, camera, render
@@ -146,7 +147,24 @@ def _renders(result, size, frames, samples, tmp):
     sc.render.use_persistent_data = True
     render.set_png_output(sc, "")
     sc.render.use_file_extension = False
-    edge_samples = camera.edge_samples_of(build.find_collection(sc))
+    return sc, camera.edge_samples_of(build.find_collection(sc))
+
+
+def write_sheet(rows, path: str, tool: str, t0: float):
+    """Rows of tiles (BGR) stacked into one JPEG at ``path``."""
+    width = max(r.shape[1] for r in rows)
+    sheet = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows], 0)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    cv2.imwrite(path, sheet, [cv2.IMWRITE_JPEG_QUALITY, 62])
+    print(f"\n{tool}: {path} ({len(rows)} photos) in {time.time() - t0:.0f} s", flush=True)
+
+
+def _renders(result, size, frames, samples, tmp):
+    """The RENDERS frames of ``result`` (BGR uint8), each with its label lines."""
+    import bpy
+
+    from photo3d.scene import camera
+    sc, edge_samples = scene_for_stills(result, size, frames, samples)
     out = []
     for label, preset, which in RENDERS:
         sc.photo3d.path = preset
@@ -226,11 +244,7 @@ def main():
               f"| {m['stretched_1.3_n']} | {m['stretched_1.3_pct']:.2f} | {m['stretched_2_n']} "
               f"| {m['stretched_2_pct']:.2f} | {m['confidence']:.2f} |")
     if a.sheet and sheet_rows:
-        width = max(r.shape[1] for r in sheet_rows)
-        sheet = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in sheet_rows], 0)
-        os.makedirs(os.path.dirname(os.path.abspath(a.sheet)), exist_ok=True)
-        cv2.imwrite(a.sheet, sheet, [cv2.IMWRITE_JPEG_QUALITY, 62])
-        print(f"\nreal_photos: {a.sheet} ({len(sheet_rows)} photos) in {time.time() - t0:.0f} s", flush=True)
+        write_sheet(sheet_rows, a.sheet, "real_photos", t0)
     sys.stdout.flush()
     os._exit(0)   # bpy 4.5 can hang at interpreter exit (BLENDER-NOTES)
 
