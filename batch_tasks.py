@@ -191,6 +191,11 @@ def _task_main():
         sys.exit(1)
 
 
-
 if __name__ == "__main__":
-    _task_main()
+    try:
+        _task_main()
+        status = 0
+    except SystemExit as e:
+        status = e.code if isinstance(e.code, int) else 1
+    from .__main__ import _exit  # the bpy 4.2 exit crash after a glTF export
+    _exit(status)
