@@ -53,8 +53,7 @@ def assemble(blend: str, frames_dir: str, video_no_ext: str) -> str:
     if missing:
         raise FileNotFoundError(f"{len(missing)} rendered frames missing, the first {missing[0]}")
     se = scene.sequence_editor_create()
-    strips = getattr(se, "strips", None) or se.sequences        # 4.4 renamed sequences to strips
-    strip = strips.new_image(name="frames", filepath=os.path.join(frames_dir, names[0]), channel=1,
+    strip = render.strips_of(se).new_image(name="frames", filepath=os.path.join(frames_dir, names[0]), channel=1,
                              frame_start=start)
     for n in names[1:]:
         strip.elements.append(n)

@@ -127,7 +127,7 @@ def render_still(scene: bpy.types.Scene, path: str, frame: int | None = None):
     return os.path.exists(path)
 
 
-def _strips(editor):
+def strips_of(editor):
     return editor.strips if hasattr(editor, "strips") else editor.sequences   # renamed in 5.0
 
 
@@ -144,7 +144,7 @@ def encode_video(frames: list[str], path: str, fps: float, size: tuple[int, int]
         scene.view_settings.look = "None"
         editor = scene.sequence_editor_create()
         d = os.path.dirname(frames[0])
-        strip = _strips(editor).new_image("frames", frames[0], channel=1, frame_start=1)
+        strip = strips_of(editor).new_image("frames", frames[0], channel=1, frame_start=1)
         for f in frames[1:]:
             strip.elements.append(os.path.basename(f))
         strip.directory = d + os.sep
