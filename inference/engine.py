@@ -291,12 +291,20 @@ def _import_from(folder: str):
 
 
 _fallback = ""
+_fallbacks = 0
 
 
 def note_fallback(text: str):
-    """Remember the latest fallback (a provider or a runtime that could not be used), for the preferences."""
-    global _fallback
+    """Remember the latest fallback (a provider or a runtime that could not be used), for the
+    preferences and the operator's report."""
+    global _fallback, _fallbacks
     _fallback = text
+    _fallbacks += 1
+
+
+def fallback_count() -> int:
+    """How many fallbacks were noted so far: a job compares it before and after."""
+    return _fallbacks
 
 
 def fallback_note() -> str:

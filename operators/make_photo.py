@@ -58,6 +58,10 @@ def _finish_build(op, context, result) -> set[str]:
         return {"CANCELLED"}
     context.scene.photo3d.source_photo = result.photo_path
     op.report({"INFO"}, f"3D Photo made from {os.path.basename(result.photo_path)}")
+    from ..inference import engine
+    if engine.fallback_count() != getattr(op, "_fallbacks_before", engine.fallback_count()):
+        # A GPU that could not run a network: the console is not where Blender users look.
+        op.report({"WARNING"}, f"3D Photo: {engine.fallback_note()}")
     return {"FINISHED"}
 
 
@@ -117,6 +121,7 @@ class PHOTO3D_OT_make_photo(bpy.types.Operator):
 
     _job: PipelineJob | None = None
     _timer = None
+    _fallbacks_before = 0           # engine fallbacks noted before this run (see _finish_build)
 
     @classmethod
     def poll(cls, context):
@@ -133,6 +138,8 @@ class PHOTO3D_OT_make_photo(bpy.types.Operator):
             self.report({"ERROR"}, f"photo not found: {self.filepath or '(none chosen)'}")
             return {"CANCELLED"}
         settings = pipeline_settings(_options(context))
+        from ..inference import engine
+        self._fallbacks_before = engine.fallback_count()
         # Blender's "Allow Online Access" decides whether a model may be downloaded.
         from ..inference.depth import zoo
         zoo.set_offline(not getattr(bpy.app, "online_access", True))

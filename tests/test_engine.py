@@ -316,3 +316,23 @@ def test_an_onnx_runtime_build_from_its_own_folder(tmp_path):
     first, second = p.stdout.strip().splitlines()
     assert first == f"{pkg / '__init__.py'} cuda [True] False"       # the preload's own print kept quiet
     assert second == "ONNX Runtime 1.24.4 (onnxruntime-gpu): CUDA, CPU"
+
+
+def test_make_3d_photo_reports_a_gpu_fallback_where_blender_users_look(empty_scene, box_files, box_result,
+                                                                       monkeypatch, capfd):
+    import bpy
+
+    from photo3d.operators import make_photo
+
+    def run(path, settings, *args, **kwargs):
+        engine.note_fallback("photo3d-net: CUDA: no kernel image; running on CPU instead")
+        return box_result
+
+    monkeypatch.setattr(make_photo.pipeline, "run", run)
+    assert bpy.ops.photo3d.make_photo(filepath=box_files[0]) == {"FINISHED"}
+    out = capfd.readouterr()
+    assert "3D Photo: photo3d-net: CUDA: no kernel image; running on CPU instead" in out.out + out.err
+    # No fallback this time: no warning.
+    monkeypatch.setattr(make_photo.pipeline, "run", lambda *a, **k: box_result)
+    assert bpy.ops.photo3d.make_photo(filepath=box_files[0]) == {"FINISHED"}
+    assert "running on CPU instead" not in "".join(capfd.readouterr())
