@@ -58,6 +58,10 @@ def _finish_build(op, context, result) -> set[str]:
         return {"CANCELLED"}
     context.scene.photo3d.source_photo = result.photo_path
     op.report({"INFO"}, f"3D Photo made from {os.path.basename(result.photo_path)}")
+    around = build.objects_around_camera(context.scene)
+    if around:
+        op.report({"WARNING"}, f"3D Photo: {', '.join(repr(n) for n in around)} surrounds the camera and hides "
+                               "the photo in renders: hide or move it")
     from ..inference import engine
     if engine.fallback_count() != getattr(op, "_fallbacks_before", engine.fallback_count()):
         # A GPU that could not run a network: the console is not where Blender users look.

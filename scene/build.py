@@ -166,3 +166,25 @@ def build_scene(scene: bpy.types.Scene, result: Result, opts: Options | None = N
         camera_mod.animate(cam, plan.path, scene.frame_start)
     scene.frame_set(scene.frame_start)
     return coll
+
+
+def objects_around_camera(scene: bpy.types.Scene) -> list[str]:
+    """The user's visible meshes whose bounds hold the 3D Photo's camera (Blender's default
+    cube does: the photo is built round the world origin). From inside, their faces hide the
+    photo in every render; photo3d never changes the user's objects, so it says so instead."""
+    from mathutils import Vector
+    cam = find_role(scene, "camera")
+    if cam is None:
+        return []
+    p = cam.matrix_world.translation
+    names = []
+    for ob in scene.objects:
+        if ob.type != "MESH" or ob.get(MARK) or ob.hide_render or not ob.visible_get():
+            continue
+        local = ob.matrix_world.inverted_safe() @ p
+        corners = [Vector(c) for c in ob.bound_box]
+        lo = Vector(min(c[i] for c in corners) for i in range(3))
+        hi = Vector(max(c[i] for c in corners) for i in range(3))
+        if all(lo[i] <= local[i] <= hi[i] for i in range(3)):
+            names.append(ob.name)
+    return names

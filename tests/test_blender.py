@@ -370,3 +370,29 @@ def test_every_preset_animates_the_camera(empty_scene, box_result, blender, pres
     assert (sc.frame_start, sc.frame_end) == (1, 16)
     assert np.ptp(poses, axis=0).max() > 1e-3                        # it moves (or zooms)
     assert 0 <= sc.photo3d.reveal < 20
+
+
+def test_a_user_object_round_the_camera_is_named_not_touched(empty_scene, box_files, box_result, capfd):
+    """Blender's default cube sits round the world origin, where the photo's camera is: from
+    inside, its faces hide the photo. photo3d says so and leaves the cube alone."""
+    import bpy
+    sc = empty_scene
+    bpy.ops.mesh.primitive_cube_add(size=2.0)
+    cube = bpy.context.active_object
+    build.build_scene(sc, box_result, Options(frames=8))
+    assert build.objects_around_camera(sc) == [cube.name]
+    from photo3d.ui.panel import PHOTO3D_PT_main
+    main = types.SimpleNamespace(layout=_Layout(bpy))
+    PHOTO3D_PT_main.draw(main, bpy.context)
+    assert any("surrounds the camera" in t for t in main.layout.labels)
+    assert bpy.ops.photo3d.make_photo(filepath=box_files[0]) == {"FINISHED"}
+    out = capfd.readouterr()
+    assert f"'{cube.name}' surrounds the camera" in out.out + out.err
+    assert cube.name in bpy.data.objects and tuple(cube.location) == (0.0, 0.0, 0.0)      # untouched
+    cube.location.x = 5.0
+    bpy.context.view_layer.update()
+    assert build.objects_around_camera(sc) == []
+    cube.hide_render = True
+    cube.location.x = 0.0
+    bpy.context.view_layer.update()
+    assert build.objects_around_camera(sc) == []

@@ -50,6 +50,8 @@ class PHOTO3D_PT_main(_Sidebar, bpy.types.Panel):
             draw_runtime(layout, context, compact=True)     # PyTorch missing: install it from here
         layout.operator("photo3d.make_photo", icon="IMAGE_DATA")
         if build.find_collection(context.scene) is not None:
+            for name in build.objects_around_camera(context.scene):
+                layout.label(text=f"'{name}' surrounds the camera and hides the photo", icon="ERROR")
             layout.operator("photo3d.remove_photo", icon="TRASH")
 
 
