@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from real_photos import _grey_tile, _label, _quiet, real_photos, scene_for_stills, write_sheet  # noqa: E402
+from real_photos import _grey_tile, _label, real_photos, render_still, scene_for_stills, sheet_arguments, write_sheet  # noqa: E402
 
 PATHS = ("circle", "auto")
 
@@ -77,7 +77,6 @@ def plans(result, frames):
 
 
 def _renders(result, size, frames, samples, tmp):
-    import bpy
 
     from photo3d.scene import camera
     sc, edge_samples = scene_for_stills(result, size, frames, samples)
@@ -90,29 +89,22 @@ def _renders(result, size, frames, samples, tmp):
         first = plan.reveal_frame or 0
         for frame, tag in ((first, "most revealed"), (int(np.argmax(np.linalg.norm(pos - pos[first], axis=1))),
                                                       "opposite")):
-            sc.frame_set(sc.frame_start + frame)
-            sc.render.filepath = os.path.join(tmp, f"{preset}_{frame}.png")
-            with _quiet():
-                bpy.ops.render.render(write_still=True)
+            image = render_still(sc, frame, os.path.join(tmp, f"{preset}_{frame}.png"))
             lines = [f"{preset} f{frame + 1} {tag}"]
             if tag == "most revealed":
                 lines.append(f"reveal {100 * plan.reveal:.1f}%")
                 if plan.auto is not None:
                     lines[-1] += f", {plan.auto.direction_deg:.0f} deg x{plan.auto.amplitude:.2f}"
-            out.append(_label(cv2.imread(sc.render.filepath), lines))
+            out.append(_label(image, lines))
     return out
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sheet", help="write the contact sheet here (JPEG)")
-    ap.add_argument("--size", type=int, default=192, help="long side of each tile")
-    ap.add_argument("--frames", type=int, default=48)
-    ap.add_argument("--samples", type=int, default=4)
-    ap.add_argument("--only", help="comma list of photo names")
+    sheet_arguments(ap, 192)
     ap.add_argument("--cache", help="folder for the pipeline's results (reused when present)")
     ap.add_argument("--also", help="comma list of more photo files (the project's own test photos)")
-    ap.add_argument("--depth-model", default=None)
     a = ap.parse_args()
 
     photos = real_photos()

@@ -159,9 +159,27 @@ def write_sheet(rows, path: str, tool: str, t0: float):
     print(f"\n{tool}: {path} ({len(rows)} photos) in {time.time() - t0:.0f} s", flush=True)
 
 
+def render_still(sc, frame: int, path: str) -> np.ndarray:
+    """Frame ``frame`` (0-based) of ``sc`` rendered to ``path``; the image (BGR)."""
+    import bpy
+    sc.frame_set(sc.frame_start + frame)
+    sc.render.filepath = path
+    with _quiet():
+        bpy.ops.render.render(write_still=True)
+    return cv2.imread(path)
+
+
+def sheet_arguments(ap, size: int):
+    """The options every real-photo sheet takes."""
+    ap.add_argument("--size", type=int, default=size, help="long side of each tile")
+    ap.add_argument("--frames", type=int, default=48)
+    ap.add_argument("--samples", type=int, default=4)
+    ap.add_argument("--only", help="comma list of photo names")
+    ap.add_argument("--depth-model", default=None)
+
+
 def _renders(result, size, frames, samples, tmp):
     """The RENDERS frames of ``result`` (BGR uint8), each with its label lines."""
-    import bpy
 
     from photo3d.scene import camera
     sc, edge_samples = scene_for_stills(result, size, frames, samples)
@@ -173,25 +191,18 @@ def _renders(result, size, frames, samples, tmp):
         if which == "opposite":
             pos = plan.path.matrices[:, :3, 3]
             frame = int(np.argmax(np.linalg.norm(pos - pos[frame], axis=1)))
-        sc.frame_set(sc.frame_start + frame)
-        sc.render.filepath = os.path.join(tmp, f"{preset}_{which}.png")
-        with _quiet():
-            bpy.ops.render.render(write_still=True)
+        image = render_still(sc, frame, os.path.join(tmp, f"{preset}_{which}.png"))
         lines = [f"{label} f{frame + 1}"]
         if which == "reveal" and plan.reveal is not None:
             lines[0] += f" {100 * plan.reveal:.1f}%"
-        out.append(_label(cv2.imread(sc.render.filepath), lines))
+        out.append(_label(image, lines))
     return out
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sheet", help="write the contact sheet here (JPEG); without it, only the table")
-    ap.add_argument("--size", type=int, default=256, help="long side of each tile")
-    ap.add_argument("--frames", type=int, default=48)
-    ap.add_argument("--samples", type=int, default=4)
-    ap.add_argument("--only", help="comma list of photo names")
-    ap.add_argument("--depth-model", default=None)
+    sheet_arguments(ap, 256)
     a = ap.parse_args()
 
     from photo3d.inference import pipeline
