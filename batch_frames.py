@@ -52,17 +52,10 @@ def assemble(blend: str, frames_dir: str, video_no_ext: str) -> str:
     missing = [n for n in names if not os.path.exists(os.path.join(frames_dir, n))]
     if missing:
         raise FileNotFoundError(f"{len(missing)} rendered frames missing, the first {missing[0]}")
-    se = scene.sequence_editor_create()
-    strip = render.strips_of(se).new_image(name="frames", filepath=os.path.join(frames_dir, names[0]), channel=1,
-                             frame_start=start)
-    for n in names[1:]:
-        strip.elements.append(n)
-    strip.colorspace_settings.name = "sRGB"
-    scene.render.use_sequencer = True
-    scene.render.use_compositing = False
-    scene.render.dither_intensity = 0.0       # the frames are 8-bit already: no second dither
-    path = render.set_video_output(scene, video_no_ext)
-    render.render_animation(scene)
+    r = scene.render
+    path = video_no_ext + ".mp4"
+    size = (r.resolution_x * r.resolution_percentage // 100, r.resolution_y * r.resolution_percentage // 100)
+    render.encode_video([os.path.join(frames_dir, n) for n in names], path, r.fps / r.fps_base, size)
     if not os.path.exists(path):
         raise RuntimeError("encoding the frames produced no video")
     return path

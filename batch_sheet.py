@@ -63,7 +63,8 @@ def write_thumbnails(folder: str, photo: str, render: bool):
     if not pictures:
         from .inference.photo import load_photo
         rgb = load_photo(photo).rgb
-        depth = cv2.imread(os.path.join(folder, "depth.png"), cv2.IMREAD_UNCHANGED)
+        path = os.path.join(folder, "depth.png")     # bytes: OpenCV cannot open non-ASCII paths on Windows
+        depth = cv2.imdecode(files.read_bytes(path), cv2.IMREAD_UNCHANGED) if os.path.exists(path) else None
         pictures = {"photo": np.round(_thumb(rgb[:, :, ::-1]) * 255)}
         if depth is not None:
             pictures["depth"] = _thumb(depth.astype(np.float32) / 257.0)

@@ -172,7 +172,6 @@ def objects_around_camera(scene: bpy.types.Scene) -> list[str]:
     """The user's visible meshes whose bounds hold the 3D Photo's camera (Blender's default
     cube does: the photo is built round the world origin). From inside, their faces hide the
     photo in every render; photo3d never changes the user's objects, so it says so instead."""
-    from mathutils import Vector
     cam = find_role(scene, "camera")
     if cam is None:
         return []
@@ -182,9 +181,7 @@ def objects_around_camera(scene: bpy.types.Scene) -> list[str]:
         if ob.type != "MESH" or ob.get(MARK) or ob.hide_render or not ob.visible_get():
             continue
         local = ob.matrix_world.inverted_safe() @ p
-        corners = [Vector(c) for c in ob.bound_box]
-        lo = Vector(min(c[i] for c in corners) for i in range(3))
-        hi = Vector(max(c[i] for c in corners) for i in range(3))
+        lo, hi = ob.bound_box[0], ob.bound_box[6]      # Blender's box: the least corner first, the most 7th
         if all(lo[i] <= local[i] <= hi[i] for i in range(3)):
             names.append(ob.name)
     return names

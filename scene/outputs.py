@@ -42,6 +42,7 @@ class Render:
     frames_dir: str = ""               # where the PNG frames go (default: folder/.frames)
     on_frames: Callable[[int, float], None] | None = None   # (frames, seconds) once rendered
     _frames: list[str] | None = field(default=None, repr=False)
+    _pil: list | None = field(default=None, repr=False)
 
     @property
     def fps(self) -> float:
@@ -83,13 +84,15 @@ class OutputWriter:
     uses_frames: bool = True           # written from the shared PNG frames
 
 
-def _pil_frames(paths: list[str]):
-    from PIL import Image
-    frames = []
-    for p in paths:
-        with Image.open(p) as im:
-            frames.append(im.convert("RGB"))
-    return frames
+def _pil_frames(job: Render) -> list:
+    """The frames decoded once, shared by the writers that encode from them."""
+    if job._pil is None:
+        from PIL import Image
+        job._pil = []
+        for p in job.frames():
+            with Image.open(p) as im:
+                job._pil.append(im.convert("RGB"))
+    return job._pil
 
 
 def frame_durations_ms(n: int, fps: float, tick_ms: float = 1.0, min_ticks: int = 1) -> list[int]:
@@ -103,7 +106,7 @@ def frame_durations_ms(n: int, fps: float, tick_ms: float = 1.0, min_ticks: int 
 
 def write_gif(job: Render, path: str):
     from PIL import Image
-    frames = _pil_frames(job.frames())
+    frames = _pil_frames(job)
     # A global palette from a sample of frames side by side (up to 16, shrunk).
     step = max(1, len(frames) // 16)
     sample = [f.resize((max(1, f.width // 2), max(1, f.height // 2))) for f in frames[::step]]
@@ -119,7 +122,7 @@ def write_gif(job: Render, path: str):
 
 
 def write_webp(job: Render, path: str):
-    frames = _pil_frames(job.frames())
+    frames = _pil_frames(job)
     durations = frame_durations_ms(len(frames), job.fps)
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=durations, loop=0,
                    quality=WEBP_QUALITY, method=4, minimize_size=False)

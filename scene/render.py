@@ -148,11 +148,12 @@ def encode_video(frames: list[str], path: str, fps: float, size: tuple[int, int]
         for f in frames[1:]:
             strip.elements.append(os.path.basename(f))
         strip.directory = d + os.sep
+        strip.colorspace_settings.name = "sRGB"
         scene.frame_start, scene.frame_end = 1, len(frames)
         r.use_sequencer = True
         r.use_compositing = False
+        r.dither_intensity = 0.0          # the frames are 8-bit already: no second dither
         set_video_output(scene, os.path.splitext(path)[0])
-        r.filepath = path
         render_animation(scene)
     finally:
         bpy.data.scenes.remove(scene)
