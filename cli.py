@@ -399,7 +399,7 @@ def model_lines(depth_model: str, runs: list) -> list[str]:
         lines.append("# depth model: none (--depth file)")
     elif not any(r.role == "depth model" for r in runs):
         m = depth_models.MODELS.get(depth_model)
-        what = getattr(m, "engine", "") if m else ""
+        what = {"onnx": "onnxruntime", "torch": "torch"}.get(m.runtime, "") if m else ""
         lines.append(f"# depth model: {depth_model}" + (f" via {what}" if what else " (no network)"))
     for r in runs:
         name = depth_model if r.role == "depth model" else r.name

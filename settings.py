@@ -19,6 +19,7 @@ from typing import Any
 
 from .inference import camera_path
 from .inference.depth import DEFAULT_MODEL, MODELS
+from .inference.depth.tiling import MAX_TILES
 from .inference.photo import DEFAULT_HFOV_DEG
 
 # Panel sections (and CLI help groups).
@@ -26,7 +27,6 @@ PHOTO, PATH, EFFECTS_GROUP, RENDER = "photo", "path", "effects", "render"
 # What a change in the panel rebuilds at once.
 REANIMATE, REBUILD_EFFECTS, RESIZE = "path", "effects", "size"
 
-MAX_TILES = 8
 
 
 @dataclass(frozen=True)

@@ -580,7 +580,6 @@ def _session_options(provider: str):
 
 def _create_session(path: str, provider: str):
     """An ONNX Runtime session of ``path`` on ``provider`` alone (tests replace this)."""
-    from .files import read_bytes
     ort = onnxruntime()
     providers = [(provider, PROVIDER_OPTIONS[provider]) if provider in PROVIDER_OPTIONS else provider]
     opts = _session_options(provider)
@@ -588,8 +587,14 @@ def _create_session(path: str, provider: str):
     # have them): from bytes, ONNX Runtime finds that file only in the folder named here.
     opts.add_session_config_entry("session.model_external_initializers_file_folder_path",
                                   os.path.dirname(os.path.abspath(path)))
-    # Bytes, not the path: ONNX Runtime cannot open every non-ASCII path on Windows.
-    return ort.InferenceSession(read_bytes(path).tobytes(), sess_options=opts, providers=providers)
+    # ONNX Runtime cannot open every non-ASCII path on Windows: such a model is handed over as
+    # bytes (one copy; a 1.3 GB model read through NumPy first was held twice).
+    if path.isascii():
+        source = path
+    else:
+        with open(path, "rb") as f:
+            source = f.read()
+    return ort.InferenceSession(source, sess_options=opts, providers=providers)
 
 
 def _precision_of(sess) -> str:
@@ -613,4 +618,5 @@ def error_text(e: BaseException) -> str:
     for prefix in ("[ONNXRuntimeError] :",):
         if text.startswith(prefix):
             text = text.split(":", 3)[-1].strip()
-    return text if len(text) <= 200 else text[:197] + "..."
+    # Long paths sit in the middle of ONNX Runtime's messages, the cause at their end: keep both ends.
+    return text if len(text) <= 200 else text[:97] + "..." + text[-100:]

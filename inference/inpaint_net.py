@@ -100,15 +100,16 @@ def model_file(name: str, report=None) -> str:
     """The model's ONNX file, downloaded first when online (``report`` hears its progress)."""
     from .depth import zoo
     m = _model(name)
-    try:
-        import huggingface_hub  # noqa: F401
-    except ImportError:
-        raise InputError(f"inpainting model {name} is downloaded with huggingface_hub, which is not installed "
-                         "(pip install huggingface_hub), or choose the classical fill") from None
-    if zoo.offline() and not zoo.cached(name):
-        raise InputError(f"inpainting model {name} ({m.size_mb} MB) is not downloaded and online access is off: "
-                         "turn on Preferences > System > Allow Online Access in Blender (or run the CLI without "
-                         "--offline) once, or choose the classical fill")
+    if not zoo.cached(name):      # a cached model needs neither online access nor huggingface_hub
+        if zoo.offline():
+            raise InputError(f"inpainting model {name} ({m.size_mb} MB) is not downloaded and online access is "
+                             "off: turn on Preferences > System > Allow Online Access in Blender (or run the CLI "
+                             "without --offline) once, or choose the classical fill")
+        try:
+            import huggingface_hub  # noqa: F401
+        except ImportError:
+            raise InputError(f"inpainting model {name} is downloaded with huggingface_hub, which is not "
+                             "installed (pip install huggingface_hub), or choose the classical fill") from None
     return os.path.join(zoo.local_folder(name, report), m.files[0])
 
 
@@ -117,7 +118,7 @@ def session(name: str):
     from . import engine
     m = _model(name)
     path = model_file(name)
-    sess = engine.onnx_session(path)
+    sess = engine.onnx_session(path, name=name, role="inpainting")
     if not {"image", "mask"} <= set(sess.inputs) or m.output not in sess.outputs:
         raise InputError(f"{path}: not the {name} network photo3d expects (inputs {sorted(sess.inputs)}, "
                          f"outputs {sess.outputs}; expected image, mask -> {m.output})")

@@ -155,6 +155,7 @@ class ModelDepth:
     tiles: tiling.TilePlan | None
     seconds: float                       # the model's runs
     preprocess_seconds: float = 0.0      # resizing the photo for a single run
+    rgb: np.ndarray | None = None        # the photo at the depth's resolution, when a single run made it
 
 
 def model_depth(photo: Photo, model: depth_models.DepthModel, tiles: int, target_long_side: int,
@@ -166,7 +167,7 @@ def model_depth(photo: Photo, model: depth_models.DepthModel, tiles: int, target
         tiles = tiling.auto_tiles((w, h), model.working_long_side, target_long_side)
     plan = tiling.plan((w, h), model.working_long_side, tiles)
     t = time.perf_counter()
-    prep = 0.0
+    prep, small = 0.0, None
     if plan is None:
         small = resize(photo.rgb, working_size(w, h, model.working_long_side))
         prep = time.perf_counter() - t
@@ -175,7 +176,7 @@ def model_depth(photo: Photo, model: depth_models.DepthModel, tiles: int, target
     else:     # the whole photo for the layout, overlapping tiles for the detail
         d, subj, extras = tiling.merge(lambda img: depth_models.estimate_with_info(model.name, img), photo.rgb,
                                        model.working_long_side, plan, on_tile, cancelled)
-    return ModelDepth(d, subj, extras, plan, time.perf_counter() - t, prep)
+    return ModelDepth(d, subj, extras, plan, time.perf_counter() - t, prep, small)
 
 
 class _Clock:
@@ -283,7 +284,8 @@ def depth_stage(photo: Photo, texture: np.ndarray, mesh_size: tuple[int, int], s
     if md.tiles:
         clock.rss["tiling"] = peak_rss_mb()
     d_small, subj_small = md.depth, md.subject
-    small = resize(photo.rgb, (d_small.shape[1], d_small.shape[0]))
+    small = md.rgb if md.rgb is not None and md.rgb.shape[:2] == d_small.shape else \
+        resize(photo.rgb, (d_small.shape[1], d_small.shape[0]))
     hfov, hfov_source = field_of_view(s.hfov_deg or None, photo.hfov_from_exif, md.extras)
     t = time.perf_counter()
     person_small, n_faces = None, 0

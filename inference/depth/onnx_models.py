@@ -181,7 +181,7 @@ def session(name: str) -> tuple[engine.OnnxSession, str]:
     folder, precision = local_model(name)
     path = _loadable(spec.files[precision], folder)
     try:
-        return engine.onnx_session(path), folder
+        return engine.onnx_session(path, name=name, role="depth model"), folder
     except Exception as e:  # noqa: BLE001 - ONNX Runtime raises its own types for a bad file
         if engine.out_of_memory(e):
             raise engine.oom_message(name, "cpu") from None
