@@ -340,7 +340,9 @@ def layers_stage(dep: _Depth, mesh_size: tuple[int, int], amplitude: float):
     travel = camera_path.BASE_TRAVEL * max(amplitude, 1.5) * 1.6 * extent.subject_depth
     band = camera_path.parallax_band_px(mesh_size[0], dep.hfov, extent, travel)
     band = float(np.clip(band + 2, 0.02 * max(mesh_size), 0.25 * max(mesh_size)))
-    lay = layering.split_layers(dep.depth, int(math.ceil(band)), dep.subject, dep.confidence)
+    # A depth file is taken as it is (as the edge pass leaves it alone): its steps are all cut.
+    sure = None if dep.model_name == "file" else dep.confidence
+    lay = layering.split_layers(dep.depth, int(math.ceil(band)), dep.subject, sure)
     mask = lay.near if dep.subject is None else (dep.subject | lay.near)
     extent = scene_extent(lay.depth, mask if mask.any() else None)
     edges = disocclusion.edge_samples(lay.depth, lay.cut_h, lay.cut_v, dep.hfov, confidence=dep.confidence)
