@@ -24,6 +24,29 @@ from .inpaint import poisson_fill
 from .layers import REL_JUMP, occlusion_edges, pieces
 
 
+# The least share of the frame a part of the subject beyond a person must cover to keep its
+# own outline; smaller bits are the model's clutter (flecks of a shuttle model behind an
+# astronaut), which settled on their own outlines tore off as floating flecks.
+OWN_PART_SHARE = 0.005
+
+
+def outline_mask(subject: np.ndarray, person: np.ndarray | None, reach: float) -> np.ndarray:
+    """The mask whose outline the depth is settled on: a person's where one is found, the
+    model's subject elsewhere. Round a person the model's subject is only their blurred halo
+    (within ``reach`` pixels), which the person's mask replaces; large parts of the subject
+    that reach beyond it are something else (a cup the segmenter half took for a person)
+    and keep their own outline, with the subject joining them to the person."""
+    if person is None:
+        return subject
+    r = max(1, int(round(reach)))
+    beyond = subject & ~masks.grow(person, r)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(beyond.astype(np.uint8), connectivity=8)
+    big = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] >= OWN_PART_SHARE * subject.size) + 1
+    if not big.size:
+        return person
+    return person | (subject & masks.grow(np.isin(labels, big), r))
+
+
 def _nearest_at(dist: np.ndarray, region: np.ndarray, reach: float) -> tuple[np.ndarray, np.ndarray] | None:
     """For each pixel, the nearest pixel of ``region`` that lies ``reach`` (to +2) from the
     outline (``dist``: distance to it); (rows, cols), or None when there is none."""

@@ -252,7 +252,7 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
     clock.done("depth", 0.45)
     lay, mask, extent, edges, band = layers_stage(dep, mesh_size, s.amplitude)
     clock.done("layers", 0.6)
-    fill = inpaint_stage(photo, texture, lay, dep.person, mesh_size, s.portrait, s.inpainter)
+    fill = inpaint_stage(photo, texture, lay, _outline_of(dep), mesh_size, s.portrait, s.inpainter)
     clock.done("inpaint", 0.8)
     fg, bg = mesh_stage(lay, fill.depth, dep.hfov, s)
     # What the effects need of the photo's light, worked out here rather than on Blender's main thread.
@@ -304,12 +304,11 @@ def depth_stage(photo: Photo, texture: np.ndarray, mesh_size: tuple[int, int], s
         # The model's depth is blurred across the subject's outline over a few of its
         # pixels, and the mask falls short of a contrasting edge by a few: settle the
         # depth on the mask and grow the mask to the edge (outline.py). A person's mask
-        # is sharper than the model's subject: when there is one, it is the outline.
+        # is sharper than the model's subject: round a person, it is the outline.
         t = time.perf_counter()
-        sharp = subject
         if person_small is not None:
             person = resize(person_small.astype(np.float32), mesh_size) > 0.5
-            sharp = person
+        sharp = outline.outline_mask(subject, person, OUTLINE_BLUR_OUT * scale)
         depth_m, behind = outline.settle(depth_m, sharp, OUTLINE_BLUR_OUT * scale, OUTLINE_BLUR_IN * scale, rgb_m)
         # What went back onto the background is no part of the subject (round a person,
         # the model's subject is as blurred as its depth).
@@ -317,7 +316,7 @@ def depth_stage(photo: Photo, texture: np.ndarray, mesh_size: tuple[int, int], s
         depth_m, sharp = outline.grow_to_edge(rgb_m, depth_m, sharp, SEGMENTER_SHORTFALL * scale)
         subject |= sharp
         if person is not None:
-            person = sharp
+            person = sharp & masks.grow(person, int(math.ceil(SEGMENTER_SHORTFALL * scale)) + 1)
         clock.part("depth: outline", t)
         if s.portrait:
             t = time.perf_counter()
@@ -347,6 +346,15 @@ def layers_stage(dep: _Depth, mesh_size: tuple[int, int], amplitude: float):
     extent = scene_extent(lay.depth, mask if mask.any() else None)
     edges = disocclusion.edge_samples(lay.depth, lay.cut_h, lay.cut_v, dep.hfov, confidence=dep.confidence)
     return lay, mask, extent, edges, band
+
+
+def _outline_of(dep: _Depth) -> np.ndarray | None:
+    """The mask whose outline the cut follows exactly (outline.py settled the depth on it): the
+    subject, a person found included; None with a depth file, whose cuts are the depth's own."""
+    for m in (dep.subject, dep.person):
+        if m is not None and m.any():
+            return m
+    return None
 
 
 def inpaint_stage(photo: Photo, texture: np.ndarray, lay, person: np.ndarray | None, mesh_size: tuple[int, int],

@@ -139,3 +139,46 @@ def test_settle_keeps_what_looks_like_the_subject():
     assert (depth[wing] < 0.5 * WALL).any() and (plain[wing] > 0.95 * WALL).all()   # without the photo, pushed back
     wall = ~subject & ~masks.grow(wing, 24)
     assert np.allclose(out[wall], plain[wall], rtol=0.02)
+
+
+def _disc(size, cx, cy, radius):
+    yy, xx = np.mgrid[:size, :size]
+    return np.hypot(yy - cy, xx - cx) <= radius
+
+
+def test_the_outline_is_a_persons_round_them_and_the_subjects_beyond():
+    size = 200
+    cup = _disc(size, 100, 100, 60)
+    # The segmenter took the cup's right half for a person: the rest of the cup keeps its outline.
+    person = cup & (np.mgrid[:size, :size][1] > 110)
+    got = outline.outline_mask(cup, person, 12)
+    assert got[cup].mean() > 0.99 and not (got & ~cup).any()
+    # Round a real person the model's subject is only a blurred halo (and a fleck of clutter):
+    # the person's mask is the outline.
+    person = _disc(size, 100, 100, 50)
+    subject = masks.grow(person, 6)
+    subject[10:14, 10:14] = True
+    assert np.array_equal(outline.outline_mask(subject, person, 12), person)
+    assert outline.outline_mask(subject, None, 12) is subject
+
+
+def test_the_layer_behind_a_subject_holds_none_of_its_blurred_edge(tmp_path):
+    """A white cup on a brown table, its edge blurred over a few pixels as a photo's is: the
+    layer behind it (what the camera sees when the cup moves aside) has no white ring where
+    the cup is cut from the table."""
+    size = 240
+    rng = np.random.default_rng(3)
+    table = np.clip(np.float32([0.45, 0.25, 0.12]) + rng.normal(0, 0.02, (size, size, 3)), 0, 1)
+    cup = _disc(size, 120, 110, 55)
+    edge = cv2.GaussianBlur(cup.astype(np.float32), (0, 0), 1.2)[..., None]
+    photo = (table * (1 - edge) + np.float32([0.97, 0.95, 0.92]) * edge)
+    path = tmp_path / "cup.png"
+    cv2.imwrite(str(path), (photo[..., ::-1] * 255).round().astype(np.uint8))
+    s = pipeline.Settings(depth_model="classical", mesh_long_side=size, texture_long_side=size, inpainter="")
+    r = pipeline.run(str(path), s)
+    near = r.mask
+    assert near[cup].mean() > 0.9, "the classical model finds the cup"
+    ring = masks.grow(near, 4) & ~near
+    ring[110:] = False                  # its top half: where it stands against the table behind
+    luma = r.background[ring].mean(1)
+    assert luma.max() < 0.5, f"the layer behind keeps the cup's white edge (brightest {luma.max():.2f})"
