@@ -446,6 +446,41 @@ def test_models_lists_size_precision_licence_and_cache(cache, repos, capsys):
 
 
 @pytest.mark.blender
+def test_the_panels_model_list_is_built_again_only_when_it_may_have_changed(cache, repos, monkeypatch):
+    """Blender asks for the depth model items on every redraw: the same list (its strings kept
+    referenced) comes back until a download lands, the device changes or some seconds pass."""
+    pytest.importorskip("bpy")
+    from photo3d import properties
+    builds = []
+    real_build = properties._build_model_items
+    monkeypatch.setattr(properties, "_build_model_items", lambda: builds.append(1) or real_build())
+    now = [1000.0]
+    monkeypatch.setattr(properties.time, "monotonic", lambda: now[0])
+    first = properties._model_items(None, None)
+    labels = dict((i[0], i[1]) for i in first)
+    assert labels[DA2].endswith("MB)") and labels[DA2].startswith("Depth Anything V2 Small (downloads")
+    again = properties._model_items(None, None)
+    assert again is properties._MODEL_ITEMS and again[0] is first[0] and len(builds) <= 1
+    builds.clear()
+    for _ in range(20):
+        properties._model_items(None, None)
+    assert builds == []                                            # redraws: nothing checked again
+    put(cache, repos, DA2)                                         # a download lands
+    assert "downloads" not in dict((i[0], i[1]) for i in properties._model_items(None, None))[DA2]
+    assert len(builds) == 1
+    engine.set_device("cpu")                                       # the device picks the precision
+    try:
+        properties._model_items(None, None)
+        assert len(builds) == 2
+    finally:
+        engine.set_device(None)
+    properties._model_items(None, None)
+    now[0] += properties.ITEMS_TTL_S                               # what no stamp sees, in a while
+    properties._model_items(None, None)
+    assert len(builds) == 4
+
+
+@pytest.mark.blender
 def test_operator_runs_an_onnx_model_offline_and_the_panel_asks_for_no_pytorch(cache, repos, small_portrait,
                                                                                 blender, monkeypatch):
     bpy = blender

@@ -113,6 +113,21 @@ def _register_downloads():
 _register_downloads()
 
 
+def cache_stamp() -> tuple[tuple[str, int], ...]:
+    """The downloadable models' cache folders and their modification times: cheap (a stat each), and
+    changed when a download is marked complete or forgotten (its manifest is written or
+    removed there), so that what is cached need not be checked again until then."""
+    from . import onnx_models, zoo
+
+    def mtime(path: str) -> int:
+        try:
+            return os.stat(path).st_mtime_ns
+        except OSError:
+            return 0
+    repos = [s.repo for s in onnx_models.SPECS.values()] + [m.repo for m in zoo.ZOO.values()]
+    return tuple((path, mtime(path)) for path in map(zoo.repo_dir, repos))
+
+
 # transformers' model types whose depth is in metres (Depth Pro; ZoeDepth's metric heads).
 METRIC_MODEL_TYPES = {"depth_pro", "zoedepth"}
 
