@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 
 def register():
     from . import runtime
-    runtime.use_installed_onnxruntime()   # first: registering the properties imports ONNX Runtime
+    runtime.use_installed_onnxruntime()   # first: the panel's first draw imports ONNX Runtime
 
     from . import operators, preferences, properties, ui
     properties.register()

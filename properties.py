@@ -5,6 +5,9 @@ effects. The hidden properties are what the build stores, not settings.
 """
 from __future__ import annotations
 
+import sys
+import time
+
 import bpy
 from bpy.props import (
     BoolProperty,
@@ -19,12 +22,29 @@ from bpy.props import (
 from . import settings
 from .inference.depth import MODELS
 
-_MODEL_ITEMS: list = []   # Blender needs the strings of dynamic enum items kept alive
+# Blender needs the strings of dynamic enum items kept alive: the latest list is held here.
+_MODEL_ITEMS: list = []
+_items_key: list = [None]
+# Blender asks for the items on every redraw of the panel; they are built again only when
+# what they show may have changed: a download completed or forgotten (the cache folders'
+# times), the device (the precision, hence the size, an ONNX model downloads), sys.path (a
+# PyTorch installed or removed), or after this many seconds (what the stamp cannot see).
+ITEMS_TTL_S = 5.0
 
 
 def _model_items(self, context):
     """The depth models, with what using one would take: a download (ONNX models need
     nothing else), PyTorch for the few that still run through it."""
+    from .inference import engine
+    from .inference.depth import cache_stamp
+    key = (cache_stamp(), engine.device_choice(), tuple(sys.path), int(time.monotonic() // ITEMS_TTL_S))
+    if key != _items_key[0] or not _MODEL_ITEMS:
+        _MODEL_ITEMS[:] = _build_model_items()
+        _items_key[0] = key
+    return _MODEL_ITEMS
+
+
+def _build_model_items() -> list[tuple[str, str, str]]:
     from .inference.depth import zoo
     runtime = None
     items = []
@@ -38,8 +58,7 @@ def _model_items(self, context):
         if not note and m.is_cached is not None and not m.cached():
             note = f" (downloads {m.size_mb:.0f} MB)"
         items.append((m.name, label + note, f"{m.summary}. Licence: {m.licence}"))
-    _MODEL_ITEMS[:] = items
-    return _MODEL_ITEMS
+    return items
 
 
 def _reanimate(self, context):

@@ -404,11 +404,12 @@ def _distribution(ort) -> str:
 
 
 class ModelLoadError(InputError):
-    """No execution provider, the CPU included, could load a model file (``reason`` says why)."""
+    """No execution provider, the CPU included, could load a model file (``reason`` says why;
+    ``path``: the file the CPU was given, so that a caller offering several knows which failed)."""
 
-    def __init__(self, name: str, reason: str):
+    def __init__(self, name: str, reason: str, path: str = ""):
         super().__init__(f"cannot load {name}: {reason}")
-        self.reason = reason
+        self.reason, self.path = reason, path
 
 
 class OnnxSession:
@@ -549,7 +550,7 @@ def _load(files: dict[str, str], device: str, name: str, role: str, probe) -> On
                 onnx.session.run(onnx.outputs, probe if isinstance(probe, dict) else _probe_feeds(onnx))
         except Exception as e:  # noqa: BLE001 - any failure of a provider means: try the next one
             if provider == CPU:
-                raise ModelLoadError(name, error_text(e)) from None
+                raise ModelLoadError(name, error_text(e), path) from None
             failures.append(f"{SHORT_NAMES.get(provider, provider)}: {error_text(e)}")
             continue
         if failures:

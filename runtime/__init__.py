@@ -66,9 +66,9 @@ __all__ = ["ENV_ORT_PACKAGES", "ENV_PACKAGES", "ENV_PIP_ARGS", "KINDS", "ORT_GPU
 
 def use_installed_onnxruntime() -> bool:
     """ONNX Runtime GPU, where an earlier session installed it, as the engine's ONNX Runtime.
-    Called first in the extension's ``register()``: registering the properties already
-    imports ONNX Runtime (the model list asks for the best provider), and an imported one
-    stays until Blender restarts."""
+    Called first in the extension's ``register()``: the panel's model list asks ONNX Runtime
+    for its best provider as soon as it is drawn, and an imported one stays until Blender
+    restarts."""
     return offered(ORT_GPU) and activate(runtime_dir(ORT_GPU), ORT_GPU)
 
 

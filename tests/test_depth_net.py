@@ -210,16 +210,52 @@ def test_inverse_depth_to_z():
 # --------------------------------------------------------------------------- cache and threads
 def test_cache_per_path_and_reload_on_change(tmp_path, model_path):
     a = depth_net.load(model_path)
-    assert depth_net.load(model_path) is a
+    assert depth_net.load(model_path).session is a.session
     other = tmp_path / "other.onnx"
     other.write_bytes(tiny_model(outputs=("out",)))
-    assert depth_net.load(str(other)) is not a
+    assert depth_net.load(str(other)).session is not a.session
     with open(model_path, "wb") as f:                            # replaced by another model
         f.write(tiny_model(outputs=("out",)))
     st = os.stat(model_path)
     os.utime(model_path, ns=(st.st_atime_ns, st.st_mtime_ns + 10_000_000))
     b = depth_net.load(model_path)
-    assert b is not a and b.out_names == ["out"]
+    assert b.session is not a.session and b.out_names == ["out"]
+
+
+def test_the_engine_alone_keeps_the_loaded_net(model_path):
+    """One home for loaded sessions: engine.release() frees the net's (no cache of its own
+    holds it on), and the next run loads it again."""
+    import gc
+    import weakref
+
+    from photo3d.inference import engine
+    engine.release()
+    depth_net.run(_photo(40, 60), model_path)
+    session = weakref.ref(depth_net.load(model_path).session)
+    assert [k for k in engine.loaded() if k.startswith("onnx:")]
+    engine.release()
+    gc.collect()
+    assert session() is None and not engine.loaded()
+    depth, _, _ = depth_net.run(_photo(40, 60), model_path)
+    assert np.isfinite(depth).all() and len(engine.loaded()) == 1
+
+
+def test_a_net_under_a_non_ascii_path_is_read_through_bytes(tmp_path, monkeypatch):
+    """ONNX Runtime cannot open every non-ASCII path on Windows: such a file reaches it as bytes."""
+    from photo3d.inference import engine
+    ort = engine.onnxruntime()
+    real, sources = ort.InferenceSession, []
+
+    def spy(source, *a, **kw):
+        sources.append(source)
+        return real(source, *a, **kw)
+    monkeypatch.setattr(ort, "InferenceSession", spy)
+    p = tmp_path / "Tiefe \u00e9" / "netz \u00fc.onnx"
+    p.parent.mkdir()
+    p.write_bytes(tiny_model())
+    depth, _, _ = depth_net.run(_photo(40, 60), str(p))
+    assert np.isfinite(depth).all() and [type(s) for s in sources] == [bytes]
+    engine.release()
 
 
 def test_concurrent_runs_match_sequential(model_path):

@@ -17,7 +17,6 @@ import pytest
 from helpers import run_cli
 from photo3d import cli, settings
 from photo3d.inference import depth as depth_models, engine
-from photo3d.inference.depth import net as depth_net
 from photo3d.inference.errors import InputError
 
 WEIGHTS = depth_models.NET_WEIGHTS
@@ -29,7 +28,6 @@ CUDA, DML, COREML, CPU = ("CUDAExecutionProvider", "DmlExecutionProvider", "Core
 def fresh_engine():
     """No session, device or record of an earlier test."""
     def reset():
-        depth_net.clear_cache()
         engine.release_onnx()
         engine.set_device(None)
         engine.clear_runs()

@@ -24,6 +24,7 @@ pytest.importorskip("onnx")
 pytest.importorskip("huggingface_hub")
 
 DA2, DA3, MOGE = "depth-anything-v2-small", "depth-anything-v3-small", "moge-2-vits"
+CUDA = "CUDAExecutionProvider"
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +146,88 @@ def test_precision_follows_the_engine_and_each_file_runs(cache, repos, monkeypat
     assert np.median(int8[:, 60:]) < np.median(int8[:, :30])     # the quantised file says the same
     # A precision an export lacks falls back to its fp32 file.
     assert onnx_models.pick_precision(onnx_models.SPECS[MOGE]) == "fp32"
+
+
+class _GpuThatFails:
+    """A real CPU session that says it runs on CUDA and fails every run but the probe's
+    (a GPU out of memory at a real photo's size)."""
+
+    def __init__(self, real):
+        self.real = real
+
+    def get_providers(self):
+        return [CUDA, engine.CPU]
+
+    def __getattr__(self, name):                      # get_inputs, get_outputs
+        return getattr(self.real, name)
+
+    def run(self, names, feeds):
+        if next(iter(feeds.values())).shape[-1] != engine.PROBE_SIDE:
+            raise RuntimeError("CUDA failure 2: out of memory")
+        return self.real.run(names, feeds)
+
+
+@pytest.fixture
+def cuda(monkeypatch):
+    """A fake CUDA provider that fails ``how`` ("create": at load, "run": at a real run);
+    returns the (provider, file name) of each session made."""
+    import onnxruntime
+    real_create, made = engine._create_session, []
+
+    def setup(how):
+        def create(path, provider):
+            made.append((provider, os.path.basename(path)))
+            if provider == engine.CPU:
+                return real_create(path, provider)
+            if how == "create":
+                raise RuntimeError("CUDA failed to initialise")
+            return _GpuThatFails(real_create(path, engine.CPU))
+        monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: [CUDA, engine.CPU])
+        monkeypatch.setattr(engine, "_create_session", create)
+        engine.set_device("auto")
+        return made
+    yield setup
+    engine.set_device(None)
+
+
+@pytest.mark.parametrize("how", ["create", "run"])
+def test_a_gpu_that_fails_hands_the_cpu_the_fp32_file_on_disk(cache, repos, cuda, how):
+    """The GPU's fp16 file is wanted; when the GPU fails to load or to run it, the CPU runs
+    the fp32 file already cached, not the fp16 one."""
+    for precision in ("fp16", "fp32"):
+        put(cache, repos, DA2, precision)
+    made = cuda(how)
+    engine.clear_runs()
+    assert onnx_models.local_model(DA2)[1] == "fp16"
+    depth, _, _ = depth_models.estimate_with_info(DA2, photo())
+    assert np.isfinite(depth).all()
+    assert made[0] == (CUDA, "model_fp16.onnx") and made[-1] == (engine.CPU, "model.onnx")
+    assert [(r.provider, r.precision) for r in engine.runs()] == [(engine.CPU, "fp32")]
+
+
+def test_a_gpu_that_fails_with_only_fp16_on_disk_runs_it_and_downloads_nothing(cache, repos, cuda, monkeypatch):
+    fake = hub.FakeHub(repos, cache)
+    hub.install(monkeypatch, fake)
+    zoo.set_offline(False)
+    made = cuda("create")
+    depth, _, _ = depth_models.estimate_with_info(DA2, photo())
+    assert np.isfinite(depth).all() and made[-1] == (engine.CPU, "model_fp16.onnx")
+    assert sorted(fake.downloads) == ["config.json", "onnx/model_fp16.onnx", "preprocessor_config.json"]
+
+
+def test_the_damaged_file_is_the_one_named_and_forgotten(cache, repos, cuda):
+    """fp16 wanted for the GPU, which fails; the fp32 file the CPU was given is damaged: that
+    file is named and forgotten, the fp16 download stays."""
+    put(cache, repos, DA2, "fp16")
+    snap = put(cache, repos, DA2, "fp32")
+    path = os.path.realpath(os.path.join(snap, "onnx", "model.onnx"))
+    size = os.path.getsize(path)
+    with open(path, "wb") as f:
+        f.write(b"\0" * size)
+    cuda("create")
+    with pytest.raises(InputError, match=r"its file onnx/model\.onnx is damaged and was removed"):
+        depth_models.estimate_with_info(DA2, photo())
+    assert onnx_models.cached_precisions(DA2) == ["fp16"]
 
 
 def test_a_float16_input_is_fed_float16(cache, repos):
@@ -360,6 +443,41 @@ def test_models_lists_size_precision_licence_and_cache(cache, repos, capsys):
     assert size == "99 MB" and precision.startswith("fp32") and "fp16 50 MB" in precision and "int8 27 MB" in precision
     assert status.startswith("not downloaded (int8 cached)") and "ONNX" in status and licence == "Apache-2.0"
     assert "non-commercial" in rows["depth-anything-v2-large"][5] and "PyTorch" not in rows[MOGE][2]
+
+
+@pytest.mark.blender
+def test_the_panels_model_list_is_built_again_only_when_it_may_have_changed(cache, repos, monkeypatch):
+    """Blender asks for the depth model items on every redraw: the same list (its strings kept
+    referenced) comes back until a download lands, the device changes or some seconds pass."""
+    pytest.importorskip("bpy")
+    from photo3d import properties
+    builds = []
+    real_build = properties._build_model_items
+    monkeypatch.setattr(properties, "_build_model_items", lambda: builds.append(1) or real_build())
+    now = [1000.0]
+    monkeypatch.setattr(properties.time, "monotonic", lambda: now[0])
+    first = properties._model_items(None, None)
+    labels = dict((i[0], i[1]) for i in first)
+    assert labels[DA2].endswith("MB)") and labels[DA2].startswith("Depth Anything V2 Small (downloads")
+    again = properties._model_items(None, None)
+    assert again is properties._MODEL_ITEMS and again[0] is first[0] and len(builds) <= 1
+    builds.clear()
+    for _ in range(20):
+        properties._model_items(None, None)
+    assert builds == []                                            # redraws: nothing checked again
+    put(cache, repos, DA2)                                         # a download lands
+    assert "downloads" not in dict((i[0], i[1]) for i in properties._model_items(None, None))[DA2]
+    assert len(builds) == 1
+    engine.set_device("cpu")                                       # the device picks the precision
+    try:
+        properties._model_items(None, None)
+        assert len(builds) == 2
+    finally:
+        engine.set_device(None)
+    properties._model_items(None, None)
+    now[0] += properties.ITEMS_TTL_S                               # what no stamp sees, in a while
+    properties._model_items(None, None)
+    assert len(builds) == 4
 
 
 @pytest.mark.blender

@@ -225,6 +225,19 @@ def test_a_broken_gpu_build_falls_back_to_the_bundled_one(tmp_path):
     assert r["note"].startswith(f"ONNX Runtime in {bad.parent} failed to load (") and "bundled" in r["note"]
 
 
+def test_importing_the_models_and_settings_loads_no_onnx_runtime_nor_pytorch():
+    """ONNX Runtime GPU installed while Blender runs is used only if no ONNX Runtime was
+    imported before: the model registry, the settings and the CLI import none (nor PyTorch)."""
+    code = ("import sys\n"
+            "import photo3d.inference.depth, photo3d.settings, photo3d.cli\n"
+            "from photo3d.inference import depth\n"
+            "assert depth.MODELS['depth-anything-v2-small'].precision and depth.MODELS['depth-pro']\n"
+            "print(sorted(m for m in ('onnxruntime', 'torch', 'transformers') if m in sys.modules))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert p.stdout.strip() == "[]", p.stdout
+
+
 def test_the_loaded_bundled_runtime_stays_and_a_restart_is_asked_for(mirror, tmp_path, engine_state):
     target = tmp_path / "onnxruntime-gpu"
     assert _install(target)[1] == rt.DONE
@@ -298,13 +311,14 @@ EXTENSION_SCRIPT = textwrap.dedent("""
     target = ops.runtime_dir('onnxruntime-gpu')
     print('TARGET', target)
     if sys.argv[1] == 'install':
-        assert 'onnxruntime' in sys.modules         # registering the properties loaded the bundled one
+        assert 'onnxruntime' not in sys.modules     # registering the extension imports none
+        engine.onnxruntime()                        # the bundled one, as in a Blender that ran a net
         assert bpy.ops.photo3d.install_runtime(kind='onnxruntime-gpu') == {'FINISHED'}, ops.state.message
         print('MESSAGE', ops.state.message)
         assert target not in sys.path and engine.onnxruntime_dir() == target
         print('NOTE', engine.restart_note())
     else:
-        ort = sys.modules['onnxruntime']
+        ort = engine.onnxruntime()                  # the first network imports it: from the folder
         print('LOADED', ort.__file__, engine.onnx_summary(), repr(engine.restart_note()))
         assert target not in sys.path
         assert bpy.ops.photo3d.remove_runtime(kind='onnxruntime-gpu') == {'FINISHED'}
@@ -320,7 +334,7 @@ EXTENSION_SCRIPT = textwrap.dedent("""
 def test_installed_extension_keeps_it_in_its_user_folder(mirror, tmp_path, monkeypatch):
     """As Blender users get it (the zip installed as bl_ext.user_default.photo3d): the GPU
     build goes into the extension's user folder beside PyTorch's; Blender, which loaded the
-    bundled ONNX Runtime when the extension registered, is told to restart; at the next start
+    bundled ONNX Runtime when a network ran, is told to restart; at the next start
     the engine imports the GPU build from that folder (never from sys.path), and Remove
     deletes it."""
     root = os.path.dirname(os.path.dirname(rt.__file__))

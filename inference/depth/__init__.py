@@ -26,13 +26,20 @@ class DepthModel:
     working_long_side: int               # resolution the estimator runs at
     # rgb -> (z-depth, subject or None) or (z-depth, subject, extras such as {"hfov_deg": ...})
     run: Callable[[np.ndarray], tuple]
-    size_mb: float = 0.0
+    # MB to download; a callable where the device decides (an ONNX model's precision): asking
+    # ONNX Runtime for its providers when the registry is built imported it, and an ONNX
+    # Runtime GPU installed later in the session was then ignored until Blender restarted.
+    download_mb: float | Callable[[], float] = 0.0
     is_cached: Callable[[], bool] | None = None   # None: built in
     metric: bool = False                 # depth in metres
     # Downloads the model if needed (report: zoo.DownloadStatus callback); None: on disk
     fetch: Callable[..., object] | None = None
     runtime: str = "builtin"             # what it runs on: "builtin", "onnx" (ONNX Runtime) or "torch"
     precision: Callable[[], str] | None = None   # the precision a run uses (ONNX models)
+
+    @property
+    def size_mb(self) -> float:
+        return self.download_mb() if callable(self.download_mb) else self.download_mb
 
     def cached(self) -> bool:
         return True if self.is_cached is None else self.is_cached()
@@ -85,7 +92,8 @@ def _onnx_model(name: str) -> DepthModel:
     from . import onnx_models
     s = onnx_models.SPECS[name]
     return DepthModel(name, s.summary + " (downloaded on first use; ONNX, no PyTorch)", s.licence,
-                      s.working_long_side, lambda rgb: onnx_models.run(name, rgb), onnx_models.download_mb(name),
+                      s.working_long_side, lambda rgb: onnx_models.run(name, rgb),
+                      lambda: onnx_models.download_mb(name),
                       is_cached=lambda: onnx_models.cached(name), metric=s.metric,
                       fetch=lambda report=None: onnx_models.fetch(name, report), runtime="onnx",
                       precision=lambda: onnx_models.pick_precision(s))
@@ -103,6 +111,21 @@ def _register_downloads():
 
 
 _register_downloads()
+
+
+def cache_stamp() -> tuple[tuple[str, int], ...]:
+    """The downloadable models' cache folders and their modification times: cheap (a stat each), and
+    changed when a download is marked complete or forgotten (its manifest is written or
+    removed there), so that what is cached need not be checked again until then."""
+    from . import onnx_models, zoo
+
+    def mtime(path: str) -> int:
+        try:
+            return os.stat(path).st_mtime_ns
+        except OSError:
+            return 0
+    repos = [s.repo for s in onnx_models.SPECS.values()] + [m.repo for m in zoo.ZOO.values()]
+    return tuple((path, mtime(path)) for path in map(zoo.repo_dir, repos))
 
 
 # transformers' model types whose depth is in metres (Depth Pro; ZoeDepth's metric heads).

@@ -28,13 +28,13 @@ in the photo sit about 1 m from the camera, the farthest (sky included) about 20
 ratios of inverse depth in between are kept. A flat prediction (no depth contrast)
 gives a constant depth of sqrt(near * far).
 
-Loaded networks are cached per file (path, modification time, size) and device; the
-engine's session runs one forward pass at a time.
+Loaded networks are kept by the engine (``engine.onnx_session``: per file, its modification
+time and size, and device; ``engine.release`` frees them), whose session runs one forward
+pass at a time.
 """
 from __future__ import annotations
 
 import os
-import threading
 
 import cv2
 import numpy as np
@@ -42,8 +42,7 @@ import numpy as np
 from .. import engine
 from ..errors import InputError
 
-__all__ = ["run", "load", "inverse_depth_to_z", "model_input_size", "clear_cache",
-           "DEFAULT_LONG_SIDE", "NEAR", "FAR"]
+__all__ = ["run", "load", "inverse_depth_to_z", "model_input_size", "DEFAULT_LONG_SIDE", "NEAR", "FAR"]
 
 DEFAULT_LONG_SIDE = 320
 NEAR, FAR = 1.0, 20.0
@@ -86,40 +85,22 @@ class _LoadedNet:
         return result
 
 
-_cache: dict[tuple, _LoadedNet] = {}
-_cache_lock = threading.Lock()
-
-
 def load(path: str, device: str | None = None, name: str = "") -> _LoadedNet:
-    """The network in ``path`` (cached) on ``device`` (None: the engine's device setting).
-    InputError when it is missing or unreadable."""
+    """The network in ``path`` on ``device`` (None: the engine's device setting), its session
+    loaded once by the engine (``engine.release`` frees it). InputError when it is missing or
+    unreadable."""
     path = os.path.abspath(os.fspath(path))
-    try:
-        st = os.stat(path)
-    except OSError:
-        raise InputError(f"depth model weights not found: {path}") from None
+    if not os.path.exists(path):
+        raise InputError(f"depth model weights not found: {path}")
     if not os.path.isfile(path):
         raise InputError(f"depth model weights not found: {path} is not a file")
-    key = (path, st.st_mtime_ns, st.st_size, engine.device_choice(device))
-    with _cache_lock:
-        hit = _cache.get(key)
-        if hit is not None:
-            return hit
-        try:
-            session = engine.onnx_session(path, device, name=name or os.path.basename(path), role="depth model")
-        except engine.ModelLoadError as e:
-            raise InputError(f"cannot load depth model {path}: {e.reason}") from None
-        for k in [k for k in _cache if k[0] == path]:         # an older version of the file
-            del _cache[k]
-        loaded = _cache[key] = _LoadedNet(session)
-        return loaded
-
-
-def clear_cache() -> None:
-    with _cache_lock:
-        for key in _cache:
-            engine.release_onnx(key[0])
-        _cache.clear()
+    try:
+        # The engine's cache alone (by file, its time and size, and device): a second one here
+        # kept sessions alive past engine.release(). The wrapper costs nothing to make again.
+        session = engine.onnx_session(path, device, name=name or os.path.basename(path), role="depth model")
+    except engine.ModelLoadError as e:
+        raise InputError(f"cannot load depth model {path}: {e.reason}") from None
+    return _LoadedNet(session)
 
 
 def model_input_size(w: int, h: int, long_side: int = DEFAULT_LONG_SIDE) -> tuple[tuple[int, int], tuple[int, int]]:

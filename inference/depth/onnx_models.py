@@ -37,7 +37,8 @@ whether its ``predicted_depth`` is metric depth at the network's or the photo's 
 be confirmed, and its fp32 weights are a 3.8 GB external file.
 
 The precision file is chosen per device by :func:`pick_precision`; each precision is a download
-of its own (one file and the configs), cached and checked by ``zoo``'s machinery.
+of its own (one file and the configs), cached and checked by ``zoo``'s machinery. A session
+is offered every precision on disk, so that a CPU fallback runs fp32 where it is cached.
 """
 from __future__ import annotations
 
@@ -138,9 +139,14 @@ def fetch_for(spec: OnnxSpec, precision: str) -> zoo.Fetch:
                      f.size_mb, loose=needed)
 
 
+def _cached_folders(spec: OnnxSpec) -> dict[str, str]:
+    """{precision: snapshot folder} of every precision on disk and complete."""
+    folders = {p: zoo.fetch_complete(fetch_for(spec, p)) for p in spec.files}
+    return {p: f for p, f in folders.items() if f is not None}
+
+
 def cached_precisions(name: str) -> list[str]:
-    spec = SPECS[name]
-    return [p for p in spec.files if zoo.fetch_complete(fetch_for(spec, p)) is not None]
+    return list(_cached_folders(SPECS[name]))
 
 
 def cached(name: str) -> bool:
@@ -178,21 +184,29 @@ def session(name: str) -> tuple[engine.OnnxSession, str]:
     cannot parse is damaged: it is removed, so the next run online fetches it again. Other
     failures (memory, an operator this ONNX Runtime lacks) leave the download alone."""
     spec = SPECS[name]
-    folder, precision = local_model(name)
-    path = _loadable(spec.files[precision], folder)
+    folder, want = local_model(name)
+    # The engine gets every precision on disk, the wanted one first, and gives each provider
+    # its own: a GPU that fails (at load or at a run) hands over to the CPU, which then runs
+    # fp32 where it is cached rather than the GPU's fp16. Nothing more is downloaded for that.
+    folders = {want: folder, **{p: f for p, f in _cached_folders(spec).items() if p != want}}
+    paths = {p: _loadable(spec.files[p], f) for p, f in folders.items()}
     try:
-        return engine.onnx_session(path, name=name, role="depth model"), folder
+        return engine.onnx_session(paths, name=name, role="depth model"), folder
     except Exception as e:  # noqa: BLE001 - ONNX Runtime raises its own types for a bad file
         if engine.out_of_memory(e):
             raise engine.oom_message(name, "cpu") from None
+        # The file that failed: the one the CPU was given (ModelLoadError says), else the wanted one.
+        failed = getattr(e, "path", "")
+        precision = next((p for p, path in paths.items() if os.path.abspath(path) == failed), want)
+        file = spec.files[precision].path
         text = str(e)
         damaged = ("INVALID_PROTOBUF" in text or "protobuf parsing failed" in text.lower()
                    or type(e).__name__ in ("InvalidProtobuf", "InvalidGraph"))
         if damaged:
-            zoo.forget(fetch_for(spec, precision), folder)
-            raise InputError(f"depth model {name}: its file {spec.files[precision].path} is damaged and was "
+            zoo.forget(fetch_for(spec, precision), folders[precision])
+            raise InputError(f"depth model {name}: its file {file} is damaged and was "
                              "removed; it is fetched again on the next run with online access") from None
-        raise InputError(f"depth model {name}: ONNX Runtime cannot load {spec.files[precision].path} "
+        raise InputError(f"depth model {name}: ONNX Runtime cannot load {file} "
                          f"({type(e).__name__}: {text.splitlines()[0] if text else ''})") from None
 
 
