@@ -23,7 +23,6 @@ from . import masks
 from .inpaint import poisson_fill
 from .layers import REL_JUMP, occlusion_edges, pieces
 
-
 # The least share of the frame a part of the subject beyond a person must cover to keep its
 # own outline; smaller bits are the model's clutter (flecks of a shuttle model behind an
 # astronaut), which settled on their own outlines tore off as floating flecks.
