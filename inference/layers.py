@@ -39,6 +39,12 @@ HARMONIC_STEPS = 30
 # Pieces smaller than this share of the frame (MIN_PIECE pixels at least) are then crumbs
 # of a misplaced edge: they join the pieces round them.
 CRUMB_SHARE = 2e-4
+# Larger pieces, up to this share of the frame, join them too when their outline is unsure
+# (mean confidence along it under BLOB_SURE): patches the depth put far inside what it put
+# near (the blurred background by scikit-image's cat) floated over their fill as the camera
+# moved, their outline being a guess.
+BLOB_SHARE = 5e-3
+BLOB_SURE = 0.5
 
 
 @dataclass
@@ -231,17 +237,20 @@ def _nearest_outside(mask: np.ndarray) -> np.ndarray:
 
 
 def merge_crumbs(depth: np.ndarray, cut_h: np.ndarray, cut_v: np.ndarray, min_piece: int,
-                 near: np.ndarray | None = None):
+                 near: np.ndarray | None = None, also: np.ndarray | None = None):
     """(depth, cut_h, cut_v, near) with the pieces under ``min_piece`` pixels merged into
     the pieces round them: each crumb pixel joins the piece of the nearest pixel outside
     every crumb and takes that pixel's depth (and whether it is ``near``), so a crumb
     between two sides is shared out between them, with no speck left floating and no
     triangle stretched across. Pixels in no uncut 2x2 block (a piece's one-pixel-wide
     spur) count as crumbs too: the mesh has no triangle there, and the margin's flaps
-    hung from them (mesh.grid_mesh) floated as slivers of their own."""
+    hung from them (mesh.grid_mesh) floated as slivers of their own. ``also``: more pixels
+    to merge so (``unsure_blobs``)."""
     n, lab = pieces(cut_h, cut_v)
     sizes = np.bincount(lab.ravel(), minlength=n)
     crumb = sizes[lab] < min_piece
+    if also is not None:
+        crumb |= also
     quad = ~cut_h[:-1] & ~cut_h[1:] & ~cut_v[:, :-1] & ~cut_v[:, 1:]
     covered = np.zeros_like(crumb)
     covered[:-1, :-1] |= quad
@@ -265,6 +274,30 @@ def merge_crumbs(depth: np.ndarray, cut_h: np.ndarray, cut_v: np.ndarray, min_pi
     cut_h = np.where(touch_h, (lab[:, :-1] != lab[:, 1:]) | jump_h, cut_h)
     cut_v = np.where(touch_v, (lab[:-1, :] != lab[1:, :]) | jump_v, cut_v)
     return depth, cut_h, cut_v, near
+
+
+def unsure_blobs(cut_h: np.ndarray, cut_v: np.ndarray, confidence: np.ndarray, max_piece: int,
+                 keep: np.ndarray | None = None) -> np.ndarray:
+    """Pixels of the pieces under ``max_piece`` pixels whose outline is unsure: the mean
+    confidence of the pixels along their cuts is under BLOB_SURE. Pieces mostly in ``keep``
+    (the subject) stay."""
+    n, lab = pieces(cut_h, cut_v)
+    sizes = np.bincount(lab.ravel(), minlength=n)
+    small = sizes < max_piece
+    if not small.any():
+        return np.zeros(lab.shape, bool)
+    edge = np.zeros(lab.shape, bool)
+    edge[:, :-1] |= cut_h
+    edge[:, 1:] |= cut_h
+    edge[:-1] |= cut_v
+    edge[1:] |= cut_v
+    on = lab[edge]
+    total = np.bincount(on, weights=confidence[edge], minlength=n)
+    count = np.bincount(on, minlength=n)
+    unsure = small & (count > 0) & (total < BLOB_SURE * np.maximum(count, 1))
+    if keep is not None:
+        unsure &= np.bincount(lab.ravel(), weights=keep.ravel(), minlength=n) < 0.5 * sizes
+    return unsure[lab]
 
 
 def split_layers(depth: np.ndarray, band: int, subject: np.ndarray | None = None,
@@ -301,7 +334,9 @@ def split_layers(depth: np.ndarray, band: int, subject: np.ndarray | None = None
             sub = subject > 0.5
             keep = masks.grow(sub, 2) & ~masks.shrink(sub, 2)
         depth, cut_h, cut_v = sure_cuts(depth, confidence, inner, keep)
-        depth, cut_h, cut_v, _ = merge_crumbs(depth, cut_h, cut_v, min_piece)
+        blobs = unsure_blobs(cut_h, cut_v, confidence, int(BLOB_SHARE * h * w),
+                             subject > 0.5 if subject is not None else None)
+        depth, cut_h, cut_v, _ = merge_crumbs(depth, cut_h, cut_v, min_piece, also=blobs)
         n, lab = pieces(cut_h, cut_v)
 
     near_px, far_px = _edge_pairs(depth, cut_h, cut_v)

@@ -99,3 +99,37 @@ def test_without_confidence_nothing_changes():
     a = layers.split_layers(depth, band=6)
     b = layers.split_layers(depth, band=6, confidence=None)
     assert np.array_equal(a.cut_h, b.cut_h) and np.array_equal(a.depth, b.depth)
+
+
+PATCH = np.s_[30:35, 40:46]
+
+
+def _patch_in_wall(outline_confidence):
+    """A wall at 2 m with a patch (5x6 px, 0.4 % of the frame: a blob, not a crumb) put at
+    5 m inside it; the depth is ``outline_confidence`` sure along the patch's outline."""
+    depth = np.full((H, W), 2.0, np.float32)
+    depth[PATCH] = 5.0
+    conf = np.ones((H, W), np.float32)
+    conf[28:38, 38:50] = outline_confidence
+    return depth, conf
+
+
+def test_a_blob_with_an_unsure_outline_joins_what_is_round_it():
+    depth, conf = _patch_in_wall(0.2)
+    assert max(layers.MIN_PIECE, layers.CRUMB_SHARE * H * W) < 30 < layers.BLOB_SHARE * H * W
+    lay = layers.split_layers(depth, 6, None, conf)
+    assert len(_pieces_sizes(lay)) == 1
+    assert np.allclose(lay.depth[PATCH], 2.0)
+
+
+def test_a_blob_with_a_sure_outline_or_in_the_subject_stays():
+    depth, conf = _patch_in_wall(0.9)
+    lay = layers.split_layers(depth, 6, None, conf)
+    assert sorted(_pieces_sizes(lay)) == [30, H * W - 30]
+    # A patch unsure but part of the subject (a near one here) stays the subject's.
+    depth, conf = _patch_in_wall(0.2)
+    depth[PATCH] = 1.0
+    subject = np.zeros((H, W), bool)
+    subject[PATCH] = True
+    lay = layers.split_layers(depth, 6, subject, conf)
+    assert np.allclose(lay.depth[PATCH], 1.0) and lay.near[PATCH].all()
