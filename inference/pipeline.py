@@ -43,7 +43,7 @@ OUTLINE_BLUR_IN = 3.0
 EDGE_RAMP = 2.5
 # How far (the depth model's pixels) a subject's mask may fall short of its outline.
 SEGMENTER_SHORTFALL = 6.0
-# How many of the photo's pixels beyond a person's outline mix in its colour.
+# How many of the photo's pixels beyond a settled subject's outline mix in its colour.
 SUBJECT_RIM_PHOTO_PX = 3
 STAGES = ("load", "depth", "layers", "inpaint", "mesh")
 
@@ -209,7 +209,6 @@ class _Clock:
 class _Depth:
     depth: np.ndarray                    # mesh resolution
     subject: np.ndarray | None
-    person: np.ndarray | None            # a segmenter's people: a sharper outline than the model's subject
     model_name: str
     metric: bool
     hfov: float
@@ -252,7 +251,7 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
     clock.done("depth", 0.45)
     lay, mask, extent, edges, band = layers_stage(dep, mesh_size, s.amplitude)
     clock.done("layers", 0.6)
-    fill = inpaint_stage(photo, texture, lay, _outline_of(dep), mesh_size, s.portrait, s.inpainter)
+    fill = inpaint_stage(photo, texture, lay, dep.subject, mesh_size, s.portrait, s.inpainter)
     clock.done("inpaint", 0.8)
     fg, bg = mesh_stage(lay, fill.depth, dep.hfov, s)
     # What the effects need of the photo's light, worked out here rather than on Blender's main thread.
@@ -275,7 +274,7 @@ def depth_stage(photo: Photo, texture: np.ndarray, mesh_size: tuple[int, int], s
         hfov, source = field_of_view(s.hfov_deg or None, photo.hfov_from_exif, {})
         depth_m = resize_depth(full, mesh_size)
         conf = depth_confidence.depth_confidence(depth_m, resize(texture, mesh_size))
-        return _Depth(depth_m, None, None, "file", metric, hfov, source, 0, None, conf)
+        return _Depth(depth_m, None, "file", metric, hfov, source, 0, None, conf)
     model = depth_models.get_model(s.depth_model)
     md = model_depth(photo, model, s.depth_tiles, s.mesh_long_side, on_tile, cancelled)
     if not md.tiles:
@@ -315,8 +314,6 @@ def depth_stage(photo: Photo, texture: np.ndarray, mesh_size: tuple[int, int], s
         subject = (subject & ~behind) | sharp
         depth_m, sharp = outline.grow_to_edge(rgb_m, depth_m, sharp, SEGMENTER_SHORTFALL * scale)
         subject |= sharp
-        if person is not None:
-            person = sharp & masks.grow(person, int(math.ceil(SEGMENTER_SHORTFALL * scale)) + 1)
         clock.part("depth: outline", t)
         if s.portrait:
             t = time.perf_counter()
@@ -329,7 +326,7 @@ def depth_stage(photo: Photo, texture: np.ndarray, mesh_size: tuple[int, int], s
     t = time.perf_counter()
     conf = depth_confidence.depth_confidence(depth_m, rgb_m, md.extras.get("flip_gap"), md.extras.get("tile_gap"))
     clock.part("depth: confidence", t)
-    return _Depth(depth_m, subject, person, model.name, model.metric, hfov, hfov_source, n_faces, md.tiles, conf)
+    return _Depth(depth_m, subject, model.name, model.metric, hfov, hfov_source, n_faces, md.tiles, conf)
 
 
 def layers_stage(dep: _Depth, mesh_size: tuple[int, int], amplitude: float):
@@ -348,19 +345,11 @@ def layers_stage(dep: _Depth, mesh_size: tuple[int, int], amplitude: float):
     return lay, mask, extent, edges, band
 
 
-def _outline_of(dep: _Depth) -> np.ndarray | None:
-    """The mask whose outline the cut follows exactly (outline.py settled the depth on it): the
-    subject, a person found included; None with a depth file, whose cuts are the depth's own."""
-    for m in (dep.subject, dep.person):
-        if m is not None and m.any():
-            return m
-    return None
-
-
-def inpaint_stage(photo: Photo, texture: np.ndarray, lay, person: np.ndarray | None, mesh_size: tuple[int, int],
+def inpaint_stage(photo: Photo, texture: np.ndarray, lay, settled: np.ndarray | None, mesh_size: tuple[int, int],
                   soft_edges: bool, inpainter: str | None = None) -> _Fill:
     """What the photo hides behind its occlusion edges: depth and colour, and the photo
-    layer's soft edges over it."""
+    layer's soft edges over it. ``settled``: the subject whose outline the depth was settled
+    on (a person's round them; None with a depth file, whose cuts are the depth's own)."""
     tex_size = (texture.shape[1], texture.shape[0])
     # The subject's soft edge needs only the photo and the near region: worked out on a
     # second thread while this one fills what lies behind (NumPy and OpenCV release the GIL).
@@ -377,13 +366,13 @@ def inpaint_stage(photo: Photo, texture: np.ndarray, lay, person: np.ndarray | N
     # (hair) with the background, and would trace its outline behind it. (Strands that look
     # like the subject already joined it: portrait.extend_to_strands.)
     rim = masks.grow(lay.near, RIM_PX) & ~lay.near
-    if person is not None:
-        # A photo's edges are blurred over a few of its pixels: round a person (whose cut
-        # is exact, outline.py) that many are mixed, in mesh pixels at least one. Only in
+    if settled is not None:
+        # A photo's edges are blurred over a few of its pixels: round a settled outline (an
+        # exact cut, outline.py) that many are mixed, in mesh pixels at least one. Only in
         # the layer behind: the photo layer keeps them, or the source view (the first
         # frame) loses the edge's softness (docs: the source view's PSNR).
         rim_px = max(RIM_PX, int(round(SUBJECT_RIM_PHOTO_PX * mesh_size[0] / tex_size[0])))
-        rim |= masks.grow(person, rim_px) & ~lay.near
+        rim |= masks.grow(settled, rim_px) & ~lay.near
     hole_depth = np.where(rim, lay.depth, bg_depth)
     # Colour sources: any pixel of any depth but the mixed ones on either side of a cut.
     edge = np.zeros(lay.depth.shape, bool)
@@ -392,12 +381,12 @@ def inpaint_stage(photo: Photo, texture: np.ndarray, lay, person: np.ndarray | N
     edge[:-1, :] |= lay.cut_v
     edge[1:, :] |= lay.cut_v
     sources = ~masks.grow(edge, RIM_PX) & ~rim
-    if person is not None:
+    if settled is not None:
         # A photo's colour bleeds further than its edges blur (JPEG keeps colour at half
-        # resolution and less): round a person, the wall is tinted with them a little way
-        # out, and the band behind them, filled from there, took the tint (a lavender
-        # patch behind a helmet's rim). It reads the wall beyond.
-        sources &= ~(masks.grow(person, 3 * rim_px) & ~person)
+        # resolution and less): round a subject, the wall is tinted with it a little way
+        # out, and the band behind it, filled from there, took the tint (a lavender patch
+        # behind a helmet's rim). It reads the wall beyond.
+        sources &= ~(masks.grow(settled, 3 * rim_px) & ~settled)
     groups = inpaint.behind_groups(lay.depth, hole_depth, lay.hidden, rim, sources)
     background = inpaint.inpaint_colour(texture, lay.hidden | rim, lay.context_weight, lay.depth,
                                         hole_depth, groups=groups)
