@@ -24,7 +24,16 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from real_photos import _grey_tile, _label, real_photos, render_still, scene_for_stills, sheet_arguments, write_sheet  # noqa: E402
+from real_photos import (  # noqa: E402
+    _grey_tile,
+    _label,
+    finish,
+    real_photos,
+    render_still,
+    scene_for_stills,
+    sheet_arguments,
+    tile_size,
+)
 
 PATHS = ("circle", "auto")
 
@@ -126,9 +135,7 @@ def main():
             rows.append((name, len(result.edges), 1.0 if conf is None else float(conf.mean()), p))
             print(f"auto_path: {name} done at {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
             if a.sheet:
-                w, h = result.size
-                s = a.size / max(w, h)
-                size = (int(round(w * s / 2)) * 2, int(round(h * s / 2)) * 2)
+                size = tile_size(result, a.size)
                 photo = cv2.resize(np.ascontiguousarray(rgb[..., ::-1]), size, interpolation=cv2.INTER_AREA)
                 tiles = [_label(photo, [name]),
                          _label(_grey_tile(result.confidence, size), ["confidence"])]
@@ -145,10 +152,7 @@ def main():
         print(f"| {name} | {conf:.2f} | {100 * cp.reveal:.2f} | {100 * cu:.2f} | {100 * cx:.1f} "
               f"| {100 * ap_.reveal:.2f} | {100 * au:.2f} | {100 * ax:.1f} | {ap_.auto.amplitude:.2f} "
               f"| {ap_.auto.direction_deg:.0f} |")
-    if a.sheet and sheet_rows:
-        write_sheet(sheet_rows, a.sheet, "auto_path", t0)
-    sys.stdout.flush()
-    os._exit(0)   # bpy 4.5 can hang at interpreter exit (BLENDER-NOTES)
+    finish(sheet_rows, a.sheet, "auto_path", t0)
 
 
 if __name__ == "__main__":

@@ -159,6 +159,21 @@ def write_sheet(rows, path: str, tool: str, t0: float):
     print(f"\n{tool}: {path} ({len(rows)} photos) in {time.time() - t0:.0f} s", flush=True)
 
 
+def tile_size(result, long_side: int) -> tuple[int, int]:
+    """The sheet tiles' (w, h) for a result: ``long_side`` on the long side, even sides."""
+    w, h = result.size
+    s = long_side / max(w, h)
+    return int(round(w * s / 2)) * 2, int(round(h * s / 2)) * 2
+
+
+def finish(sheet_rows, sheet: str | None, tool: str, t0: float):
+    """Write the sheet (when asked) and leave: bpy 4.5 can hang at interpreter exit (BLENDER-NOTES)."""
+    if sheet and sheet_rows:
+        write_sheet(sheet_rows, sheet, tool, t0)
+    sys.stdout.flush()
+    os._exit(0)
+
+
 def render_still(sc, frame: int, path: str) -> np.ndarray:
     """Frame ``frame`` (0-based) of ``sc`` rendered to ``path``; the image (BGR)."""
     import bpy
@@ -226,9 +241,7 @@ def main():
             rows.append((name, f"{rgb.shape[1]}x{rgb.shape[0]}", m))
             print(f"real_photos: {name}: {m}", file=sys.stderr, flush=True)
             if a.sheet:
-                w, h = result.size
-                s = a.size / max(w, h)
-                size = (int(round(w * s / 2)) * 2, int(round(h * s / 2)) * 2)
+                size = tile_size(result, a.size)
                 photo = cv2.resize(np.ascontiguousarray(rgb[..., ::-1]), size, interpolation=cv2.INTER_AREA)
                 inv = 1.0 / result.depth
                 lo, hi = np.percentile(inv, [1, 99])
@@ -254,10 +267,7 @@ def main():
         print(f"| {name} | {size} | {m['pieces']} | {m['crumbs']} | {m['blobs']} | {m['small_area_pct']:.2f} "
               f"| {m['stretched_1.3_n']} | {m['stretched_1.3_pct']:.2f} | {m['stretched_2_n']} "
               f"| {m['stretched_2_pct']:.2f} | {m['confidence']:.2f} |")
-    if a.sheet and sheet_rows:
-        write_sheet(sheet_rows, a.sheet, "real_photos", t0)
-    sys.stdout.flush()
-    os._exit(0)   # bpy 4.5 can hang at interpreter exit (BLENDER-NOTES)
+    finish(sheet_rows, a.sheet, "real_photos", t0)
 
 
 if __name__ == "__main__":
