@@ -314,7 +314,7 @@ def depth_confidence_path(out: str) -> str:
 
 def cmd_depth(args) -> int:
     from .inference import files, pipeline
-    from .inference.depth.confidence import depth_confidence, to_image
+    from .inference.depth.confidence import to_image
     from .inference.photo import load_photo, resize, working_size
     opts = settings.options_from_args(args)
     engine.set_device(opts.device)
@@ -326,15 +326,17 @@ def cmd_depth(args) -> int:
         raise CLIError(f"--out {out} is a folder; give a file name ending in .npy")
     if not os.path.isdir(os.path.dirname(out) or "."):
         raise CLIError(f"the folder of --out {out} does not exist")
-    pipeline.fetch_models(pipeline.Settings(depth_model=model.name, portrait=False), DownloadPrinter())
-    # The pipeline's own depth run; tiles, when asked, reach the photo's full resolution.
-    md = pipeline.model_depth(photo, model, settings.tiles_count(opts.depth_tiles), max(w, h), _tile_progress)
-    d = pipeline.resize_depth(md.depth, (w, h), photo.rgb)
+    # The depth stage of `make` (model, portrait, outline, priors, edges), so that this is the
+    # depth a 3D photo is built from; tiles, when asked, reach the photo's full resolution.
+    tiles = settings.tiles_count(opts.depth_tiles)
+    ps = settings.pipeline_settings(opts, mesh_long_side=max(w, h) if tiles else pipeline.Settings.mesh_long_side)
+    pipeline.fetch_models(ps, DownloadPrinter())
+    texture = resize(photo.rgb, working_size(w, h, ps.texture_long_side))
+    mesh_size = working_size(w, h, ps.mesh_long_side)
+    dep = pipeline.depth_stage(photo, texture, mesh_size, ps, pipeline.Clock(None, None), _tile_progress)
+    d = pipeline.resize_depth(dep.depth, (w, h), photo.rgb)
     conf_out = depth_confidence_path(out)
-    # Worked out at most at the mesh's default resolution (the edges' test is per pixel), shown at the photo's.
-    cw, ch = working_size(w, h, pipeline.Settings.mesh_long_side)
-    conf = to_image(depth_confidence(pipeline.resize_depth(d, (cw, ch)), resize(photo.rgb, (cw, ch)),
-                                     md.extras.get("flip_gap"), md.extras.get("tile_gap")), (w, h))
+    conf = to_image(dep.confidence, (w, h))
     tmp, conf_tmp = out + ".partial.npy", conf_out + ".partial.png"
     try:
         np.save(tmp, d.astype(np.float32))

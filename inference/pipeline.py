@@ -25,7 +25,7 @@ from . import (
     parallel,
     portrait,
 )
-from .depth import confidence as depth_confidence, edges as depth_edges, tiling
+from .depth import confidence as depth_confidence, edges as depth_edges, priors as depth_priors, tiling
 from .depth.upsample import joint_bilateral_upsample
 from .errors import Cancelled, InputError
 from .lighting import find_light_source, photo_far_colour
@@ -179,7 +179,7 @@ def model_depth(photo: Photo, model: depth_models.DepthModel, tiles: int, target
     return ModelDepth(d, subj, extras, plan, time.perf_counter() - t, prep, small)
 
 
-class _Clock:
+class Clock:
     """Per-stage seconds and peak memory, progress reports and the cancel check between stages."""
 
     def __init__(self, progress: ProgressFn | None, cancelled: Callable[[], bool] | None):
@@ -234,7 +234,7 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
     depth tiles as they are done."""
     s = settings or Settings()
     engine.set_device(s.device)
-    clock = _Clock(progress, cancelled)
+    clock = Clock(progress, cancelled)
     photo: Photo = load_photo(photo_path)
     w, h = photo.size
     hfov, _ = field_of_view(s.hfov_deg or None, photo.hfov_from_exif, {})
@@ -265,7 +265,7 @@ def run(photo_path: str, settings: Settings | None = None, progress: ProgressFn 
                   far_colour=far_colour, light_source=light, confidence=dep.confidence)
 
 
-def depth_stage(photo: Photo, texture: np.ndarray, mesh_size: tuple[int, int], s: Settings, clock: _Clock,
+def depth_stage(photo: Photo, texture: np.ndarray, mesh_size: tuple[int, int], s: Settings, clock: Clock,
                 on_tile: TileFn | None = None, cancelled: Callable[[], bool] | None = None) -> _Depth:
     """Depth (and the subject, when the estimator finds one) at mesh resolution."""
     w, h = photo.size
@@ -319,6 +319,10 @@ def depth_stage(photo: Photo, texture: np.ndarray, mesh_size: tuple[int, int], s
             t = time.perf_counter()
             depth_m, subject = portrait.extend_to_strands(rgb_m, depth_m, subject)
             clock.part("depth: portrait", t)
+    # What nearly every photo holds and a weak model misses: the sky farthest, the background behind the subject.
+    t = time.perf_counter()
+    depth_m = depth_priors.apply(depth_m, rgb_m, subject if model.layout_priors else None, portrait=n_faces > 0)
+    clock.part("depth: priors", t)
     # Elsewhere, strong edges the model smeared are put back on the photo's edges.
     t = time.perf_counter()
     depth_m, _ = depth_edges.sharpen(depth_m, rgb_m, EDGE_RAMP * scale, subject)

@@ -83,8 +83,8 @@ def test_bench_prints_stages(small_portrait):
     assert "# depth model: photo3d-net via onnxruntime CPUExecutionProvider fp32" in lines
     assert any(ln.startswith("# portrait: selfie_segmentation.tflite via opencv-dnn CPU fp32") for ln in lines)
     parts = [ln for ln in lines if ln.startswith("#   depth: ")]       # the depth stage's parts
-    assert [p.split()[2] for p in parts] == ["preprocess", "inference", "portrait", "upsampling", "outline", "edges",
-                                           "confidence"]
+    assert [p.split()[2] for p in parts] == ["preprocess", "inference", "portrait", "upsampling", "outline", "priors",
+                                           "edges", "confidence"]
 
 
 def _bad_inputs(tmp_path, portrait_path, box_files):

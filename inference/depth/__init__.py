@@ -36,6 +36,9 @@ class DepthModel:
     fetch: Callable[..., object] | None = None
     runtime: str = "builtin"             # what it runs on: "builtin", "onnx" (ONNX Runtime) or "torch"
     precision: Callable[[], str] | None = None   # the precision a run uses (ONNX models)
+    # Its layout is guesswork on real photos: what stands behind the subject is pushed behind it
+    # and flattened to a plane (depth/priors.py). A strong model's layout is left as it is.
+    layout_priors: bool = False
 
     @property
     def size_mb(self) -> float:
@@ -75,7 +78,7 @@ if os.path.exists(NET_WEIGHTS):
         "photo3d-net",
         "photo3d's own small U-Net (depth, normals, subject), trained on rendered scenes; see models/README.md",
         "GPL-3.0-or-later (photo3d)", 512, _net, os.path.getsize(NET_WEIGHTS) / 1e6,
-        precision=lambda: "fp32 (fp16 weights)")
+        precision=lambda: "fp32 (fp16 weights)", layout_priors=True)
 # The project's own network when it is there (it always is in a release); the classical
 # fallback stays selectable by name.
 DEFAULT_MODEL = "photo3d-net" if "photo3d-net" in MODELS else "classical"

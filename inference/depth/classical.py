@@ -30,6 +30,8 @@ import os
 import cv2
 import numpy as np
 
+from .priors import sky_mask
+
 __all__ = ["estimate"]
 
 # Nominal camera: horizontal field of view of the long side, degrees.
@@ -436,51 +438,6 @@ def _segment(rgb: np.ndarray, gray: np.ndarray, faces):
 
 # ----------------------------------------------------------------------------- scene prior
 
-def _sky(rgb: np.ndarray, gray: np.ndarray, strict: bool) -> np.ndarray:
-    """Bright, low-texture, bluish or grey regions connected to the top border."""
-    h, w = gray.shape
-    if h < 8 or w < 8:
-        return np.zeros((h, w), bool)
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    k = (max(3, (min(h, w) // 64) | 1),) * 2
-    mean = cv2.blur(gray, k)
-    std = np.sqrt(np.maximum(cv2.blur(gray * gray, k) - mean * mean, 0))
-    gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
-    gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
-    grad = np.abs(gx) + np.abs(gy)          # unblurred: an edge separates sky from a wall
-    mx, mn = rgb.max(axis=2), rgb.min(axis=2)
-    sat = (mx - mn) / (mx + 1e-3)
-    bluish = (b >= r + 0.04) & (b >= g - 0.04)
-    greyish = sat < 0.12
-    if strict:   # portraits: a bright grey wall is not sky
-        colour = bluish & (gray > 0.35)
-    else:        # blue (dusk skies are dark) or bright grey (overcast)
-        colour = (bluish & (gray > 0.05)) | (greyish & (gray > 0.45))
-    cand = (std < 0.035) & (grad < 0.12) & colour
-    cand = cv2.morphologyEx(cand.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-    n, lab, stats, _ = cv2.connectedComponentsWithStats(cand, connectivity=4)
-    if n <= 1:
-        return np.zeros((h, w), bool)
-    top = np.unique(lab[0])
-    keep = np.zeros(n, bool)
-    keep[top] = True
-    keep[0] = False
-    keep &= stats[:, cv2.CC_STAT_AREA] >= 0.01 * h * w
-    sky = keep[lab]
-    if not sky.any():
-        return sky
-    # Close small gaps (birds, wires), then keep, per column, only the run of sky that
-    # starts at the top border: sky does not continue below a building or a tree.
-    sky = cv2.morphologyEx(sky.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)) > 0
-    # Going down a column, sky keeps its brightness or brightens towards the horizon;
-    # a clear drop is an object standing against it (a leak through a weak edge).
-    run_max = np.maximum.accumulate(np.where(sky, gray, 0.0), axis=0)
-    sky = np.logical_and.accumulate(sky & (gray >= run_max - 0.08), axis=0)
-    if sky.mean() < 0.01 or sky.nonzero()[0].mean() > 0.45 * h:
-        return np.zeros((h, w), bool)
-    return sky
-
-
 def _ramp(h: int, w: int, v_horizon: float, z_bottom: float, z_horizon: float,
           z_top: float) -> np.ndarray:
     """Depth per row: linear in disparity from the bottom to the horizon (a ground plane),
@@ -517,7 +474,7 @@ def estimate(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     portrait = float(np.clip((face_frac - 0.05) / 0.07, 0, 1))
 
     # ---- scene prior
-    sky = _sky(img, gray, strict=portrait > 0.5)
+    sky = sky_mask(img, strict=portrait > 0.5)
     v_h = _V_HORIZON
     if sky.any():
         cols = sky.any(axis=0)

@@ -1,0 +1,160 @@
+"""Scene priors for real photographs: what holds in nearly every photo, applied where a
+small model's depth goes against it (issue 19, item 3; measured in docs/real_photos.md).
+
+- **The sky is farthest and flat.** Bright or blue, untextured regions open to the top
+  border (:func:`sky_mask`) go to the farthest depth in the frame. The bundled net reads a
+  night sky as near; a patch of sky that comes forward floats as a blob.
+- **What stands behind the subject is behind it.** Above the subject's lowest row (below
+  it lies the ground in front of its feet) nothing outside the subject is nearer than the
+  subject's far side (:func:`behind_subject`): shelves or a wall that the model brought
+  level with, or in front of, the subject are pushed back.
+- **The background is nearly planar.** Behind a subject, relief that comes towards the
+  camera from a plane fitted robustly to the background (a back wall, a receding street)
+  is flattened by ``RELIEF``: small models invent such bumps (the pier's boards, a shelf
+  standing out of the wall), and every cut between them doubles an edge at the orbit's
+  end. Relief going away from the camera (a doorway, the sky) is kept.
+
+No bpy; NumPy and OpenCV. Depth is z-depth (larger is farther); the priors work in
+disparity (1 / z), where a plane in the world is a plane in the image.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+__all__ = ["sky_mask", "sky_far", "behind_subject", "apply", "BEHIND_GAP", "RELIEF"]
+
+# The background starts this much farther (in depth) than the subject's far side.
+BEHIND_GAP = 1.1
+# Share of the background's relief towards the camera that is kept (0: a plane).
+RELIEF = 0.0
+# The subject's far side: this percentile of its disparity.
+SUBJECT_FAR_PCT = 25.0
+# The sky's move to the far depth fades out over this share of the frame's long side.
+SKY_FEATHER = 0.01
+# The priors fade out over this share of the frame's height above the subject's foot.
+FOOT_BAND = 0.1
+# Below these shares of the frame there is no subject or no background to correct.
+MIN_SUBJECT_SHARE = 0.01
+MIN_BACKGROUND_SHARE = 0.05
+
+
+def sky_mask(rgb: np.ndarray, strict: bool = False) -> np.ndarray:
+    """Bright, low-texture, bluish or grey regions connected to the top border.
+
+    rgb: float (H, W, 3) in [0, 1]. ``strict`` (portraits): only bright blue, since a bright
+    grey wall behind a head is not sky."""
+    gray = cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.float32), cv2.COLOR_RGB2GRAY)
+    h, w = gray.shape
+    if h < 8 or w < 8:
+        return np.zeros((h, w), bool)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    k = (max(3, (min(h, w) // 64) | 1),) * 2
+    mean = cv2.blur(gray, k)
+    std = np.sqrt(np.maximum(cv2.blur(gray * gray, k) - mean * mean, 0))
+    gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
+    grad = np.abs(gx) + np.abs(gy)          # unblurred: an edge separates sky from a wall
+    mx, mn = rgb.max(axis=2), rgb.min(axis=2)
+    sat = (mx - mn) / (mx + 1e-3)
+    bluish = (b >= r + 0.04) & (b >= g - 0.04)
+    greyish = sat < 0.12
+    if strict:
+        colour = bluish & (gray > 0.35)
+    else:        # blue (dusk skies are dark, and clearly blue: not a teal, blurred background) or bright grey
+        colour = (bluish & (gray > 0.05) & ((gray > 0.35) | (b >= g + 0.04))) | (greyish & (gray > 0.45))
+    cand = (std < 0.035) & (grad < 0.12) & colour
+    cand = cv2.morphologyEx(cand.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(cand, connectivity=4)
+    if n <= 1:
+        return np.zeros((h, w), bool)
+    keep = np.zeros(n, bool)
+    keep[np.unique(lab[0])] = True
+    keep[0] = False
+    keep &= stats[:, cv2.CC_STAT_AREA] >= 0.01 * h * w
+    sky = keep[lab]
+    if not sky.any():
+        return sky
+    # Close small gaps (birds, wires), then keep, per column, only the run of sky that
+    # starts at the top border: sky does not continue below a building or a tree.
+    sky = cv2.morphologyEx(sky.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)) > 0
+    # Going down a column, sky keeps its brightness or brightens towards the horizon;
+    # a clear drop is an object standing against it (a leak through a weak edge).
+    run_max = np.maximum.accumulate(np.where(sky, gray, 0.0), axis=0)
+    sky = np.logical_and.accumulate(sky & (gray >= run_max - 0.08), axis=0)
+    if sky.mean() < 0.01 or sky.nonzero()[0].mean() > 0.45 * h:
+        return np.zeros((h, w), bool)
+    return sky
+
+
+def sky_far(depth: np.ndarray, sky: np.ndarray) -> np.ndarray:
+    """The sky at the farthest depth in the frame, flat. The change is feathered over
+    ``SKY_FEATHER`` of the frame: where the mask ends inside a smooth region (a dark, blurred
+    background taken for a dusk sky) the depth ramps instead of stepping; where it ends on
+    the photo's edge (a skyline) the edge pass after the priors makes the step sharp again."""
+    if not sky.any() or sky.all():
+        return depth
+    far = 1.0 / float(depth.max())
+    sigma = max(1.0, SKY_FEATHER * max(depth.shape))
+    weight = np.maximum(cv2.GaussianBlur(sky.astype(np.float32), (0, 0), sigma), sky)
+    disp = 1.0 / np.maximum(depth, 1e-6)
+    return (1.0 / (disp + weight * (far - disp))).astype(np.float32)
+
+
+def _plane(disp: np.ndarray, where: np.ndarray, iters: int = 5) -> np.ndarray:
+    """Disparity plane a x + b y + c fitted to ``disp`` over ``where`` (Huber-weighted
+    least squares: the bumps the prior removes must not tilt the plane)."""
+    h, w = disp.shape
+    ys, xs = np.nonzero(where)
+    step = max(1, len(ys) // 20000)          # a plane needs no more samples than this
+    ys, xs = ys[::step], xs[::step]
+    a = np.stack([xs / w, ys / h, np.ones(xs.size)], 1)
+    v = disp[ys, xs].astype(np.float64)
+    coef = np.linalg.lstsq(a, v, rcond=None)[0]
+    for _ in range(iters):
+        r = v - a @ coef
+        s = 1.4826 * np.median(np.abs(r)) + 1e-9
+        wt = np.minimum(1.0, 1.5 * s / np.maximum(np.abs(r), 1e-12))
+        coef = np.linalg.lstsq(a * wt[:, None], v * wt, rcond=None)[0]
+    yy, xx = np.mgrid[0:h, 0:w]
+    return (coef[0] * xx / w + coef[1] * yy / h + coef[2]).astype(np.float32)
+
+
+def behind_subject(depth: np.ndarray, subject: np.ndarray, keep: np.ndarray | None = None,
+                   relief: float = RELIEF, gap: float = BEHIND_GAP) -> np.ndarray:
+    """Push what stands above the subject's lowest row, outside the subject, behind the
+    subject's far side, and flatten its relief towards the camera by ``relief`` (1: as it
+    was). ``keep``: pixels left as they are (the sky, already farthest)."""
+    h, w = depth.shape
+    if subject.mean() < MIN_SUBJECT_SHARE:
+        return depth
+    disp = 1.0 / np.maximum(depth, 1e-6)
+    rows = np.nonzero(subject)[0]
+    foot = np.percentile(rows, 98)            # the lowest row the subject stands on
+    behind = (np.arange(h)[:, None] < foot) & ~subject
+    if keep is not None:
+        behind &= ~keep
+    if behind.mean() < MIN_BACKGROUND_SHARE:
+        return depth
+    out = disp.copy()
+    if relief < 1.0:
+        # Where the plane runs out past the farthest disparity seen (a corner), no farther than that.
+        plane = np.maximum(_plane(disp, behind), disp[behind].min())
+        out = np.where(disp > plane, plane + relief * (disp - plane), out)
+    ceiling = np.percentile(disp[subject], SUBJECT_FAR_PCT) / gap
+    out = np.minimum(out, ceiling)
+    # Full strength above the foot, fading to none at it: the ground runs on under the
+    # subject's foot, and a hard change there would cut it across the frame.
+    fade = np.clip((foot - np.arange(h, dtype=np.float32)) / max(1.0, FOOT_BAND * h), 0, 1)[:, None]
+    out = np.where(behind, disp + fade * (out - disp), disp)
+    return (1.0 / np.maximum(out, 1e-6)).astype(np.float32)
+
+
+def apply(depth: np.ndarray, rgb: np.ndarray, subject: np.ndarray | None, portrait: bool = False) -> np.ndarray:
+    """The priors in order: the sky farthest, then (given a ``subject``) what stands behind it.
+    The pipeline hands the subject only for a model whose layout is guesswork."""
+    sky = sky_mask(rgb, strict=portrait)
+    depth = sky_far(depth, sky)
+    if subject is not None and subject.any():
+        depth = behind_subject(depth, subject, keep=sky)
+    return depth

@@ -1,0 +1,104 @@
+"""Scene priors (inference/depth/priors.py): the sky farthest and flat, what stands behind the
+subject behind it and planar; and which models get them."""
+import numpy as np
+
+from photo3d.inference import depth as depth_models
+from photo3d.inference.depth import priors
+
+
+def _outdoor(h=96, w=128):
+    """Blue sky over the top third, a grey wall, a green ground; a red subject standing on it."""
+    rgb = np.zeros((h, w, 3), np.float32)
+    rgb[: h // 3] = (0.35, 0.55, 0.9)
+    rgb[h // 3: 2 * h // 3] = (0.5, 0.5, 0.45)
+    rgb[2 * h // 3:] = (0.3, 0.5, 0.2)
+    rng = np.random.default_rng(0)
+    rgb[h // 3:] += rng.normal(0, 0.05, (h - h // 3, w, 1)).astype(np.float32)   # texture: not sky
+    subject = np.zeros((h, w), bool)
+    subject[40:80, 50:80] = True
+    rgb[subject] = (0.8, 0.1, 0.1)
+    return np.clip(rgb, 0, 1), subject
+
+
+def test_sky_is_found_and_sent_farthest_and_flat():
+    rgb, _ = _outdoor()
+    sky = priors.sky_mask(rgb)
+    assert sky[:30].mean() > 0.95 and not sky[40:].any()
+    depth = np.full(sky.shape, 5.0, np.float32)
+    depth[:32] = np.linspace(1.5, 3.0, 32)[:, None]       # the model read the sky as near
+    depth[70:] = 2.0
+    out = priors.sky_far(depth, sky)
+    assert np.allclose(out[sky], depth.max()) and np.isclose(out.max(), depth.max())
+    assert np.array_equal(out[50:], depth[50:])           # nothing moves away from the sky
+    assert (out[sky.any(1).sum():40] >= depth[sky.any(1).sum():40]).all()   # beside it, a ramp to it
+    assert priors.sky_far(depth, np.zeros_like(sky)) is depth
+
+
+def test_a_textured_wall_is_no_sky_and_a_portrait_needs_blue():
+    rgb, _ = _outdoor()
+    grey = np.repeat(rgb.mean(axis=2, keepdims=True), 3, axis=2)
+    grey[: 30] = 0.8                                       # a bright, flat, grey top: overcast sky...
+    assert priors.sky_mask(grey)[:25].all()
+    assert not priors.sky_mask(grey, strict=True).any()    # ...but behind a face, a wall
+
+
+def test_what_stands_above_the_subjects_foot_goes_behind_it_and_flat():
+    h, w = 96, 128
+    _, subject = _outdoor(h, w)
+    yy, xx = np.mgrid[0:h, 0:w]
+    disp = 0.1 + 0.002 * yy + 0.0005 * xx                 # a receding background plane
+    disp[10:30, 5:30] += 0.5                               # a shelf the model brought forward of the subject
+    disp[subject] = 0.5
+    disp[85:] = 0.6                                        # the ground in front of the subject's foot
+    depth = (1 / disp).astype(np.float32)
+    out = priors.behind_subject(depth, subject)
+    od = 1 / out
+    assert np.allclose(od[subject], 0.5)                   # the subject stays
+    assert np.allclose(od[85:], 0.6)                       # so does the ground below its foot
+    behind = (yy < 79) & ~subject
+    assert od[behind].max() <= 0.5 / priors.BEHIND_GAP + 1e-6
+    plane = 0.1 + 0.002 * yy + 0.0005 * xx
+    assert np.abs(od[10:30, 5:30] - plane[10:30, 5:30]).max() < 0.01      # the bump is flattened
+    assert np.abs(od[behind] - plane[behind]).max() < 0.01                # the plane itself kept
+    kept = priors.behind_subject(depth, subject, relief=1.0)              # relief kept: only pushed back
+    assert np.allclose(1 / kept[40:60, 5:30], disp[40:60, 5:30])
+
+
+def test_sky_and_tiny_subjects_are_left_alone():
+    h, w = 96, 128
+    rgb, subject = _outdoor(h, w)
+    depth = np.full((h, w), 4.0, np.float32)
+    depth[subject] = 8.0
+    sky = priors.sky_mask(rgb)
+    out = priors.apply(depth, rgb, subject)
+    assert np.allclose(out[sky], 8.0)                                     # farthest, not pushed by the subject
+    tiny = np.zeros_like(subject)
+    tiny[50, 60] = True
+    assert priors.behind_subject(depth, tiny) is depth
+    assert np.array_equal(priors.apply(depth, rgb, None)[50:], depth[50:])
+
+
+def test_only_the_bundled_net_gets_the_layout_priors():
+    assert depth_models.MODELS["photo3d-net"].layout_priors
+    assert not depth_models.MODELS["classical"].layout_priors
+    assert not any(m.layout_priors for n, m in depth_models.MODELS.items() if n != "photo3d-net")
+
+
+def test_a_dusk_sky_is_clearly_blue_a_blurred_teal_background_is_not():
+    rgb, _ = _outdoor()
+    dusk, teal = rgb.copy(), rgb.copy()
+    dusk[:32] = (0.17, 0.23, 0.35)                         # the rocket's sky
+    teal[:32] = (0.01, 0.23, 0.24)                         # the flower's foliage, out of focus
+    assert priors.sky_mask(dusk)[:25].all()
+    assert not priors.sky_mask(teal).any()
+
+
+def test_the_background_plane_goes_no_farther_than_the_farthest_seen():
+    h, w = 96, 128
+    _, subject = _outdoor(h, w)
+    yy, xx = np.mgrid[0:h, 0:w]
+    disp = np.where(yy >= 20, 0.05 + 0.01 * (yy - 20), 0.1)   # a steep floor; its plane, run on, goes below zero
+    disp[subject] = 0.9
+    depth = (1 / disp).astype(np.float32)
+    out = priors.behind_subject(depth, subject)
+    assert np.isfinite(out).all() and out.max() <= depth.max() * 1.0001
