@@ -22,16 +22,24 @@ def _outdoor(h=96, w=128):
 
 def test_sky_is_found_and_sent_farthest_and_flat():
     rgb, _ = _outdoor()
+    rgb[:40, 100:104] = (0.3, 0.3, 0.3)                    # a mast against the sky
+    rgb[32:36, :60] = (0.36, 0.55, 0.88)                   # haze of the sky's colour below it, textured
+    rgb[32:36, :60] += np.random.default_rng(1).normal(0, 0.05, (4, 60, 1)).astype(np.float32)
     sky = priors.sky_mask(rgb)
-    assert sky[:30].mean() > 0.95 and not sky[40:].any()
-    depth = np.full(sky.shape, 5.0, np.float32)
+    assert sky[:30, :95].mean() > 0.95 and not sky[:, 100:104].any() and not sky[40:].any()
+    depth = np.full(sky.shape, 4.0, np.float32)
     depth[:32] = np.linspace(1.5, 3.0, 32)[:, None]       # the model read the sky as near
+    depth[55:60, :10] = 8.0                                # the farthest the model saw
+    depth[:40, 100:104] = 2.0
     depth[70:] = 2.0
-    out = priors.sky_far(depth, sky)
+    out = priors.sky_far(depth, sky, rgb)
     assert np.allclose(out[sky], depth.max()) and np.isclose(out.max(), depth.max())
     assert np.array_equal(out[50:], depth[50:])           # nothing moves away from the sky
-    assert (out[sky.any(1).sum():40] >= depth[sky.any(1).sum():40]).all()   # beside it, a ramp to it
-    assert priors.sky_far(depth, np.zeros_like(sky)) is depth
+    assert np.array_equal(out[:, 100:104], depth[:, 100:104])              # the mast keeps its depth to the tip
+    haze = out[32:34, 10:50] - depth[32:34, 10:50]
+    assert (haze >= 0).all() and haze.mean() > 0.15                         # the haze ramps towards the sky
+    assert np.allclose(priors.sky_far(depth, sky), np.where(sky, out, depth))      # no photo: no feather
+    assert priors.sky_far(depth, np.zeros_like(sky), rgb) is depth
 
 
 def test_a_textured_wall_is_no_sky_and_a_portrait_needs_blue():
@@ -102,3 +110,20 @@ def test_the_background_plane_goes_no_farther_than_the_farthest_seen():
     depth = (1 / disp).astype(np.float32)
     out = priors.behind_subject(depth, subject)
     assert np.isfinite(out).all() and out.max() <= depth.max() * 1.0001
+
+
+def test_what_runs_on_from_the_subject_at_its_depth_stays_and_its_flecks_go_back():
+    h, w = 96, 128
+    _, subject = _outdoor(h, w)
+    disp = np.full((h, w), 0.2, np.float32)
+    disp[subject] = 0.5
+    disp[30:50, 80:100] = 0.5                  # a saucer under the cup: level with it, touching it
+    disp[10:20, 5:20] = 0.6                    # a shelf brought forward, away from the subject
+    fleck = np.zeros_like(subject)
+    fleck[5:9, 110:114] = True                 # a bit of a shelf the mask took
+    disp[fleck] = 0.7
+    out = 1 / priors.behind_subject((1 / disp).astype(np.float32), subject | fleck)
+    assert np.allclose(out[30:50, 80:100], 0.5)                          # attached: kept
+    assert out[10:20, 5:20].max() <= 0.5 / priors.BEHIND_GAP + 1e-6      # pushed back
+    assert out[fleck].max() <= 0.5 / priors.BEHIND_GAP + 1e-6            # the fleck too
+    assert np.allclose(out[subject], 0.5)

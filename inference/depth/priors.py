@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from scipy import ndimage
 
 __all__ = ["sky_mask", "sky_far", "behind_subject", "apply", "BEHIND_GAP", "RELIEF"]
 
@@ -30,13 +31,18 @@ BEHIND_GAP = 1.1
 RELIEF = 0.0
 # The subject's far side: this percentile of its disparity.
 SUBJECT_FAR_PCT = 25.0
-# The sky's move to the far depth fades out over this share of the frame's long side.
+# The sky's move to the far depth fades out over this share of the frame's long side, into
+# pixels within about this colour distance (RGB, 0-1) of the sky's mean.
 SKY_FEATHER = 0.01
+SKY_LIKE = 0.1
 # The priors fade out over this share of the frame's height above the subject's foot.
 FOOT_BAND = 0.1
 # Below these shares of the frame there is no subject or no background to correct.
 MIN_SUBJECT_SHARE = 0.01
 MIN_BACKGROUND_SHARE = 0.05
+MIN_PART_SHARE = 0.005
+# What runs on from the subject's edge within this disparity ratio of it is attached to it.
+ATTACHED = 1.05
 
 
 def sky_mask(rgb: np.ndarray, strict: bool = False) -> np.ndarray:
@@ -87,16 +93,19 @@ def sky_mask(rgb: np.ndarray, strict: bool = False) -> np.ndarray:
     return sky
 
 
-def sky_far(depth: np.ndarray, sky: np.ndarray) -> np.ndarray:
-    """The sky at the farthest depth in the frame, flat. The change is feathered over
-    ``SKY_FEATHER`` of the frame: where the mask ends inside a smooth region (a dark, blurred
-    background taken for a dusk sky) the depth ramps instead of stepping; where it ends on
-    the photo's edge (a skyline) the edge pass after the priors makes the step sharp again."""
+def sky_far(depth: np.ndarray, sky: np.ndarray, rgb: np.ndarray | None = None) -> np.ndarray:
+    """The sky at the farthest depth in the frame, flat. Given the photo, the change is
+    feathered over ``SKY_FEATHER`` of the frame into pixels of the sky's colour beside it
+    (where the mask ends inside a smooth region, the depth ramps instead of stepping); a
+    tower or a tree against the sky, of another colour, keeps its depth to its tip."""
     if not sky.any() or sky.all():
         return depth
     far = 1.0 / float(depth.max())
-    sigma = max(1.0, SKY_FEATHER * max(depth.shape))
-    weight = np.maximum(cv2.GaussianBlur(sky.astype(np.float32), (0, 0), sigma), sky)
+    weight = sky.astype(np.float32)
+    if rgb is not None:
+        sigma = max(1.0, SKY_FEATHER * max(depth.shape))
+        like = np.exp(-(np.linalg.norm(rgb - rgb[sky].mean(axis=0), axis=2) / SKY_LIKE) ** 2)
+        weight = np.maximum(cv2.GaussianBlur(weight, (0, 0), sigma) * like, weight)
     disp = 1.0 / np.maximum(depth, 1e-6)
     return (1.0 / (disp + weight * (far - disp))).astype(np.float32)
 
@@ -120,12 +129,34 @@ def _plane(disp: np.ndarray, where: np.ndarray, iters: int = 5) -> np.ndarray:
     return (coef[0] * xx / w + coef[1] * yy / h + coef[2]).astype(np.float32)
 
 
+def _attached(disp: np.ndarray, subject: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """Candidates that run on from the subject at its depth (within ``ATTACHED`` of the
+    disparity of the subject's nearest pixel), reached from its edge without a step: the
+    saucer under a cup, the floor at a foot. They are the subject's support or a part the
+    mask missed, not a background the model brought forward."""
+    _, (iy, ix) = ndimage.distance_transform_edt(~subject, return_indices=True)
+    ratio = disp / np.maximum(disp[iy, ix], 1e-9)
+    level = candidates & (ratio < ATTACHED) & (ratio > 1 / ATTACHED)
+    seeds = cv2.dilate(subject.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    n, lab = cv2.connectedComponents(level.astype(np.uint8), connectivity=8)
+    touching = np.zeros(n, bool)
+    touching[np.unique(lab[seeds & level])] = True
+    touching[0] = False
+    return touching[lab]
+
+
 def behind_subject(depth: np.ndarray, subject: np.ndarray, keep: np.ndarray | None = None,
                    relief: float = RELIEF, gap: float = BEHIND_GAP) -> np.ndarray:
     """Push what stands above the subject's lowest row, outside the subject, behind the
     subject's far side, and flatten its relief towards the camera by ``relief`` (1: as it
     was). ``keep``: pixels left as they are (the sky, already farthest)."""
     h, w = depth.shape
+    # Flecks of the subject (bits of a model on a shelf the net's mask took) are background
+    # here: left standing in front of a flattened background, each would float alone.
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(subject.astype(np.uint8), connectivity=8)
+    part = stats[:, cv2.CC_STAT_AREA] >= MIN_PART_SHARE * h * w
+    part[0] = False
+    subject = part[lab]
     if subject.mean() < MIN_SUBJECT_SHARE:
         return depth
     disp = 1.0 / np.maximum(depth, 1e-6)
@@ -134,6 +165,7 @@ def behind_subject(depth: np.ndarray, subject: np.ndarray, keep: np.ndarray | No
     behind = (np.arange(h)[:, None] < foot) & ~subject
     if keep is not None:
         behind &= ~keep
+    behind &= ~_attached(disp, subject, behind)
     if behind.mean() < MIN_BACKGROUND_SHARE:
         return depth
     out = disp.copy()
@@ -154,7 +186,7 @@ def apply(depth: np.ndarray, rgb: np.ndarray, subject: np.ndarray | None, portra
     """The priors in order: the sky farthest, then (given a ``subject``) what stands behind it.
     The pipeline hands the subject only for a model whose layout is guesswork."""
     sky = sky_mask(rgb, strict=portrait)
-    depth = sky_far(depth, sky)
+    depth = sky_far(depth, sky, rgb)
     if subject is not None and subject.any():
         depth = behind_subject(depth, subject, keep=sky)
     return depth
