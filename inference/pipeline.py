@@ -321,7 +321,11 @@ def depth_stage(photo: Photo, texture: np.ndarray, mesh_size: tuple[int, int], s
             clock.part("depth: portrait", t)
     # What nearly every photo holds and a weak model misses: the sky farthest, the background behind the subject.
     t = time.perf_counter()
-    depth_m = depth_priors.apply(depth_m, rgb_m, subject if model.layout_priors else None, portrait=n_faces > 0)
+    normals = md.extras.get("normals") if model.layout_priors else None
+    if normals is not None:
+        normals = resize(normals, mesh_size)
+    depth_m = depth_priors.apply(depth_m, rgb_m, subject if model.layout_priors else None, portrait=n_faces > 0,
+                                 normals=normals)
     clock.part("depth: priors", t)
     # Elsewhere, strong edges the model smeared are put back on the photo's edges.
     t = time.perf_counter()

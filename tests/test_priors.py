@@ -127,3 +127,28 @@ def test_what_runs_on_from_the_subject_at_its_depth_stays_and_its_flecks_go_back
     assert out[10:20, 5:20].max() <= 0.5 / priors.BEHIND_GAP + 1e-6      # pushed back
     assert out[fleck].max() <= 0.5 / priors.BEHIND_GAP + 1e-6            # the fleck too
     assert np.allclose(out[subject], 0.5)
+
+
+def test_the_ground_is_one_plane_where_it_bulges_and_the_wall_and_subject_stay():
+    h, w = 96, 128
+    yy, xx = np.mgrid[0:h, 0:w]
+    disp = np.where(yy >= 40, 0.1 + 0.01 * (yy - 40), 0.1).astype(np.float32)   # a wall, then a floor
+    disp[70:85, 20:50] += 0.15                  # the pier's boards bulge towards the camera
+    disp[60:75, 90:110] -= 0.05                 # a hollow: kept
+    normals = np.zeros((h, w, 3), np.float32)
+    normals[..., 2] = 1.0                       # the wall faces the camera
+    normals[40:, :, 1], normals[40:, :, 2] = 0.95, 0.3     # the floor faces up
+    subject = np.zeros((h, w), bool)
+    subject[45:70, 60:80] = True
+    normals[subject] = (0, 0, 1)
+    disp[subject] = 0.6
+    ground = priors.ground_mask(normals, subject)
+    assert ground[40:].mean() > 0.8 and not ground[:40].any() and not ground[subject].any()
+    out = 1 / priors.ground_plane((1 / disp).astype(np.float32), ground)
+    floor = 0.1 + 0.01 * (yy - 40)
+    assert np.abs(out[70:85, 20:50] - floor[70:85, 20:50]).max() < 0.01    # the bulge is flat
+    assert np.allclose(out[60:75, 90:110], disp[60:75, 90:110])           # the hollow stays
+    assert np.allclose(out[:40], 0.1) and np.allclose(out[subject], 0.6)   # the wall and subject stay
+    up = np.zeros_like(normals)
+    up[..., 2] = 1.0
+    assert not priors.ground_mask(up, subject).any()                                  # no floor

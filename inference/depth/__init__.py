@@ -61,9 +61,11 @@ NET_WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.pa
 def _net(rgb):
     from . import confidence, net
     passes = {}
-    depth, subject, _normals = net.run(rgb, NET_WEIGHTS, name="photo3d-net", passes=passes)
+    depth, subject, normals = net.run(rgb, NET_WEIGHTS, name="photo3d-net", passes=passes)
     # The photo's and the mirrored photo's answers differ where the network guesses.
     extras = {"flip_gap": confidence.relative_gap(*passes["inv_depth"])} if "inv_depth" in passes else {}
+    if normals is not None:
+        extras["normals"] = normals          # the ground's prior (priors.py) finds the floor by them
     return depth, subject, extras
 
 
@@ -157,8 +159,9 @@ def get_model(name: str | None) -> DepthModel:
 
 def estimate_with_info(name: str | None, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, dict]:
     """(z-depth, subject probability or None, extras) at ``rgb``'s resolution; extras may
-    hold ``hfov_deg`` (a model's estimate of the field of view) and ``flip_gap`` (how far
-    the photo's and the mirrored photo's passes differ, at the model's own resolution)."""
+    hold ``hfov_deg`` (a model's estimate of the field of view), ``flip_gap`` (how far
+    the photo's and the mirrored photo's passes differ, at the model's own resolution) and
+    ``normals`` (unit camera-space normals, (H, W, 3))."""
     model = get_model(name)
     out = model.run(rgb)
     depth, subject = out[0], out[1]

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["sky_mask", "sky_far", "behind_subject", "apply", "BEHIND_GAP", "RELIEF"]
+__all__ = ["sky_mask", "sky_far", "behind_subject", "ground_mask", "ground_plane", "apply", "BEHIND_GAP", "RELIEF"]
 
 # The background starts this much farther (in depth) than the subject's far side.
 BEHIND_GAP = 1.1
@@ -41,6 +41,9 @@ FOOT_BAND = 0.1
 MIN_SUBJECT_SHARE = 0.01
 MIN_BACKGROUND_SHARE = 0.05
 MIN_PART_SHARE = 0.005
+# Ground: the model's normals at least this far up (|y| of the unit normal; the net's y
+# points up or down by its convention, the floor's is near 1 either way).
+GROUND_UP = 0.7
 # What runs on from the subject's edge within this disparity ratio of it is attached to it.
 ATTACHED = 1.05
 
@@ -182,11 +185,42 @@ def behind_subject(depth: np.ndarray, subject: np.ndarray, keep: np.ndarray | No
     return (1.0 / np.maximum(out, 1e-6)).astype(np.float32)
 
 
-def apply(depth: np.ndarray, rgb: np.ndarray, subject: np.ndarray | None, portrait: bool = False) -> np.ndarray:
-    """The priors in order: the sky farthest, then (given a ``subject``) what stands behind it.
-    The pipeline hands the subject only for a model whose layout is guesswork."""
+def ground_mask(normals: np.ndarray, subject: np.ndarray | None = None) -> np.ndarray:
+    """The ground: facing up by the model's ``normals``, in the lower two thirds, reached
+    from the bottom edge, outside the subject."""
+    h, w = normals.shape[:2]
+    ground = np.abs(normals[..., 1]) > GROUND_UP
+    if subject is not None:
+        ground &= ~subject
+    ground[: h // 3] = False
+    n, lab = cv2.connectedComponents(ground.astype(np.uint8), connectivity=8)
+    keep = np.zeros(n, bool)
+    keep[np.unique(lab[-max(1, h // 100):])] = True
+    keep[0] = False
+    return keep[lab]
+
+
+def ground_plane(depth: np.ndarray, ground: np.ndarray) -> np.ndarray:
+    """The ground flattened onto a plane fitted to it where it bulges towards the camera:
+    a pier's boards, a floor, a road are one plane."""
+    if ground.mean() < MIN_BACKGROUND_SHARE:
+        return depth
+    disp = 1.0 / np.maximum(depth, 1e-6)
+    plane = np.maximum(_plane(disp, ground), disp[ground].min())
+    out = np.where(ground & (disp > plane), plane, disp)
+    return (1.0 / np.maximum(out, 1e-6)).astype(np.float32)
+
+
+def apply(depth: np.ndarray, rgb: np.ndarray, subject: np.ndarray | None, portrait: bool = False,
+          normals: np.ndarray | None = None) -> np.ndarray:
+    """The priors in order: the sky farthest, then (given a ``subject``) what stands behind
+    it, then (given the model's ``normals``) the ground. The pipeline hands the subject and
+    the normals only for a model whose layout is guesswork."""
     sky = sky_mask(rgb, strict=portrait)
     depth = sky_far(depth, sky, rgb)
+    # The ground runs under the subject's foot, or (the foot below the frame) in front of it:
+    # it is not pushed behind the subject, only made one plane.
+    ground = ground_mask(normals, subject) if normals is not None else np.zeros(depth.shape, bool)
     if subject is not None and subject.any():
-        depth = behind_subject(depth, subject, keep=sky)
-    return depth
+        depth = behind_subject(depth, subject, keep=sky | ground)
+    return ground_plane(depth, ground) if ground.any() else depth
