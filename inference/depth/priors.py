@@ -64,7 +64,7 @@ def sky_mask(rgb: np.ndarray, strict: bool = False) -> np.ndarray:
     gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
     grad = np.abs(gx) + np.abs(gy)          # unblurred: an edge separates sky from a wall
-    mx, mn = rgb.max(axis=2), rgb.min(axis=2)
+    mx, mn = np.maximum(np.maximum(r, g), b), np.minimum(np.minimum(r, g), b)   # faster than max(axis=2)
     sat = (mx - mn) / (mx + 1e-3)
     bluish = (b >= r + 0.04) & (b >= g - 0.04)
     greyish = sat < 0.12
@@ -89,7 +89,7 @@ def sky_mask(rgb: np.ndarray, strict: bool = False) -> np.ndarray:
     sky = cv2.morphologyEx(sky.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)) > 0
     # Going down a column, sky keeps its brightness or brightens towards the horizon;
     # a clear drop is an object standing against it (a leak through a weak edge).
-    run_max = np.maximum.accumulate(np.where(sky, gray, 0.0), axis=0)
+    run_max = np.maximum.accumulate(np.where(sky, gray, np.float32(0)), axis=0)
     sky = np.logical_and.accumulate(sky & (gray >= run_max - 0.08), axis=0)
     if sky.mean() < 0.01 or sky.nonzero()[0].mean() > 0.45 * h:
         return np.zeros((h, w), bool)
