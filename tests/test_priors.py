@@ -152,3 +152,15 @@ def test_the_ground_is_one_plane_where_it_bulges_and_the_wall_and_subject_stay()
     up = np.zeros_like(normals)
     up[..., 2] = 1.0
     assert not priors.ground_mask(up, subject).any()                                  # no floor
+
+
+def test_any_photo_size_and_content_gives_a_finite_positive_depth():
+    rng = np.random.default_rng(0)
+    for h, w in [(1, 1), (2, 3), (8, 8), (9, 40), (64, 48)]:
+        for rgb in (np.zeros((h, w, 3), np.float32), rng.random((h, w, 3)).astype(np.float32),
+                    np.broadcast_to(np.float32([0.3, 0.5, 0.9]), (h, w, 3)).copy()):        # all sky
+            depth = (1 + rng.random((h, w))).astype(np.float32)
+            for subject in (None, np.ones((h, w), bool), np.zeros((h, w), bool), rng.random((h, w)) > 0.5):
+                for normals in (None, np.tile(np.float32([0, 1, 0]), (h, w, 1)), np.zeros((h, w, 3), np.float32)):
+                    out = priors.apply(depth, rgb, subject, False, normals)
+                    assert out.shape == depth.shape and np.isfinite(out).all() and (out > 0).all()
