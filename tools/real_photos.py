@@ -71,9 +71,12 @@ def real_photos() -> dict[str, np.ndarray]:
     return photos
 
 
-def tear_measure(mesh, hfov_deg: float, size: tuple[int, int]) -> dict:
+def tear_measure(mesh, hfov_deg: float, size: tuple[int, int], depth: np.ndarray | None = None) -> dict:
     """Pieces and stretched triangles of a mesh (meshing.MeshArrays, camera frame) seen
-    from the source camera; ``size``: the mesh grid's (w, h), whose pixels areas count in."""
+    from the source camera; ``size``: the mesh grid's (w, h), whose pixels areas count in.
+    With ``depth`` (the photo layer's, at the mesh grid), blobs are told apart: ``floating``
+    ones stand nearer than what surrounds them (they hang in front when the camera moves),
+    the others are windows onto something farther (the floor between a wheel's spokes)."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
@@ -103,7 +106,22 @@ def tear_measure(mesh, hfov_deg: float, size: tuple[int, int]) -> dict:
     for r in STRETCH:
         out[f"stretched_{r:g}_pct"] = 100 * float(area[ratio > r].sum()) / frame
         out[f"stretched_{r:g}_n"] = int((ratio > r).sum())
+    if depth is not None:
+        out["floating"] = sum(_floats(uv[np.unique(t[comp == i])] + (w / 2, h / 2), z[np.unique(t[comp == i])], depth)
+                              for i in np.nonzero(small & (comp_area >= CRUMB_PX))[0])
     return out
+
+
+def _floats(px: np.ndarray, z: np.ndarray, depth: np.ndarray) -> bool:
+    """Whether a piece (its vertices' image positions and depths) stands nearer, by 5 %, than
+    the photo layer in a ring round it."""
+    h, w = depth.shape
+    mask = np.zeros((h, w), np.uint8)
+    xy = np.clip(np.round(px).astype(int), 0, (w - 1, h - 1))
+    mask[xy[:, 1], xy[:, 0]] = 1
+    mask = cv2.dilate(mask, np.ones((3, 3), np.uint8))
+    ring = (cv2.dilate(mask, np.ones((7, 7), np.uint8)) > 0) & (mask == 0)
+    return bool(ring.any() and np.median(z) < np.median(depth[ring]) / 1.05)
 
 
 def _label(img, lines):
@@ -236,7 +254,7 @@ def main():
             cv2.imwrite(path, np.ascontiguousarray(rgb[..., ::-1]))
             result = pipeline.run(path, pipeline.Settings(depth_model=a.depth_model))
             hm, wm = result.depth.shape
-            m = tear_measure(result.foreground_mesh, result.hfov_deg, (wm, hm))
+            m = tear_measure(result.foreground_mesh, result.hfov_deg, (wm, hm), result.depth)
             m["confidence"] = float(result.confidence.mean())
             rows.append((name, f"{rgb.shape[1]}x{rgb.shape[0]}", m))
             print(f"real_photos: {name}: {m}", file=sys.stderr, flush=True)
@@ -258,13 +276,15 @@ def main():
 
     model = a.depth_model or "default"
     print(f"\nDepth: {model}. Photo layer: pieces, small ones (under {100 * SMALL_PIECE:g} % of the frame: "
-          f"crumbs under {CRUMB_PX} px, blobs larger; their area, % of the frame), stretched triangles "
+          f"crumbs under {CRUMB_PX} px, blobs larger, floating: blobs nearer than what is round them; their "
+          "area, % of the frame), stretched triangles "
           "(corner depths over 1.3x / 2x: count, % of the frame).\n")
-    print("| photo | size | pieces | crumbs | blobs | small area % | stretched >1.3x | % | stretched >2x | % "
-          "| mean confidence |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| photo | size | pieces | crumbs | blobs | floating | small area % | stretched >1.3x | % | stretched >2x "
+          "| % | mean confidence |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, size, m in rows:
-        print(f"| {name} | {size} | {m['pieces']} | {m['crumbs']} | {m['blobs']} | {m['small_area_pct']:.2f} "
+        print(f"| {name} | {size} | {m['pieces']} | {m['crumbs']} | {m['blobs']} | {m['floating']} "
+              f"| {m['small_area_pct']:.2f} "
               f"| {m['stretched_1.3_n']} | {m['stretched_1.3_pct']:.2f} | {m['stretched_2_n']} "
               f"| {m['stretched_2_pct']:.2f} | {m['confidence']:.2f} |")
     finish(sheet_rows, a.sheet, "real_photos", t0)
