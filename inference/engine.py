@@ -477,6 +477,13 @@ def onnx_session(path, device: str | None = None, *, name: str = "", role: str =
     device = device_choice(device)
     stamp = tuple((p, *_stat(p)) for p in files.values())
     key = f"onnx:{stamp}:{device}"
+    with _lock:
+        if key not in _loaded:
+            # The same files on another device, or since replaced on disk, are superseded: their
+            # sessions (a GPU's memory, for a large model) go before the new one loads.
+            paths = set(files.values())
+            for k in [k for k, v in _loaded.items() if isinstance(v, OnnxSession) and paths & set(v.files)]:
+                _loaded.pop(k)
     return get(key, lambda: _load(files, device, name or _model_name(next(iter(files.values()))), role, probe))
 
 

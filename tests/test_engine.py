@@ -8,6 +8,7 @@ real ones of the bundled network."""
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 
 import numpy as np
@@ -334,3 +335,19 @@ def test_make_3d_photo_reports_a_gpu_fallback_where_blender_users_look(empty_sce
     monkeypatch.setattr(make_photo.pipeline, "run", lambda *a, **k: box_result)
     assert bpy.ops.photo3d.make_photo(filepath=box_files[0]) == {"FINISHED"}
     assert "running on CPU instead" not in "".join(capfd.readouterr())
+
+
+def test_a_session_on_another_device_or_of_a_replaced_file_is_let_go(tmp_path):
+    model = tmp_path / "model.onnx"
+    shutil.copy(WEIGHTS, model)
+    first = engine.onnx_session(str(model), "cpu")
+    assert engine.onnx_session(str(model), "cpu") is first                 # cached
+    engine.onnx_session(str(model), "auto")                                 # the device setting changed
+    assert len([k for k in engine.loaded() if k.startswith("onnx:") and str(model) in k]) == 1
+    st = model.stat()
+    os.utime(model, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))            # the file replaced
+    engine.onnx_session(str(model), "auto")
+    keys = [k for k in engine.loaded() if k.startswith("onnx:") and str(model) in k]
+    assert len(keys) == 1 and str(st.st_mtime_ns + 10**9) in keys[0]
+    other = engine.onnx_session(WEIGHTS, "cpu")                             # other files are no business of it
+    assert other is not first and any(str(model) in k for k in engine.loaded())
