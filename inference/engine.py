@@ -403,6 +403,13 @@ def _distribution(ort) -> str:
     return "onnxruntime"
 
 
+def unparsable(e: BaseException) -> bool:
+    """Whether ONNX Runtime failed because the file itself is damaged (not a model it can parse)."""
+    text = str(e)
+    return ("INVALID_PROTOBUF" in text or "protobuf parsing failed" in text.lower()
+            or type(e).__name__ in ("InvalidProtobuf", "InvalidGraph"))
+
+
 class ModelLoadError(InputError):
     """No execution provider, the CPU included, could load a model file (``reason`` says why;
     ``path``: the file the CPU was given, so that a caller offering several knows which failed)."""
@@ -428,6 +435,7 @@ class OnnxSession:
         # With device auto, a GPU session that fails a real run (out of GPU memory at a
         # large size, an operator the probe did not reach) is replaced by a CPU one.
         self.cpu_fallback: Callable[[], OnnxSession] | None = None
+        self.unreadable: tuple[str, ...] = ()        # files a GPU provider found damaged on the way here
         self._use(session, provider, precision, path)
 
     def _use(self, session, provider: str, precision: str, path: str):
@@ -543,6 +551,7 @@ def _load(files: dict[str, str], device: str, name: str, role: str, probe) -> On
     except ImportError:
         raise InputError(f"{name} needs ONNX Runtime (pip install onnxruntime), which is not installed") from None
     failures: list[str] = []
+    unreadable: list[str] = []
     for provider in provider_order(device):
         precision, path = _choose_file(files, provider)
         try:
@@ -559,7 +568,10 @@ def _load(files: dict[str, str], device: str, name: str, role: str, probe) -> On
             if provider == CPU:
                 raise ModelLoadError(name, error_text(e), path) from None
             failures.append(f"{SHORT_NAMES.get(provider, provider)}: {error_text(e)}")
+            if unparsable(e) and path not in unreadable:
+                unreadable.append(path)
             continue
+        onnx.unreadable = tuple(p for p in unreadable if p != path)
         if failures:
             note_fallback(f"{name}: {'; '.join(failures)}; running on {SHORT_NAMES.get(provider, provider)} instead")
             log.warning("%s", _fallback)

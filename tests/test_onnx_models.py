@@ -181,6 +181,8 @@ def cuda(monkeypatch):
                 return real_create(path, provider)
             if how == "create":
                 raise RuntimeError("CUDA failed to initialise")
+            if how == "parse":                        # a working GPU: it fails only on a damaged file
+                return _GpuThatFails(real_create(path, engine.CPU))
             return _GpuThatFails(real_create(path, engine.CPU))
         monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: [CUDA, engine.CPU])
         monkeypatch.setattr(engine, "_create_session", create)
@@ -228,6 +230,26 @@ def test_the_damaged_file_is_the_one_named_and_forgotten(cache, repos, cuda):
     with pytest.raises(InputError, match=r"its file onnx/model\.onnx is damaged and was removed"):
         depth_models.estimate_with_info(DA2, photo())
     assert onnx_models.cached_precisions(DA2) == ["fp16"]
+
+
+def test_a_file_the_gpu_finds_damaged_is_forgotten_while_the_cpu_runs_the_other(cache, repos, cuda):
+    """fp16 wanted for the GPU, but damaged: the CPU runs the fp32 file on disk, and the fp16
+    download is forgotten (fetched again next time online) rather than failing on every run."""
+    snap = put(cache, repos, DA2, "fp16")
+    put(cache, repos, DA2, "fp32")
+    path = os.path.realpath(os.path.join(snap, "onnx", "model_fp16.onnx"))
+    size = os.path.getsize(path)
+    with open(path, "wb") as f:
+        f.write(b"\0" * size)
+    made = cuda("parse")
+    engine.clear_runs()
+    depth, _, _ = depth_models.estimate_with_info(DA2, photo())
+    assert np.isfinite(depth).all()
+    assert made[0] == (CUDA, "model_fp16.onnx") and made[-1] == (engine.CPU, "model.onnx")
+    assert onnx_models.cached_precisions(DA2) == ["fp32"]
+    assert "model_fp16.onnx is damaged and was removed" in engine.fallback_note()
+    depth_models.estimate_with_info(DA2, photo())            # offline, the fp32 file serves on
+    assert [(r.provider, r.precision) for r in engine.runs()][-1] == (engine.CPU, "fp32")
 
 
 def test_a_float16_input_is_fed_float16(cache, repos):

@@ -43,6 +43,7 @@ is offered every precision on disk, so that a CPU fallback runs fp32 where it is
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CONFIGS = ("config.json", "preprocessor_config.json")
 PRECISIONS = ("fp32", "fp16", "int8")
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -191,7 +193,16 @@ def session(name: str) -> tuple[engine.OnnxSession, str]:
     folders = {want: folder, **{p: f for p, f in _cached_folders(spec).items() if p != want}}
     paths = {p: _loadable(spec.files[p], f) for p, f in folders.items()}
     try:
-        return engine.onnx_session(paths, name=name, role="depth model"), folder
+        loaded = engine.onnx_session(paths, name=name, role="depth model")
+        # A file a GPU found damaged while another precision served: forgotten, so that the
+        # next run online fetches it again rather than failing on the GPU each time.
+        for p, path in paths.items():
+            if os.path.abspath(path) in loaded.unreadable and p in _cached_folders(spec):
+                zoo.forget(fetch_for(spec, p), folders[p])
+                engine.note_fallback(f"depth model {name}: its file {spec.files[p].path} is damaged and was removed; "
+                                     "it is fetched again on the next run with online access")
+                _log.warning("%s", engine.fallback_note())
+        return loaded, folder
     except Exception as e:  # noqa: BLE001 - ONNX Runtime raises its own types for a bad file
         if engine.out_of_memory(e):
             raise engine.oom_message(name, "cpu") from None
@@ -200,9 +211,7 @@ def session(name: str) -> tuple[engine.OnnxSession, str]:
         precision = next((p for p, path in paths.items() if os.path.abspath(path) == failed), want)
         file = spec.files[precision].path
         text = str(e)
-        damaged = ("INVALID_PROTOBUF" in text or "protobuf parsing failed" in text.lower()
-                   or type(e).__name__ in ("InvalidProtobuf", "InvalidGraph"))
-        if damaged:
+        if engine.unparsable(e):
             zoo.forget(fetch_for(spec, precision), folders[precision])
             raise InputError(f"depth model {name}: its file {file} is damaged and was "
                              "removed; it is fetched again on the next run with online access") from None
