@@ -1,20 +1,21 @@
 """Scene priors for real photographs: what holds in nearly every photo, applied where a
 small model's depth goes against it (issue 19, item 3; measured in docs/real_photos.md).
 
-- **The sky is farthest and flat.** Bright or blue, untextured regions open to the top
-  border (:func:`sky_mask`) go to the farthest depth in the frame. The bundled net reads a
-  night sky as near; a patch of sky that comes forward floats as a blob.
-- **What stands behind the subject is behind it.** Above the subject's lowest row (below
-  it lies the ground in front of its feet) nothing outside the subject is nearer than the
-  subject's far side (:func:`behind_subject`): shelves or a wall that the model brought
-  level with, or in front of, the subject are pushed back.
-- **The background is nearly planar.** Behind a subject, relief that comes towards the
-  camera from a plane fitted robustly to the background (a back wall, a receding street)
-  is flattened by ``RELIEF``: small models invent such bumps (the pier's boards, a shelf
-  standing out of the wall), and every cut between them doubles an edge at the orbit's
-  end. Relief going away from the camera (a doorway, the sky) is kept.
+- **The sky is farthest and flat** (every model). Bright or clearly blue, untextured regions
+  open to the top border (:func:`sky_mask`) go to the farthest depth in the frame. The
+  bundled net reads a night sky as near; a patch of sky that comes forward floats as a blob.
+- **What stands behind the subject is behind it, and nearly planar** (a model whose layout
+  is guesswork: ``DepthModel.layout_priors``). Above the subject's foot, outside it, nothing
+  is nearer than the subject's far side, and relief towards the camera from a plane fitted
+  robustly to that background is flattened by ``RELIEF`` (:func:`behind_subject`): small
+  models bring shelves and walls forward, and every cut between such bumps doubles an edge
+  at the orbit's end. Relief going away from the camera (a doorway) is kept; so is what runs
+  on from the subject at its depth (a saucer under a cup).
+- **The ground is one plane** (same models, found by their normals): where it bulges
+  towards the camera (a pier's boards) it goes onto a plane fitted to it
+  (:func:`ground_plane`), and it is never pushed behind the subject.
 
-No bpy; NumPy and OpenCV. Depth is z-depth (larger is farther); the priors work in
+No bpy; NumPy, OpenCV and SciPy. Depth is z-depth (larger is farther); the priors work in
 disparity (1 / z), where a plane in the world is a plane in the image.
 """
 from __future__ import annotations
