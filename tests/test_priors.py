@@ -164,3 +164,17 @@ def test_any_photo_size_and_content_gives_a_finite_positive_depth():
                 for normals in (None, np.tile(np.float32([0, 1, 0]), (h, w, 1)), np.zeros((h, w, 3), np.float32)):
                     out = priors.apply(depth, rgb, subject, False, normals)
                     assert out.shape == depth.shape and np.isfinite(out).all() and (out > 0).all()
+
+
+def test_a_long_thin_part_of_the_subject_is_straightened_and_a_round_one_is_not():
+    h, w = 96, 128
+    yy, xx = np.mgrid[0:h, 0:w]
+    disp = np.full((h, w), 0.1, np.float32)
+    rocket = (xx >= 30) & (xx < 38) & (yy >= 10) & (yy < 90)
+    disp[rocket] = (0.5 + 0.2 * np.sin(np.pi * (yy - 10) / 80))[rocket]      # the model bent it
+    ball = (xx - 90) ** 2 + (yy - 50) ** 2 < 15 ** 2
+    disp[ball] = (0.6 + 0.1 * np.cos(np.pi * (xx - 90) / 30))[ball]           # a round thing's relief
+    out = 1 / priors.straighten((1 / disp).astype(np.float32), rocket | ball)
+    column = out[10:90, 34]
+    assert np.abs(np.diff(column, 2)).max() < 1e-4                           # straight: linear along it
+    assert np.allclose(out[ball], disp[ball]) and np.allclose(out[~(rocket | ball)], 0.1)

@@ -11,6 +11,8 @@ small model's depth goes against it (issue 19, item 3; measured in docs/real_pho
   models bring shelves and walls forward, and every cut between such bumps doubles an edge
   at the orbit's end. Relief going away from the camera (a doorway) is kept; so is what runs
   on from the subject at its depth (a saucer under a cup).
+- **Long, thin parts of the subject are straight** (same models): a rocket or a mast whose
+  depth the model bent goes onto a plane of its own (:func:`straighten`).
 - **The ground is one plane** (same models, found by their normals): where it bulges
   towards the camera (a pier's boards) it goes onto a plane fitted to it
   (:func:`ground_plane`), and it is never pushed behind the subject.
@@ -24,7 +26,8 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["sky_mask", "sky_far", "behind_subject", "ground_mask", "ground_plane", "apply", "BEHIND_GAP", "RELIEF"]
+__all__ = ["sky_mask", "sky_far", "behind_subject", "ground_mask", "ground_plane", "straighten", "apply",
+           "BEHIND_GAP", "RELIEF"]
 
 # The background starts this much farther (in depth) than the subject's far side.
 BEHIND_GAP = 1.1
@@ -45,6 +48,8 @@ MIN_PART_SHARE = 0.005
 # Ground: the model's normals at least this far up (|y| of the unit normal; the net's y
 # points up or down by its convention, the floor's is near 1 either way).
 GROUND_UP = 0.7
+# A part of the subject this many times longer than wide is straightened (straighten).
+ELONGATED = 4.0
 # What runs on from the subject's edge within this disparity ratio of it is attached to it.
 ATTACHED = 1.05
 
@@ -186,6 +191,26 @@ def behind_subject(depth: np.ndarray, subject: np.ndarray, keep: np.ndarray | No
     return (1.0 / np.maximum(out, 1e-6)).astype(np.float32)
 
 
+def straighten(depth: np.ndarray, subject: np.ndarray) -> np.ndarray:
+    """Long, thin parts of the subject (a rocket, a mast, a trunk: at least ``ELONGATED``
+    times longer than wide, filling half their rectangle) onto a plane of their own: a small
+    model's depth bends them, and a bent one sways like a banana when the camera moves."""
+    h, w = depth.shape
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(subject.astype(np.uint8), connectivity=8)
+    disp = None
+    for i in range(1, n):
+        if stats[i, cv2.CC_STAT_AREA] < MIN_PART_SHARE * h * w:
+            continue
+        part = lab == i
+        ys, xs = np.nonzero(part)
+        _, (a, b), _ = cv2.minAreaRect(np.stack([xs, ys], 1).astype(np.float32))
+        if max(a, b) < ELONGATED * max(1.0, min(a, b)) or len(ys) < 0.5 * a * b:
+            continue
+        disp = 1.0 / np.maximum(depth, 1e-6) if disp is None else disp
+        disp = np.where(part, np.maximum(_plane(disp, part), disp[part].min()), disp)
+    return depth if disp is None else (1.0 / np.maximum(disp, 1e-6)).astype(np.float32)
+
+
 def ground_mask(normals: np.ndarray, subject: np.ndarray | None = None) -> np.ndarray:
     """The ground: facing up by the model's ``normals``, in the lower two thirds, reached
     from the bottom edge, outside the subject."""
@@ -223,5 +248,5 @@ def apply(depth: np.ndarray, rgb: np.ndarray, subject: np.ndarray | None, portra
     # it is not pushed behind the subject, only made one plane.
     ground = ground_mask(normals, subject) if normals is not None else np.zeros(depth.shape, bool)
     if subject is not None and subject.any():
-        depth = behind_subject(depth, subject, keep=sky | ground)
+        depth = behind_subject(straighten(depth, subject), subject, keep=sky | ground)
     return ground_plane(depth, ground) if ground.any() else depth
