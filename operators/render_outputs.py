@@ -25,30 +25,6 @@ def output_folder(context) -> str | None:
     return None
 
 
-def _engine_name(scene) -> str:
-    e = scene.render.engine
-    return "cycles" if e == "CYCLES" else "workbench" if e == "BLENDER_WORKBENCH" else "eevee"
-
-
-class _QualitySamples:
-    """The Quality setting's samples for the scene's engine while rendering; the user's after."""
-
-    def __init__(self, scene, quality: str):
-        self.scene, self.quality = scene, quality
-        eng = _engine_name(scene)
-        self.target = {"cycles": (scene.cycles, "samples"), "eevee": (scene.eevee, "taa_render_samples")}.get(eng)
-        self.value = render.samples_for(eng, quality, blurred=render.needs_blur_samples(scene.photo3d))
-
-    def __enter__(self):
-        if self.target:
-            self.old = getattr(*self.target)
-            setattr(*self.target, self.value)
-
-    def __exit__(self, *exc):
-        if self.target:
-            setattr(*self.target, self.old)
-
-
 class PHOTO3D_OT_render_outputs(bpy.types.Operator):
     """Render the 3D photo's animation into the chosen files (Output section)"""
     bl_idname = "photo3d.render_outputs"
@@ -76,7 +52,9 @@ class PHOTO3D_OT_render_outputs(bpy.types.Operator):
             self.report({"ERROR"}, f"Cannot write to {folder}: {e.strerror or e}")
             return {"CANCELLED"}
         try:
-            with _QualitySamples(scene, opts.quality):
+            # The user's scene: its samples and output settings are theirs again afterwards.
+            with render.restored(*render.quality_fields(scene), *render.output_fields(scene)):
+                render.set_quality(scene, opts.quality, render.needs_blur_samples(scene.photo3d))
                 written = outputs.write_outputs(scene, staging, opts.outputs, report=lines.append)
             for path in written.values():
                 files.replace(path, os.path.join(folder, os.path.basename(path)))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
 import bpy
 
@@ -47,11 +48,51 @@ def engine_id(name: str) -> str:
     raise ValueError(f"unknown render engine {name!r}; choose one of {', '.join(ENGINES)}")
 
 
+@contextmanager
+def restored(*owners_and_names):
+    """Put back the attributes named for each owner: ``(owner, ("a", "b")), ...``."""
+    saved = [(o, n, getattr(o, n)) for o, names in owners_and_names for n in names if hasattr(o, n)]
+    try:
+        yield
+    finally:
+        for o, n, v in saved:      # in order: 5.0 takes the media type before the file format
+            try:
+                setattr(o, n, v)
+            except (AttributeError, TypeError, ValueError):   # e.g. a 5.0 enum refused while media_type differs
+                pass
+
+
+def output_fields(scene):
+    """The render output settings the writers change (for ``restored``)."""
+    r = scene.render
+    return ((r, ("filepath", "use_file_extension", "use_multiview", "views_format")),
+            (r.image_settings, ("media_type", "file_format", "color_mode", "views_format")),
+            (r.image_settings.stereo_3d_format, ("display_mode", "anaglyph_type", "use_sidebyside_crosseyed",
+                                                 "use_squeezed_frame")),
+            (r.ffmpeg, ("format", "codec", "constant_rate_factor", "audio_codec")))
+
+
+def quality_fields(scene):
+    """The settings ``set_quality`` changes (for ``restored``)."""
+    return ((scene.cycles, ("samples",)), (scene.eevee, ("taa_render_samples",)),
+            (scene.display, ("render_aa",)))
+
+
+def set_quality(scene: bpy.types.Scene, quality: str, blurred: bool = False, samples: int = 0):
+    """The quality's samples (anti-aliasing for Workbench) for the scene's own engine."""
+    r = scene.render
+    if r.engine == "CYCLES":
+        scene.cycles.samples = samples_for("cycles", quality, samples, blurred)
+    elif r.engine.startswith("BLENDER_EEVEE"):
+        scene.eevee.taa_render_samples = samples_for("eevee", quality, samples, blurred)
+    elif r.engine == "BLENDER_WORKBENCH":
+        scene.display.render_aa = WORKBENCH_AA[quality]
+
+
 def configure(scene: bpy.types.Scene, engine: str = "eevee", size: tuple[int, int] | None = None,
               fps: int = 30, samples: int = 0, quality: str = "final", blurred: bool = False):
     """Settings that reproduce the photo's colours exactly and render an animation;
     ``samples`` 0: the ``quality``'s for the engine (``blurred``: see ``samples_for``)."""
-    n = samples_for(engine, quality, samples, blurred)
     r = scene.render
     r.engine = engine_id(engine)
     if size:
@@ -65,21 +106,19 @@ def configure(scene: bpy.types.Scene, engine: str = "eevee", size: tuple[int, in
     scene.view_settings.look = "None"
     scene.view_settings.exposure = 0.0
     scene.view_settings.gamma = 1.0
+    set_quality(scene, quality, blurred, samples)
     if r.engine == "CYCLES":
-        scene.cycles.samples = n
         scene.cycles.use_adaptive_sampling = False   # saves nothing at these counts (docs/performance.md)
         scene.cycles.max_bounces = 0      # emission only: no light transport to compute
         scene.cycles.use_denoising = False
         r.use_persistent_data = True      # static geometry: build the BVH once, not per frame
     elif r.engine.startswith("BLENDER_EEVEE"):
-        scene.eevee.taa_render_samples = n
         for attr in ("use_shadows", "use_raytracing"):
             if hasattr(scene.eevee, attr):
                 setattr(scene.eevee, attr, False)
     elif r.engine == "BLENDER_WORKBENCH":
         scene.display.shading.light = "FLAT"
         scene.display.shading.color_type = "TEXTURE"
-        scene.display.render_aa = WORKBENCH_AA[quality]
 
 
 def set_video_output(scene: bpy.types.Scene, path_no_ext: str) -> str:

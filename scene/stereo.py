@@ -70,29 +70,6 @@ def _camera(scene: bpy.types.Scene) -> bpy.types.Object:
 
 
 @contextmanager
-def _restored(*owners_and_names):
-    """Put back the attributes named for each owner: ``(owner, ("a", "b")), ...``."""
-    saved = [(o, n, getattr(o, n)) for o, names in owners_and_names for n in names if hasattr(o, n)]
-    try:
-        yield
-    finally:
-        for o, n, v in saved:      # in order: 5.0 takes the media type before the file format
-            try:
-                setattr(o, n, v)
-            except (AttributeError, TypeError, ValueError):   # e.g. a 5.0 enum refused while media_type differs
-                pass
-
-
-def _video_fields(scene):
-    r = scene.render
-    return ((r, ("filepath", "use_file_extension", "use_multiview", "views_format")),
-            (r.image_settings, ("media_type", "file_format", "color_mode", "views_format")),
-            (r.image_settings.stereo_3d_format, ("display_mode", "anaglyph_type", "use_sidebyside_crosseyed",
-                                                 "use_squeezed_frame")),
-            (r.ffmpeg, ("format", "codec", "constant_rate_factor", "audio_codec")))
-
-
-@contextmanager
 def stereo_setup(scene: bpy.types.Scene, interocular: float | None = None, convergence: float | None = None):
     """Within the block, ``scene`` renders its two eyes (multiview, Stereo 3D) from the
     3D Photo camera, converged on the subject; afterwards every setting is as it was.
@@ -101,7 +78,7 @@ def stereo_setup(scene: bpy.types.Scene, interocular: float | None = None, conve
     st = cam.data.stereo
     r = scene.render
     b, c = stereo_parameters(scene) if interocular is None or convergence is None else (0.0, 0.0)
-    with _restored(*_video_fields(scene), (cam.data, ("sensor_width",)),
+    with render.restored(*render.output_fields(scene), (cam.data, ("sensor_width",)),
                    (st, ("convergence_mode", "pivot", "interocular_distance", "convergence_distance"))):
         for view in ("left", "right"):   # the Stereo 3D pair; a user may have switched one off
             if view in r.views:
@@ -128,7 +105,7 @@ def _render_stereo_video(scene, path, display_mode, **fmt):
         raise RuntimeError("this Blender build has no FFmpeg: stereo videos need it")
     left = scene.render.views.get("left")
     # Blender names the one stereo video after its first view (video_L.mp4): no suffix, the name asked for.
-    with stereo_setup(scene), _restored((left, ("file_suffix",)) if left is not None else (None, ())):
+    with stereo_setup(scene), render.restored((left, ("file_suffix",)) if left is not None else (None, ())):
         if left is not None:
             left.file_suffix = ""
         written = render.set_video_output(scene, _stem(path))

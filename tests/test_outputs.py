@@ -210,8 +210,13 @@ def test_the_panel_render_button_writes_the_chosen_files(empty_scene, small_resu
     s.outputs = {"gif"}
     s.quality = "draft"
     s.output_folder = str(tmp_path / "renders")
+    sc.render.filepath, sc.render.image_settings.file_format = "//my_renders/shot_", "JPEG"
+    sc.cycles.samples = 77
     assert blender.ops.photo3d.render_outputs() == {"FINISHED"}
     assert os.listdir(tmp_path / "renders") == ["video.gif"]
+    # The user's own output settings and samples are theirs again afterwards.
+    assert (sc.render.filepath, sc.render.image_settings.file_format, sc.cycles.samples) == \
+        ("//my_renders/shot_", "JPEG", 77)
     # The Output section draws what it writes with.
     from photo3d.ui import panel
     out = types.SimpleNamespace(layout=FakeLayout(blender))
