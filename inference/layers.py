@@ -149,16 +149,6 @@ def _cuts(depth: np.ndarray, inner: np.ndarray | None, with_rel: bool = False):
     return (cut_h, cut_v, rel_h, rel_v) if with_rel else (cut_h, cut_v)
 
 
-def _ends(cut_h: np.ndarray, cut_v: np.ndarray) -> np.ndarray:
-    """Pixels on either side of a cut."""
-    out = np.zeros((cut_v.shape[0] + 1, cut_h.shape[1] + 1), bool)
-    out[:, :-1] |= cut_h
-    out[:, 1:] |= cut_h
-    out[:-1, :] |= cut_v
-    out[1:, :] |= cut_v
-    return out
-
-
 def sure_cuts(depth: np.ndarray, confidence: np.ndarray, inner: np.ndarray | None = None,
               keep: np.ndarray | None = None):
     """(depth, cut_h, cut_v): the occlusion cuts where the depth is sure of its step, and
@@ -178,7 +168,7 @@ def sure_cuts(depth: np.ndarray, confidence: np.ndarray, inner: np.ndarray | Non
     # The band round the dropped steps is refilled smoothly from the pixels round it:
     # harmonic (each pixel the mean of its neighbours, in disparity), never across a kept
     # cut, so a dropped step becomes a ramp over the band and a kept one stays a step.
-    band = masks.grow(_ends(drop_h, drop_v), RELAX_BAND) & ~_ends(cut_h, cut_v)
+    band = masks.grow(masks.cut_sides(drop_h, drop_v), RELAX_BAND) & ~masks.cut_sides(cut_h, cut_v)
     disp = _disparity(depth)
     return (np.float32(1.0) / np.maximum(_harmonic(disp, band, cut_h, cut_v), np.float32(1e-12))), cut_h, cut_v
 
@@ -286,11 +276,7 @@ def unsure_blobs(cut_h: np.ndarray, cut_v: np.ndarray, confidence: np.ndarray, m
     small = sizes < max_piece
     if not small.any():
         return np.zeros(lab.shape, bool)
-    edge = np.zeros(lab.shape, bool)
-    edge[:, :-1] |= cut_h
-    edge[:, 1:] |= cut_h
-    edge[:-1] |= cut_v
-    edge[1:] |= cut_v
+    edge = masks.cut_sides(cut_h, cut_v)
     on = lab[edge]
     total = np.bincount(on, weights=confidence[edge], minlength=n)
     count = np.bincount(on, minlength=n)

@@ -35,3 +35,14 @@ def nearest(region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # Labels number the region's pixels in raster order, from 1.
     ys, xs = np.nonzero(zero)
     return ys[lab - 1], xs[lab - 1]
+
+
+def cut_sides(cut_h: np.ndarray, cut_v: np.ndarray) -> np.ndarray:
+    """Pixels on either side of a cut (``cut_h`` (H, W-1) between columns, ``cut_v``
+    (H-1, W) between rows, as layers.occlusion_edges gives them)."""
+    out = np.zeros((cut_v.shape[0] + 1, cut_h.shape[1] + 1), bool)
+    out[:, :-1] |= cut_h
+    out[:, 1:] |= cut_h
+    out[:-1, :] |= cut_v
+    out[1:, :] |= cut_v
+    return out

@@ -383,12 +383,7 @@ def inpaint_stage(photo: Photo, texture: np.ndarray, lay, settled: np.ndarray | 
         rim |= masks.grow(settled, rim_px) & ~lay.near
     hole_depth = np.where(rim, lay.depth, bg_depth)
     # Colour sources: any pixel of any depth but the mixed ones on either side of a cut.
-    edge = np.zeros(lay.depth.shape, bool)
-    edge[:, :-1] |= lay.cut_h
-    edge[:, 1:] |= lay.cut_h
-    edge[:-1, :] |= lay.cut_v
-    edge[1:, :] |= lay.cut_v
-    sources = ~masks.grow(edge, RIM_PX) & ~rim
+    sources = ~masks.grow(masks.cut_sides(lay.cut_h, lay.cut_v), RIM_PX) & ~rim
     if settled is not None:
         # A photo's colour bleeds further than its edges blur (JPEG keeps colour at half
         # resolution and less): round a subject, the wall is tinted with it a little way

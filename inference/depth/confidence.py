@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from ..layers import occlusion_edges
+from ..masks import cut_sides
 from ..photo import resize
 
 # A disagreement of this share of the disparity range halves the confidence (the bundled
@@ -98,11 +99,7 @@ def edge_agreement(depth: np.ndarray, rgb: np.ndarray) -> np.ndarray:
     out = np.ones(depth.shape, np.float32)
     if not (cut_h.any() or cut_v.any()):
         return out
-    on_cut = np.zeros(depth.shape, bool)
-    on_cut[:, :-1] |= cut_h
-    on_cut[:, 1:] |= cut_h
-    on_cut[:-1, :] |= cut_v
-    on_cut[1:, :] |= cut_v
+    on_cut = cut_sides(cut_h, cut_v)
     if rgb.shape[:2] != depth.shape:
         rgb = resize(np.asarray(rgb, np.float32), (depth.shape[1], depth.shape[0]))
     edge = colour_edges(rgb)
