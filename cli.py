@@ -7,6 +7,7 @@ one line on stderr and exits non-zero.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import math
 import os
@@ -306,6 +307,11 @@ def _render_outputs(scene, opts: settings.Options, folder: str, has_video: bool)
 
 # --- depth, bench, models ------------------------------------------------------------
 
+# The depth stage's resolution with tiles: the outline, priors and edges work on whole frames,
+# and at 24 MP that is seconds and gigabytes each; the result is upsampled along the photo's edges.
+DEPTH_TILES_LONG_SIDE = 2048
+
+
 def depth_confidence_path(out: str) -> str:
     """Where ``depth --out NAME.npy`` puts the depth's confidence: NAME.confidence.png beside it."""
     stem = out[:-4] if out.lower().endswith(".npy") else out
@@ -327,9 +333,10 @@ def cmd_depth(args) -> int:
     if not os.path.isdir(os.path.dirname(out) or "."):
         raise CLIError(f"the folder of --out {out} does not exist")
     # The depth stage of `make` (model, portrait, outline, priors, edges), so that this is the
-    # depth a 3D photo is built from; tiles, when asked, reach the photo's full resolution.
+    # depth a 3D photo is built from; tiles, when asked, bring it to up to DEPTH_TILES_LONG_SIDE.
     tiles = settings.tiles_count(opts.depth_tiles)
-    ps = settings.pipeline_settings(opts, mesh_long_side=max(w, h) if tiles else pipeline.Settings.mesh_long_side)
+    side = min(max(w, h), DEPTH_TILES_LONG_SIDE) if tiles else pipeline.Settings.mesh_long_side
+    ps = dataclasses.replace(settings.pipeline_settings(opts, mesh_long_side=side), inpainter=None)   # not used
     pipeline.fetch_models(ps, DownloadPrinter())
     texture = resize(photo.rgb, working_size(w, h, ps.texture_long_side))
     mesh_size = working_size(w, h, ps.mesh_long_side)
