@@ -87,13 +87,8 @@ def _edge_cuts(disp: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     return cut | (big & spike), rel
 
 
-def _disparity(depth: np.ndarray) -> np.ndarray:
-    # float32: the tests are relative (4 % and more), and it halves the memory traffic
-    return np.float32(1.0) / np.maximum(depth.astype(np.float32), np.float32(1e-9))
-
-
 def occlusion_edges(depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    disp = _disparity(depth)
+    disp = masks.disparity(depth)
     return _edge_cuts(disp, 1)[0], _edge_cuts(disp, 0)[0]
 
 
@@ -141,7 +136,7 @@ def _cuts(depth: np.ndarray, inner: np.ndarray | None, with_rel: bool = False):
     subject is one layer, and a learned depth's steps across a face or a sleeve would open
     as cracks when the camera moves. Outlines and real gaps (an arm in front of the body)
     keep their cuts. ``with_rel``: also every step's relative size (rel_h, rel_v)."""
-    disp = _disparity(depth)
+    disp = masks.disparity(depth)
     (cut_h, rel_h), (cut_v, rel_v) = _edge_cuts(disp, 1), _edge_cuts(disp, 0)
     if inner is not None:
         cut_h = cut_h & ~(inner[:, :-1] & inner[:, 1:] & (rel_h < SUBJECT_STEP))
@@ -169,7 +164,7 @@ def sure_cuts(depth: np.ndarray, confidence: np.ndarray, inner: np.ndarray | Non
     # harmonic (each pixel the mean of its neighbours, in disparity), never across a kept
     # cut, so a dropped step becomes a ramp over the band and a kept one stays a step.
     band = masks.grow(masks.cut_sides(drop_h, drop_v), RELAX_BAND) & ~masks.cut_sides(cut_h, cut_v)
-    disp = _disparity(depth)
+    disp = masks.disparity(depth)
     return (np.float32(1.0) / np.maximum(_harmonic(disp, band, cut_h, cut_v), np.float32(1e-12))), cut_h, cut_v
 
 
@@ -257,7 +252,7 @@ def merge_crumbs(depth: np.ndarray, cut_h: np.ndarray, cut_v: np.ndarray, min_pi
     lab = lab.ravel()[src].reshape(crumb.shape)
     # Cuts between crumb pixels and their neighbours: where the two joined different
     # pieces, or the two sides of a cut that ends inside one piece.
-    disp = _disparity(depth)
+    disp = masks.disparity(depth)
     touch_h, touch_v = crumb[:, :-1] | crumb[:, 1:], crumb[:-1, :] | crumb[1:, :]
     jump_h = np.abs(np.diff(disp, axis=1)) > REL_JUMP * np.maximum(disp[:, :-1], disp[:, 1:])
     jump_v = np.abs(np.diff(disp, axis=0)) > REL_JUMP * np.maximum(disp[:-1], disp[1:])

@@ -46,3 +46,16 @@ def cut_sides(cut_h: np.ndarray, cut_v: np.ndarray) -> np.ndarray:
     out[:-1, :] |= cut_v
     out[1:, :] |= cut_v
     return out
+
+
+def large_parts(mask: np.ndarray, share: float) -> np.ndarray:
+    """The 8-connected parts of ``mask`` covering at least ``share`` of the frame."""
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    keep = stats[:, cv2.CC_STAT_AREA] >= share * mask.size
+    keep[0] = False
+    return keep[lab]
+
+
+def disparity(depth: np.ndarray) -> np.ndarray:
+    """1 / depth in float32 (the tests on it are relative, and it halves the memory traffic)."""
+    return np.float32(1.0) / np.maximum(np.asarray(depth, np.float32), np.float32(1e-9))

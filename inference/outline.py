@@ -39,11 +39,10 @@ def outline_mask(subject: np.ndarray, person: np.ndarray | None, reach: float) -
         return subject
     r = max(1, int(round(reach)))
     beyond = subject & ~masks.grow(person, r)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(beyond.astype(np.uint8), connectivity=8)
-    big = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] >= OWN_PART_SHARE * subject.size) + 1
-    if not big.size:
+    big = masks.large_parts(beyond, OWN_PART_SHARE)
+    if not big.any():
         return person
-    return person | (subject & masks.grow(np.isin(labels, big), r))
+    return person | (subject & masks.grow(big, r))
 
 
 def _nearest_at(dist: np.ndarray, region: np.ndarray, reach: float) -> tuple[np.ndarray, np.ndarray] | None:

@@ -122,7 +122,8 @@ def test_what_runs_on_from_the_subject_at_its_depth_stays_and_its_flecks_go_back
     fleck = np.zeros_like(subject)
     fleck[5:9, 110:114] = True                 # a bit of a shelf the mask took
     disp[fleck] = 0.7
-    out = 1 / priors.behind_subject((1 / disp).astype(np.float32), subject | fleck)
+    texture = np.random.default_rng(2).uniform(0.3, 0.6, (h, w, 3)).astype(np.float32)     # no sky
+    out = 1 / priors.apply((1 / disp).astype(np.float32), texture, subject | fleck)
     assert np.allclose(out[30:50, 80:100], 0.5)                          # attached: kept
     assert out[10:20, 5:20].max() <= 0.5 / priors.BEHIND_GAP + 1e-6      # pushed back
     assert out[fleck].max() <= 0.5 / priors.BEHIND_GAP + 1e-6            # the fleck too

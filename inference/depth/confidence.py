@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from ..layers import occlusion_edges
-from ..masks import cut_sides
+from ..masks import cut_sides, disparity
 from ..photo import resize
 
 # A disagreement of this share of the disparity range halves the confidence (the bundled
@@ -40,10 +40,6 @@ COLOUR_EDGE_LO, COLOUR_EDGE_HI = 0.02, 0.08
 EDGE_REACH = 2
 # Width (pixels) of the unsure band round a step with no colour edge.
 STEP_BAND = 2
-
-
-def _disparity(depth: np.ndarray) -> np.ndarray:
-    return np.float32(1.0) / np.maximum(np.asarray(depth, np.float32), np.float32(1e-9))
 
 
 def relative_gap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -67,8 +63,8 @@ def aligned_gap(depth: np.ndarray, other_depth: np.ndarray) -> np.ndarray:
     """relative_gap of two z-depth maps (any resolutions; ``depth``'s comes out) after
     fitting the other's disparity to this one's (scale and shift; refitted on the best
     TRIM of the pixels, so that where the two disagree does not bend the fit)."""
-    d = _disparity(depth)
-    o = _disparity(resize(np.asarray(other_depth, np.float32), (d.shape[1], d.shape[0])))
+    d = disparity(depth)
+    o = disparity(resize(np.asarray(other_depth, np.float32), (d.shape[1], d.shape[0])))
     keep = np.ones(d.shape, bool)
     for _ in range(3):
         a, b = _affine_fit(o, d, keep)

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from scipy import ndimage
+
+from .. import masks
 
 __all__ = ["sky_mask", "sky_far", "behind_subject", "ground_mask", "ground_plane", "straighten", "apply",
            "BEHIND_GAP", "RELIEF"]
@@ -102,11 +103,13 @@ def sky_mask(rgb: np.ndarray, strict: bool = False) -> np.ndarray:
     return sky
 
 
-def sky_far(depth: np.ndarray, sky: np.ndarray, rgb: np.ndarray | None = None) -> np.ndarray:
+def sky_far(depth: np.ndarray, sky: np.ndarray, rgb: np.ndarray | None = None,
+            subject: np.ndarray | None = None) -> np.ndarray:
     """The sky at the farthest depth in the frame, flat. Given the photo, the change is
     feathered over ``SKY_FEATHER`` of the frame into pixels of the sky's colour beside it
     (where the mask ends inside a smooth region, the depth ramps instead of stepping); a
-    tower or a tree against the sky, of another colour, keeps its depth to its tip."""
+    tower or a tree against the sky, of another colour, keeps its depth to its tip, and so
+    does the ``subject`` (a grey shoulder against an overcast sky)."""
     if not sky.any() or sky.all():
         return depth
     far = 1.0 / float(depth.max())
@@ -115,7 +118,9 @@ def sky_far(depth: np.ndarray, sky: np.ndarray, rgb: np.ndarray | None = None) -
         sigma = max(1.0, SKY_FEATHER * max(depth.shape))
         like = np.exp(-(np.linalg.norm(rgb - rgb[sky].mean(axis=0), axis=2) / SKY_LIKE) ** 2)
         weight = np.maximum(cv2.GaussianBlur(weight, (0, 0), sigma) * like, weight)
-    disp = 1.0 / np.maximum(depth, 1e-6)
+        if subject is not None:
+            weight[subject & ~sky] = 0.0
+    disp = masks.disparity(depth)
     return (1.0 / (disp + weight * (far - disp))).astype(np.float32)
 
 
@@ -134,8 +139,9 @@ def _plane(disp: np.ndarray, where: np.ndarray, iters: int = 5) -> np.ndarray:
         s = 1.4826 * np.median(np.abs(r)) + 1e-9
         wt = np.minimum(1.0, 1.5 * s / np.maximum(np.abs(r), 1e-12))
         coef = np.linalg.lstsq(a * wt[:, None], v * wt, rcond=None)[0]
-    yy, xx = np.mgrid[0:h, 0:w]
-    return (coef[0] * xx / w + coef[1] * yy / h + coef[2]).astype(np.float32)
+    cols = (np.arange(w, dtype=np.float32) * np.float32(coef[0] / w))[None, :]
+    rows = (np.arange(h, dtype=np.float32) * np.float32(coef[1] / h) + np.float32(coef[2]))[:, None]
+    return rows + cols
 
 
 def _attached(disp: np.ndarray, subject: np.ndarray, candidates: np.ndarray) -> np.ndarray:
@@ -143,8 +149,8 @@ def _attached(disp: np.ndarray, subject: np.ndarray, candidates: np.ndarray) -> 
     disparity of the subject's nearest pixel), reached from its edge without a step: the
     saucer under a cup, the floor at a foot. They are the subject's support or a part the
     mask missed, not a background the model brought forward."""
-    _, (iy, ix) = ndimage.distance_transform_edt(~subject, return_indices=True)
-    ratio = disp / np.maximum(disp[iy, ix], 1e-9)
+    iy, ix = masks.nearest(subject)
+    ratio = disp / np.maximum(disp[iy, ix], np.float32(1e-9))
     level = candidates & (ratio < ATTACHED) & (ratio > 1 / ATTACHED)
     seeds = cv2.dilate(subject.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     n, lab = cv2.connectedComponents(level.astype(np.uint8), connectivity=8)
@@ -158,17 +164,13 @@ def behind_subject(depth: np.ndarray, subject: np.ndarray, keep: np.ndarray | No
                    relief: float = RELIEF, gap: float = BEHIND_GAP) -> np.ndarray:
     """Push what stands above the subject's lowest row, outside the subject, behind the
     subject's far side, and flatten its relief towards the camera by ``relief`` (1: as it
-    was). ``keep``: pixels left as they are (the sky, already farthest)."""
+    was). ``subject``: its large parts only (``masks.large_parts``: flecks the net's mask
+    took off a shelf, left standing in front of a flattened background, would float alone).
+    ``keep``: pixels left as they are (the sky, already farthest)."""
     h, w = depth.shape
-    # Flecks of the subject (bits of a model on a shelf the net's mask took) are background
-    # here: left standing in front of a flattened background, each would float alone.
-    n, lab, stats, _ = cv2.connectedComponentsWithStats(subject.astype(np.uint8), connectivity=8)
-    part = stats[:, cv2.CC_STAT_AREA] >= MIN_PART_SHARE * h * w
-    part[0] = False
-    subject = part[lab]
     if subject.mean() < MIN_SUBJECT_SHARE:
         return depth
-    disp = 1.0 / np.maximum(depth, 1e-6)
+    disp = masks.disparity(depth)
     rows = np.nonzero(subject)[0]
     foot = np.percentile(rows, 98)            # the lowest row the subject stands on
     behind = (np.arange(h)[:, None] < foot) & ~subject
@@ -188,27 +190,27 @@ def behind_subject(depth: np.ndarray, subject: np.ndarray, keep: np.ndarray | No
     # subject's foot, and a hard change there would cut it across the frame.
     fade = np.clip((foot - np.arange(h, dtype=np.float32)) / max(1.0, FOOT_BAND * h), 0, 1)[:, None]
     out = np.where(behind, disp + fade * (out - disp), disp)
-    return (1.0 / np.maximum(out, 1e-6)).astype(np.float32)
+    return (1.0 / np.maximum(out, np.float32(1e-6))).astype(np.float32)
 
 
 def straighten(depth: np.ndarray, subject: np.ndarray) -> np.ndarray:
     """Long, thin parts of the subject (a rocket, a mast, a trunk: at least ``ELONGATED``
     times longer than wide, filling half their rectangle) onto a plane of their own: a small
     model's depth bends them, and a bent one sways like a banana when the camera moves."""
-    h, w = depth.shape
     n, lab, stats, _ = cv2.connectedComponentsWithStats(subject.astype(np.uint8), connectivity=8)
     disp = None
     for i in range(1, n):
-        if stats[i, cv2.CC_STAT_AREA] < MIN_PART_SHARE * h * w:
+        x, y, bw, bh, area = stats[i]
+        # The rotated rectangle of the part's outline (of all its pixels: ten times slower).
+        outline, _ = cv2.findContours((lab[y:y + bh, x:x + bw] == i).astype(np.uint8), cv2.RETR_EXTERNAL,
+                                      cv2.CHAIN_APPROX_SIMPLE)
+        _, (a, b), _ = cv2.minAreaRect(np.concatenate(outline))
+        if max(a, b) < ELONGATED * max(1.0, min(a, b)) or area < 0.5 * a * b:
             continue
         part = lab == i
-        ys, xs = np.nonzero(part)
-        _, (a, b), _ = cv2.minAreaRect(np.stack([xs, ys], 1).astype(np.float32))
-        if max(a, b) < ELONGATED * max(1.0, min(a, b)) or len(ys) < 0.5 * a * b:
-            continue
-        disp = 1.0 / np.maximum(depth, 1e-6) if disp is None else disp
-        disp = np.where(part, np.maximum(_plane(disp, part), disp[part].min()), disp)
-    return depth if disp is None else (1.0 / np.maximum(disp, 1e-6)).astype(np.float32)
+        disp = masks.disparity(depth) if disp is None else disp
+        disp[part] = np.maximum(_plane(disp, part)[part], disp[part].min())
+    return depth if disp is None else (1.0 / disp).astype(np.float32)
 
 
 def ground_mask(normals: np.ndarray, subject: np.ndarray | None = None) -> np.ndarray:
@@ -231,10 +233,10 @@ def ground_plane(depth: np.ndarray, ground: np.ndarray) -> np.ndarray:
     a pier's boards, a floor, a road are one plane."""
     if ground.mean() < MIN_BACKGROUND_SHARE:
         return depth
-    disp = 1.0 / np.maximum(depth, 1e-6)
+    disp = masks.disparity(depth)
     plane = np.maximum(_plane(disp, ground), disp[ground].min())
     out = np.where(ground & (disp > plane), plane, disp)
-    return (1.0 / np.maximum(out, 1e-6)).astype(np.float32)
+    return (1.0 / out).astype(np.float32)
 
 
 def apply(depth: np.ndarray, rgb: np.ndarray, subject: np.ndarray | None, portrait: bool = False,
@@ -243,10 +245,11 @@ def apply(depth: np.ndarray, rgb: np.ndarray, subject: np.ndarray | None, portra
     it, then (given the model's ``normals``) the ground. The pipeline hands the subject and
     the normals only for a model whose layout is guesswork."""
     sky = sky_mask(rgb, strict=portrait)
-    depth = sky_far(depth, sky, rgb)
+    depth = sky_far(depth, sky, rgb, subject)
     # The ground runs under the subject's foot, or (the foot below the frame) in front of it:
     # it is not pushed behind the subject, only made one plane.
     ground = ground_mask(normals, subject) if normals is not None else np.zeros(depth.shape, bool)
     if subject is not None and subject.any():
-        depth = behind_subject(straighten(depth, subject), subject, keep=sky | ground)
+        parts = masks.large_parts(subject, MIN_PART_SHARE)
+        depth = behind_subject(straighten(depth, parts), parts, keep=sky | ground)
     return ground_plane(depth, ground) if ground.any() else depth

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from ..errors import Cancelled
+from ..masks import disparity
 from ..photo import resize, working_size
 
 OVERLAP = 0.25          # share of a tile's side shared with its neighbour
@@ -119,10 +120,6 @@ def align(tile_disp: np.ndarray, global_disp: np.ndarray, weight: np.ndarray | N
     return a, mg - a * mt
 
 
-def _disparity(depth) -> np.ndarray:
-    return 1.0 / np.maximum(np.asarray(depth, np.float32), 1e-9)
-
-
 def merge(estimate: Callable[[np.ndarray], tuple], rgb: np.ndarray, working_long_side: int, tile_plan: TilePlan,
           on_tile: Callable[[int, int], None] | None = None,
           cancelled: Callable[[], bool] | None = None) -> tuple[np.ndarray, np.ndarray | None, dict]:
@@ -136,7 +133,7 @@ def merge(estimate: Callable[[np.ndarray], tuple], rgb: np.ndarray, working_long
     out = estimate(resize(rgb, working_size(W, H, working_long_side)))
     subject = out[1]
     extras = dict(out[2]) if len(out) > 2 else {}
-    g = resize(_disparity(out[0]), (ow, oh))
+    g = resize(disparity(out[0]), (ow, oh))
     if subject is not None:
         subject = resize(np.asarray(subject, np.float32), (ow, oh))
     if on_tile:
@@ -157,7 +154,7 @@ def merge(estimate: Callable[[np.ndarray], tuple], rgb: np.ndarray, working_long
         bw, bh = X1 - X0, Y1 - Y0
         crop = rgb[y0:y1, x0:x1]
         d = estimate(resize(crop, working_size(x1 - x0, y1 - y0, working_long_side)))[0]
-        t = resize(_disparity(d), (bw, bh))
+        t = resize(disparity(d), (bw, bh))
         gt = g[Y0:Y1, X0:X1]
         a, b = align(t, gt)
         aligned = a * t + b
