@@ -27,9 +27,9 @@ class Photo3DPreferences(bpy.types.AddonPreferences):
         for spec in PREFERENCE_SETTINGS:
             col.prop(self, spec.name)
         col.label(text=engine.onnx_summary())
-        for note in (engine.restart_note(), engine.fallback_note()):
-            if note:
-                col.label(text=note[0].upper() + note[1:], icon="INFO")
+        note = engine.fallback_note()      # the restart note shows in the ONNX Runtime GPU box below
+        if note:
+            col.label(text=note[0].upper() + note[1:], icon="INFO")
         draw_runtime(self.layout, context, self)
 
 

@@ -72,10 +72,9 @@ def installed(kind: str) -> bool:
 
 
 def activate_existing() -> bool:
-    """At register: the installed runtimes go back in use (and leftovers of interrupted work go);
-    True when PyTorch's did."""
-    if offered(ORT_GPU):
-        activate(runtime_dir(ORT_GPU), ORT_GPU)
+    """At register: PyTorch's installed runtime goes back in use (and leftovers of interrupted
+    work go); True when it did. ONNX Runtime GPU's went back first of all, before anything
+    could import ONNX Runtime (``runtime.use_installed_onnxruntime``)."""
     return activate(runtime_dir())
 
 
