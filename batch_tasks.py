@@ -22,11 +22,10 @@ import time
 import uuid
 
 from . import settings
-from .batch_sheet import write_thumbnails
+from .batch_sheet import RECORD, write_thumbnails
 from .inference.errors import Photo3DError
 
 STAGING = ".photo3d-staging-"
-RECORD = "photo3d.json"
 
 
 def read_record(folder: str) -> dict | None:
