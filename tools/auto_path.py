@@ -14,7 +14,6 @@ it, beside the photo and its confidence, into one JPEG.
 """
 import argparse
 import os
-import pickle
 import sys
 import tempfile
 import time
@@ -30,28 +29,13 @@ from real_photos import (  # noqa: E402
     finish,
     real_photos,
     render_still,
+    run_photo,
     scene_for_stills,
     sheet_arguments,
     tile_size,
 )
 
 PATHS = ("circle", "auto")
-
-
-def _result(name, rgb, tmp, cache, depth_model):
-    from photo3d.inference import pipeline
-    cached = cache and os.path.join(cache, name + ".pkl")
-    if cached and os.path.exists(cached):
-        with open(cached, "rb") as f:
-            return pickle.load(f)
-    path = os.path.join(tmp, name + ".png")
-    cv2.imwrite(path, np.ascontiguousarray(rgb[..., ::-1]))
-    result = pipeline.run(path, pipeline.Settings(depth_model=depth_model))
-    if cached:
-        os.makedirs(cache, exist_ok=True)
-        with open(cached, "wb") as f:
-            pickle.dump(result, f)
-    return result
 
 
 def plans(result, frames):
@@ -129,7 +113,7 @@ def main():
         photo3d.register()
     try:
         for name, rgb in photos.items():
-            result = _result(name, rgb, tmp, a.cache, a.depth_model)
+            result = run_photo(name, rgb, tmp, a.depth_model, a.cache)
             p = plans(result, a.frames)
             conf = result.edges.confidence
             rows.append((name, len(result.edges), 1.0 if conf is None else float(conf.mean()), p))

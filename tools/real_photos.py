@@ -27,6 +27,7 @@ confidence, into one JPEG for looking at: torn rims, doubled edges, floating blo
 import argparse
 import contextlib
 import os
+import pickle
 import sys
 import tempfile
 import time
@@ -69,6 +70,24 @@ def real_photos() -> dict[str, np.ndarray]:
     except ImportError:
         print("real_photos: scikit-learn missing: china and flower left out", file=sys.stderr)
     return photos
+
+
+def run_photo(name: str, rgb: np.ndarray, tmp: str, depth_model: str | None = None, cache: str | None = None):
+    """The pipeline's result for one photo at the default settings (written into ``tmp`` as
+    NAME.png); with ``cache``, kept there as NAME.pkl and reused when present."""
+    from photo3d.inference import pipeline
+    cached = cache and os.path.join(cache, name + ".pkl")
+    if cached and os.path.exists(cached):
+        with open(cached, "rb") as f:
+            return pickle.load(f)
+    path = os.path.join(tmp, name + ".png")
+    cv2.imwrite(path, np.ascontiguousarray(rgb[..., ::-1]))
+    result = pipeline.run(path, pipeline.Settings(depth_model=depth_model))
+    if cached:
+        os.makedirs(cache, exist_ok=True)
+        with open(cached, "wb") as f:
+            pickle.dump(result, f)
+    return result
 
 
 def tear_measure(mesh, hfov_deg: float, size: tuple[int, int], depth: np.ndarray | None = None) -> dict:
@@ -238,7 +257,6 @@ def main():
     sheet_arguments(ap, 256)
     a = ap.parse_args()
 
-    from photo3d.inference import pipeline
     photos = real_photos()
     if a.only:
         photos = {k: v for k, v in photos.items() if k in a.only.split(",")}
@@ -250,9 +268,7 @@ def main():
         photo3d.register()
     try:
         for name, rgb in photos.items():
-            path = os.path.join(tmp, name + ".png")
-            cv2.imwrite(path, np.ascontiguousarray(rgb[..., ::-1]))
-            result = pipeline.run(path, pipeline.Settings(depth_model=a.depth_model))
+            result = run_photo(name, rgb, tmp, a.depth_model)
             hm, wm = result.depth.shape
             m = tear_measure(result.foreground_mesh, result.hfov_deg, (wm, hm), result.depth)
             m["confidence"] = float(result.confidence.mean())
