@@ -174,8 +174,10 @@ def dask_client(scheduler: str | None, workers: int, timeout: float = 10.0):
         finally:
             client.close()
         return
-    # Ctrl-C reaches every process of the terminal's group: the workers (and the make children they
-    # start) inherit an ignored SIGINT and leave it to this process, which closes them in order.
+    # Ctrl-C reaches every process of the terminal's group: on Linux and macOS the workers (and the
+    # make children they start) inherit an ignored SIGINT and leave it to this process, which closes
+    # them in order. Windows starts the workers afresh (no inheritance): there they stop on Ctrl-C
+    # themselves, and this process still closes the cluster.
     ignore = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if ignore else None
     try:
