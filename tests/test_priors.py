@@ -179,3 +179,20 @@ def test_a_long_thin_part_of_the_subject_is_straightened_and_a_round_one_is_not(
     column = out[10:90, 34]
     assert np.abs(np.diff(column, 2)).max() < 1e-4                           # straight: linear along it
     assert np.allclose(out[ball], disp[ball]) and np.allclose(out[~(rocket | ball)], 0.1)
+
+
+def test_an_upright_part_stands_at_one_depth_and_a_slanting_one_keeps_its_slope():
+    # A model reads a standing rocket's tip as farther than its foot: orbited, it leans.
+    h, w = 120, 160
+    yy, xx = np.mgrid[0:h, 0:w]
+    disp = np.full((h, w), 0.1, np.float32)
+    rocket = (xx >= 30) & (xx < 38) & (yy >= 10) & (yy < 110)
+    disp[rocket] = (0.3 + 0.003 * yy)[rocket]
+    out = 1 / priors.straighten((1 / disp).astype(np.float32), rocket)
+    assert np.ptp(out[rocket]) < 1e-5 and abs(out[rocket].mean() - disp[rocket].mean()) < 0.01
+    # A boom at 45 degrees (not standing) keeps the slope the model gave it along its length.
+    boom = (np.abs((xx - 80) - (yy - 20)) < 4) & (yy >= 20) & (yy < 100)
+    disp = np.full((h, w), 0.1, np.float32)
+    disp[boom] = (0.3 + 0.003 * yy)[boom]
+    out = 1 / priors.straighten((1 / disp).astype(np.float32), boom)
+    assert np.corrcoef(out[boom], yy[boom])[0, 1] > 0.99

@@ -12,7 +12,9 @@ small model's depth goes against it (issue 19, item 3; measured in docs/real_pho
   at the orbit's end. Relief going away from the camera (a doorway) is kept; so is what runs
   on from the subject at its depth (a saucer under a cup).
 - **Long, thin parts of the subject are straight** (same models): a rocket or a mast whose
-  depth the model bent goes onto a plane of its own (:func:`straighten`).
+  depth the model bent goes onto a plane of its own (:func:`straighten`); one that stands
+  upright onto a vertical plane, at one depth from foot to tip (the model reads a tip as
+  farther than the foot, and the part leans when the camera moves).
 - **The ground is one plane** (same models, found by their normals): where it bulges
   towards the camera (a pier's boards) it goes onto a plane fitted to it
   (:func:`ground_plane`), and it is never pushed behind the subject.
@@ -51,6 +53,9 @@ MIN_PART_SHARE = 0.005
 GROUND_UP = 0.7
 # A part of the subject this many times longer than wide is straightened (straighten).
 ELONGATED = 4.0
+# A long part within this many degrees of the vertical stands upright: it goes onto a
+# vertical plane (its depth the same from foot to tip), not one leaning towards the camera.
+UPRIGHT_DEG = 20.0
 # What runs on from the subject's edge within this disparity ratio of it is attached to it.
 ATTACHED = 1.05
 
@@ -124,14 +129,15 @@ def sky_far(depth: np.ndarray, sky: np.ndarray, rgb: np.ndarray | None = None,
     return (1.0 / (disp + weight * (far - disp))).astype(np.float32)
 
 
-def _plane(disp: np.ndarray, where: np.ndarray, iters: int = 5) -> np.ndarray:
+def _plane(disp: np.ndarray, where: np.ndarray, iters: int = 5, upright: bool = False) -> np.ndarray:
     """Disparity plane a x + b y + c fitted to ``disp`` over ``where`` (Huber-weighted
-    least squares: the bumps the prior removes must not tilt the plane)."""
+    least squares: the bumps the prior removes must not tilt the plane). ``upright``: b = 0,
+    a vertical plane before a level camera."""
     h, w = disp.shape
     ys, xs = np.nonzero(where)
     step = max(1, len(ys) // 20000)          # a plane needs no more samples than this
     ys, xs = ys[::step], xs[::step]
-    a = np.stack([xs / w, ys / h, np.ones(xs.size)], 1)
+    a = np.stack([xs / w, ys / h * (not upright), np.ones(xs.size)], 1)
     v = disp[ys, xs].astype(np.float64)
     coef = np.linalg.lstsq(a, v, rcond=None)[0]
     for _ in range(iters):
@@ -204,13 +210,20 @@ def straighten(depth: np.ndarray, subject: np.ndarray) -> np.ndarray:
         # The rotated rectangle of the part's outline (of all its pixels: ten times slower).
         outline, _ = cv2.findContours((lab[y:y + bh, x:x + bw] == i).astype(np.uint8), cv2.RETR_EXTERNAL,
                                       cv2.CHAIN_APPROX_SIMPLE)
-        _, (a, b), _ = cv2.minAreaRect(np.concatenate(outline))
+        _, (a, b), angle = cv2.minAreaRect(np.concatenate(outline))
         if max(a, b) < ELONGATED * max(1.0, min(a, b)) or area < 0.5 * a * b:
             continue
         part = lab == i
         disp = masks.disparity(depth) if disp is None else disp
-        disp[part] = np.maximum(_plane(disp, part)[part], disp[part].min())
+        disp[part] = np.maximum(_plane(disp, part, upright=_upright(a, b, angle))[part], disp[part].min())
     return depth if disp is None else (1.0 / disp).astype(np.float32)
+
+
+def _upright(a: float, b: float, angle: float) -> bool:
+    """Whether a rotated rectangle (``cv2.minAreaRect``'s sides and angle) stands within
+    ``UPRIGHT_DEG`` of the vertical."""
+    long_side_deg = angle if a >= b else angle + 90.0     # side a lies at ``angle`` from the x axis
+    return abs(abs(long_side_deg % 180.0) - 90.0) <= UPRIGHT_DEG
 
 
 def ground_mask(normals: np.ndarray, subject: np.ndarray | None = None) -> np.ndarray:
