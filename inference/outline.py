@@ -27,6 +27,11 @@ from .layers import REL_JUMP, occlusion_edges, pieces
 # own outline; smaller bits are the model's clutter (flecks of a shuttle model behind an
 # astronaut), which settled on their own outlines tore off as floating flecks.
 OWN_PART_SHARE = 0.005
+# A part of a model's subject whose outline shows less colour contrast than this (RGB
+# distance of the local means either side, measured at DISTINCT_SCALE of the frame) is a
+# piece of a larger surface, not an object (distinct_parts).
+DISTINCT = 0.07
+DISTINCT_SCALE = 0.01
 
 
 def outline_mask(subject: np.ndarray, person: np.ndarray | None, reach: float) -> np.ndarray:
@@ -43,6 +48,50 @@ def outline_mask(subject: np.ndarray, person: np.ndarray | None, reach: float) -
     if not big.any():
         return person
     return person | (subject & masks.grow(big, r))
+
+
+def distinct_parts(subject: np.ndarray, rgb: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
+    """The parts of a model's ``subject`` that stand out in colour from what surrounds them.
+
+    A small model also marks as subject a piece of something larger: the top corner of a
+    building's facade, a sunlit patch of a yard's floor. Settled on its outline, such a
+    piece tears off the rest of its surface when the camera moves. Along a true outline the
+    colour inside differs from the colour outside; along such a piece's, it does not. A part
+    goes when the median colour contrast across its outline (local means on either side,
+    RGB in [0, 1], at ``DISTINCT_SCALE`` of the frame's long side) is under ``DISTINCT``;
+    parts touching ``keep`` (a person the segmenter found) stay."""
+    n, lab = cv2.connectedComponents(subject.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return subject
+    h, w = subject.shape
+    sigma = max(2.0, DISTINCT_SCALE * max(h, w))
+    rgb = np.ascontiguousarray(rgb, dtype=np.float32)
+    inside = cv2.erode(subject.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    rim = subject & ~inside
+    rim[:2], rim[-2:], rim[:, :2], rim[:, -2:] = False, False, False, False     # the frame cuts there
+    kept = np.zeros(n, bool)
+    kept[0] = True
+    if keep is not None:
+        kept[np.unique(lab[keep])] = True
+    out = subject.copy()
+    for i in range(1, n):
+        if kept[i]:
+            continue
+        part = lab == i
+        ys, xs = np.nonzero(part & rim)
+        if ys.size < 10:
+            continue
+        # Local means on either side of the outline, over a window round the part only.
+        y0, y1 = max(0, ys.min() - int(3 * sigma)), min(h, ys.max() + int(3 * sigma) + 1)
+        x0, x1 = max(0, xs.min() - int(3 * sigma)), min(w, xs.max() + int(3 * sigma) + 1)
+        m = part[y0:y1, x0:x1].astype(np.float32)
+        c = rgb[y0:y1, x0:x1]
+        a, b = cv2.GaussianBlur(m, (0, 0), sigma), cv2.GaussianBlur(1 - m, (0, 0), sigma)
+        mean_in = cv2.GaussianBlur(c * m[..., None], (0, 0), sigma)[ys - y0, xs - x0] / np.maximum(a[ys - y0, xs - x0], 1e-6)[:, None]
+        mean_out = cv2.GaussianBlur(c * (1 - m)[..., None], (0, 0), sigma)[ys - y0, xs - x0] / np.maximum(b[ys - y0, xs - x0], 1e-6)[:, None]
+        if np.median(np.linalg.norm(mean_in - mean_out, axis=1)) < DISTINCT:
+            out[part] = False
+    return out
 
 
 def _nearest_at(dist: np.ndarray, region: np.ndarray, reach: float) -> tuple[np.ndarray, np.ndarray] | None:

@@ -299,14 +299,16 @@ def depth_stage(photo: Photo, texture: np.ndarray, mesh_size: tuple[int, int], s
         subject = resize(subj_small.astype(np.float32), mesh_size) > 0.5
     rgb_m = resize(texture, mesh_size)
     scale = mesh_size[0] / d_small.shape[1]       # mesh pixels per model pixel
+    t = time.perf_counter()
+    if subject is not None and subject.any():
+        if person_small is not None:
+            person = resize(person_small.astype(np.float32), mesh_size) > 0.5
+        subject = outline.distinct_parts(subject, rgb_m, person)
     if subject is not None and subject.any():
         # The model's depth is blurred across the subject's outline over a few of its
         # pixels, and the mask falls short of a contrasting edge by a few: settle the
         # depth on the mask and grow the mask to the edge (outline.py). A person's mask
         # is sharper than the model's subject: round a person, it is the outline.
-        t = time.perf_counter()
-        if person_small is not None:
-            person = resize(person_small.astype(np.float32), mesh_size) > 0.5
         sharp = outline.outline_mask(subject, person, OUTLINE_BLUR_OUT * scale)
         depth_m, behind = outline.settle(depth_m, sharp, OUTLINE_BLUR_OUT * scale, OUTLINE_BLUR_IN * scale, rgb_m)
         # What went back onto the background is no part of the subject (round a person,

@@ -182,3 +182,20 @@ def test_the_layer_behind_a_subject_holds_none_of_its_blurred_edge(tmp_path):
     ring[110:] = False                  # its top half: where it stands against the table behind
     luma = r.background[ring].mean(1)
     assert luma.max() < 0.5, f"the layer behind keeps the cup's white edge (brightest {luma.max():.2f})"
+
+
+def test_a_piece_of_a_facade_is_no_subject_and_an_object_is():
+    # A small model marked the top corner of a building's facade as its subject: the same
+    # fine texture runs on across that outline. A red box on the wall stands out.
+    h, w = 120, 160
+    yy, xx = np.mgrid[:h, :w]
+    rgb = np.full((h, w, 3), 0.45, np.float32)
+    rgb += np.random.default_rng(0).normal(0, 0.04, (h, w, 1)).astype(np.float32)
+    piece = (yy < 40) & (xx > 100)
+    box = (yy > 60) & (yy < 100) & (xx > 20) & (xx < 60)
+    rgb[box] = (0.8, 0.15, 0.1)
+    out = outline.distinct_parts(piece | box, rgb)
+    assert out[box].all() and not out[piece].any()
+    # A person the segmenter found keeps whatever the model marked on them.
+    assert outline.distinct_parts(piece, rgb, keep=piece & (xx > 140))[piece].all()
+    assert outline.distinct_parts(np.zeros((h, w), bool), rgb).sum() == 0

@@ -1,5 +1,6 @@
 """Scene priors (inference/depth/priors.py): the sky farthest and flat, what stands behind the
 subject behind it and planar; and which models get them."""
+import cv2
 import numpy as np
 
 from photo3d.inference import depth as depth_models
@@ -196,3 +197,22 @@ def test_an_upright_part_stands_at_one_depth_and_a_slanting_one_keeps_its_slope(
     disp[boom] = (0.3 + 0.003 * yy)[boom]
     out = 1 / priors.straighten((1 / disp).astype(np.float32), boom)
     assert np.corrcoef(out[boom], yy[boom])[0, 1] > 0.99
+
+
+def test_a_sunlit_white_wall_below_a_blue_sky_is_no_sky():
+    # A soft photo: the blue sky runs into a warm white wall (brighter, as flat) through
+    # no edge at all; the wall used to join the sky and go to the far depth in strips.
+    h, w = 96, 128
+    rgb = np.zeros((h, w, 3), np.float32)
+    rgb[:30] = (0.83, 0.88, 0.94)                          # pale blue sky
+    rgb[30:70, 64:] = (0.98, 0.976, 0.96)                   # white wall, warmer than grey
+    rgb[30:70, :64] = (0.4, 0.3, 0.2)                       # a roof, a doorway: not sky
+    rgb[70:] = (0.5, 0.45, 0.4)
+    rgb = cv2.GaussianBlur(rgb, (0, 0), 3)
+    sky = priors.sky_mask(rgb)
+    assert sky[:24].mean() > 0.95 and not sky[40:].any()
+    # Under a hazy, warm sky (a sunset's) the warm rule does not apply.
+    warm = rgb.copy()
+    warm[:30] = (0.93, 0.9, 0.85)
+    warm[30:70, 64:] = (0.93, 0.9, 0.85)
+    assert priors.sky_mask(cv2.GaussianBlur(warm, (0, 0), 3))[:24].mean() > 0.95

@@ -6,8 +6,9 @@
 The photos ship inside packages the project already uses, so nothing is downloaded:
 scikit-image's ``skimage.data`` (astronaut, coffee, chelsea, rocket, camera, the left
 photo of the Motorcycle stereo pair), matplotlib's sample data (grace_hopper.jpg) and
-scikit-learn's sample images (china.jpg, flower.jpg). A package that is missing only
-drops its photos.
+scikit-learn's sample images (china.jpg, flower.jpg), and views of a shore, a street, a
+tree and a yard cut from the photographic HDRIs inside the bpy wheel (``HDRI_VIEWS``). A
+package that is missing only drops its photos.
 
 For each photo the pipeline runs with the default settings and the photo layer's mesh is
 measured (``tear_measure``):
@@ -44,6 +45,11 @@ RENDERS = (("circle", "circle", "reveal"), ("orbit end", "orbit", "reveal"),
            ("orbit other end", "orbit", "opposite"), ("dolly-zoom end", "dolly-zoom", "reveal"))
 
 
+# (photo name, HDRI, degrees above and right of its sun: see tools/hdri_photo.py)
+HDRI_VIEWS = (("shore", "sunset", 15.0, 10.0), ("street", "city", 40.0, 20.0), ("tree", "forest", 5.0, 0.0),
+              ("yard", "courtyard", 5.0, 0.0))
+
+
 def real_photos() -> dict[str, np.ndarray]:
     """name -> RGB uint8 photo, from the packages that are installed."""
     photos = {}
@@ -69,6 +75,12 @@ def real_photos() -> dict[str, np.ndarray]:
             photos[os.path.splitext(os.path.basename(path))[0]] = img
     except ImportError:
         print("real_photos: scikit-learn missing: china and flower left out", file=sys.stderr)
+    # Outdoor scenes the packages lack (a shore, a street, a tree, a yard): views cut from the
+    # photographic HDRIs inside the bpy wheel. Soft (1K panoramas), but real photographs.
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from hdri_photo import hdri_crop
+    for name, hdri, above, right in HDRI_VIEWS:
+        photos[name] = hdri_crop(hdri, (512, 384), 60.0, above, right)[..., ::-1]
     return photos
 
 
