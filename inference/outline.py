@@ -86,12 +86,17 @@ def distinct_parts(subject: np.ndarray, rgb: np.ndarray, keep: np.ndarray | None
         x0, x1 = max(0, xs.min() - int(3 * sigma)), min(w, xs.max() + int(3 * sigma) + 1)
         m = part[y0:y1, x0:x1].astype(np.float32)
         c = rgb[y0:y1, x0:x1]
-        a, b = cv2.GaussianBlur(m, (0, 0), sigma), cv2.GaussianBlur(1 - m, (0, 0), sigma)
-        mean_in = cv2.GaussianBlur(c * m[..., None], (0, 0), sigma)[ys - y0, xs - x0] / np.maximum(a[ys - y0, xs - x0], 1e-6)[:, None]
-        mean_out = cv2.GaussianBlur(c * (1 - m)[..., None], (0, 0), sigma)[ys - y0, xs - x0] / np.maximum(b[ys - y0, xs - x0], 1e-6)[:, None]
-        if np.median(np.linalg.norm(mean_in - mean_out, axis=1)) < DISTINCT:
+        at = (ys - y0, xs - x0)
+        contrast = _local_mean(c, m, sigma, at) - _local_mean(c, 1 - m, sigma, at)
+        if np.median(np.linalg.norm(contrast, axis=1)) < DISTINCT:
             out[part] = False
     return out
+
+
+def _local_mean(rgb: np.ndarray, weight: np.ndarray, sigma: float, at: tuple) -> np.ndarray:
+    """The ``weight``-ed local mean colour of ``rgb`` at the pixels ``at`` (rows, cols)."""
+    den = np.maximum(cv2.GaussianBlur(weight, (0, 0), sigma)[at], 1e-6)
+    return cv2.GaussianBlur(rgb * weight[..., None], (0, 0), sigma)[at] / den[:, None]
 
 
 def _nearest_at(dist: np.ndarray, region: np.ndarray, reach: float) -> tuple[np.ndarray, np.ndarray] | None:
