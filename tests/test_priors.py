@@ -216,3 +216,23 @@ def test_a_sunlit_white_wall_below_a_blue_sky_is_no_sky():
     warm[:30] = (0.93, 0.9, 0.85)
     warm[30:70, 64:] = (0.93, 0.9, 0.85)
     assert priors.sky_mask(cv2.GaussianBlur(warm, (0, 0), 3))[:24].mean() > 0.95
+
+
+def test_a_mast_against_the_sky_stands_upright_and_a_building_or_the_subject_is_left_alone():
+    h, w = 120, 160
+    yy, xx = np.mgrid[0:h, 0:w]
+    sky = yy < 90                                          # the horizon at row 90
+    mast = (xx >= 30) & (xx < 36) & (yy >= 10) & (yy < 90)
+    building = (xx >= 80) & (xx < 130) & (yy >= 40) & (yy < 90)
+    rocket = (xx >= 60) & (xx < 66) & (yy >= 20) & (yy < 90)
+    sky &= ~(mast | building | rocket)
+    disp = np.full((h, w), 0.05, np.float32)
+    disp[~sky] = (0.2 + 0.004 * yy)[~sky]                  # the model bent each along its height
+    out = 1 / priors.against_sky((1 / disp).astype(np.float32), sky, rocket)
+    top = mast & (yy < 70)                                 # above the fade towards the horizon
+    assert np.ptp(out[top]) < 1e-4 and abs(out[top].mean() - disp[mast].mean()) < 0.05
+    assert np.allclose(out[building], disp[building]) and np.allclose(out[rocket], disp[rocket])
+    # It fades out towards the horizon, where the mast runs on down to its foot.
+    assert abs(out[89, 33] - disp[89, 33]) < 0.01
+    depth = (1 / disp).astype(np.float32)
+    assert priors.against_sky(depth, np.zeros_like(sky)) is depth          # no sky, nothing stands against it

@@ -15,6 +15,10 @@ small model's depth goes against it (issue 19, item 3; measured in docs/real_pho
   depth the model bent goes onto a plane of its own (:func:`straighten`); one that stands
   upright onto a vertical plane, at one depth from foot to tip (the model reads a tip as
   farther than the foot, and the part leans when the camera moves).
+- **What stands against the sky stands upright** (same models): a mast, a lattice tower or
+  a lamp post above the horizon, outside the subject, several times taller than wide, goes
+  onto a vertical plane (:func:`against_sky`), fading out towards the horizon; the sky's
+  depth bleeds into such thin structures and they bent along their height.
 - **The ground is one plane** (same models, found by their normals): where it bulges
   towards the camera (a pier's boards) it goes onto a plane fitted to it
   (:func:`ground_plane`), and it is never pushed behind the subject.
@@ -29,7 +33,7 @@ import numpy as np
 
 from .. import masks
 
-__all__ = ["sky_mask", "sky_far", "behind_subject", "ground_mask", "ground_plane", "straighten", "apply",
+__all__ = ["sky_mask", "sky_far", "against_sky", "behind_subject", "ground_mask", "ground_plane", "straighten", "apply",
            "BEHIND_GAP", "RELIEF"]
 
 # The background starts this much farther (in depth) than the subject's far side.
@@ -233,6 +237,42 @@ def _upright(a: float, b: float, angle: float) -> bool:
     return abs(abs(long_side_deg % 180.0) - 90.0) <= UPRIGHT_DEG
 
 
+def against_sky(depth: np.ndarray, sky: np.ndarray, subject: np.ndarray | None = None) -> np.ndarray:
+    """Tall, thin structures standing against the sky (a mast, a lattice tower, a lamp
+    post), above the horizon and outside the subject, onto a vertical plane each: a small
+    model's depth bends them along their height (the sky's depth bleeds into them), and
+    they sway when the camera moves."""
+    h, w = depth.shape
+    if sky.mean() < 0.05:
+        return depth
+    cols = sky.any(axis=0)
+    lowest = h - 1 - np.argmax(sky[::-1], axis=0)            # each column's lowest sky row
+    horizon = int(np.median(lowest[cols]))
+    cand = ~sky
+    if subject is not None:
+        cand &= ~subject
+    cand[horizon:] = False
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(cand.astype(np.uint8), connectivity=8)
+    # What touches the subject is a part of it the mask missed (a rocket's tip), not a
+    # structure of its own.
+    touching = np.zeros(n, bool)
+    if subject is not None and subject.any():
+        touching[np.unique(lab[cv2.dilate(subject.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0])] = True
+    disp = None
+    for i in range(1, n):
+        x, y, bw, bh, area = stats[i]
+        # Standing: reaches the horizon, several times taller than wide, upright.
+        if touching[i] or y + bh < horizon - 1 or bh < ELONGATED * max(1, bw) or area < MIN_PART_SHARE * h * w:
+            continue
+        part = lab == i
+        disp = masks.disparity(depth) if disp is None else disp
+        plane = np.maximum(_plane(disp, part, upright=True)[part], disp[part].min())
+        # Fading out towards the horizon, where the structure runs on down to its foot.
+        fade = np.clip((horizon - np.nonzero(part)[0]) / max(1.0, FOOT_BAND * h), 0, 1)
+        disp[part] += fade * (plane - disp[part])
+    return depth if disp is None else (1.0 / disp).astype(np.float32)
+
+
 def ground_mask(normals: np.ndarray, subject: np.ndarray | None = None) -> np.ndarray:
     """The ground: facing up by the model's ``normals``, in the lower two thirds, reached
     from the bottom edge, outside the subject."""
@@ -261,11 +301,14 @@ def ground_plane(depth: np.ndarray, ground: np.ndarray) -> np.ndarray:
 
 def apply(depth: np.ndarray, rgb: np.ndarray, subject: np.ndarray | None, portrait: bool = False,
           normals: np.ndarray | None = None) -> np.ndarray:
-    """The priors in order: the sky farthest, then (given a ``subject``) what stands behind
-    it, then (given the model's ``normals``) the ground. The pipeline hands the subject and
-    the normals only for a model whose layout is guesswork."""
+    """The priors in order: the sky farthest, then (given a ``subject``) what stands against
+    the sky and what stands behind the subject, then (given the model's ``normals``) the
+    ground. The pipeline hands the subject and the normals only for a model whose layout
+    is guesswork."""
     sky = sky_mask(rgb, strict=portrait)
     depth = sky_far(depth, sky, rgb, subject)
+    if subject is not None:
+        depth = against_sky(depth, sky, subject)
     # The ground runs under the subject's foot, or (the foot below the frame) in front of it:
     # it is not pushed behind the subject, only made one plane.
     ground = ground_mask(normals, subject) if normals is not None else np.zeros(depth.shape, bool)
