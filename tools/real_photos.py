@@ -21,7 +21,7 @@ measured (``tear_measure``):
   sheet over a depth step that was not cut), as a share of the frame's area.
 
 It prints a Markdown table. With ``--sheet`` it also renders (Cycles, emission only, few
-samples) each photo's default path (circle) at its most revealing frame, both ends of the
+samples) each photo's default path (auto) at its most revealing frame, both ends of the
 orbit and the dolly zoom's most revealing frame, beside the photo, its depth and its
 confidence, into one JPEG for looking at: torn rims, doubled edges, floating blobs.
 """
@@ -41,7 +41,7 @@ CRUMB_PX = 50                # mesh pixels: pieces smaller than this are crumbs,
 STRETCH = (1.3, 2.0)         # corner depth ratios
 # (column label, preset, which frame): "reveal" = the frame the reveal estimate picks,
 # "opposite" = the frame farthest from it along the path.
-RENDERS = (("circle", "circle", "reveal"), ("orbit end", "orbit", "reveal"),
+RENDERS = (("auto (default)", "auto", "reveal"), ("orbit end", "orbit", "reveal"),
            ("orbit other end", "orbit", "opposite"), ("dolly-zoom end", "dolly-zoom", "reveal"))
 
 
