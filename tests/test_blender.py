@@ -392,6 +392,9 @@ def test_a_user_object_round_the_camera_is_named_not_touched(empty_scene, box_fi
     cube.location.x = 5.0
     bpy.context.view_layer.update()
     assert build.objects_around_camera(sc) == []
+    main = types.SimpleNamespace(layout=_Layout(bpy))
+    PHOTO3D_PT_main.draw(main, bpy.context)                # the panel remembers until the scene changes
+    assert not any("surrounds the camera" in t for t in main.layout.labels)
     cube.hide_render = True
     cube.location.x = 0.0
     bpy.context.view_layer.update()
