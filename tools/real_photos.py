@@ -7,7 +7,8 @@ The photos ship inside packages the project already uses, so nothing is download
 scikit-image's ``skimage.data`` (astronaut, coffee, chelsea, rocket, camera, the left
 photo of the Motorcycle stereo pair), matplotlib's sample data (grace_hopper.jpg) and
 scikit-learn's sample images (china.jpg, flower.jpg), and views of a shore, a street, a
-tree and a yard cut from the photographic HDRIs inside the bpy wheel (``HDRI_VIEWS``). A
+tree, a yard, a misty field, a park at night and slim trunks cut from the photographic
+HDRIs inside the bpy wheel (``HDRI_VIEWS``). A
 package that is missing only drops its photos.
 
 For each photo the pipeline runs with the default settings and the photo layer's mesh is
@@ -47,7 +48,8 @@ RENDERS = (("auto (default)", "auto", "reveal"), ("orbit end", "orbit", "reveal"
 
 # (photo name, HDRI, degrees above and right of its sun: see tools/hdri_photo.py)
 HDRI_VIEWS = (("shore", "sunset", 15.0, 10.0), ("street", "city", 40.0, 20.0), ("tree", "forest", 5.0, 0.0),
-              ("yard", "courtyard", 5.0, 0.0))
+              ("yard", "courtyard", 5.0, 0.0), ("field", "sunrise", 10.0, 0.0), ("night", "night", 10.0, 0.0),
+              ("trunks", "forest", 5.0, 120.0))
 
 
 def real_photos() -> dict[str, np.ndarray]:
