@@ -54,7 +54,7 @@ def distinct_parts(subject: np.ndarray, rgb: np.ndarray, keep: np.ndarray | None
     """The parts of a model's ``subject`` that stand out in colour from what surrounds them.
 
     A small model also marks as subject a piece of something larger: the top corner of a
-    building's facade, a sunlit patch of a yard's floor. Settled on its outline, such a
+    building's facade, a stretch of a lattice tower against the sky. Settled on its outline, such a
     piece tears off the rest of its surface when the camera moves. Along a true outline the
     colour inside differs from the colour outside; along such a piece's, it does not. A part
     goes when the median colour contrast across its outline (local means on either side,
