@@ -116,7 +116,7 @@ def main():
             result = run_photo(name, rgb, tmp, a.depth_model, a.cache)
             p = plans(result, a.frames)
             conf = result.edges.confidence
-            rows.append((name, len(result.edges), 1.0 if conf is None else float(conf.mean()), p))
+            rows.append((name, len(result.edges), 1.0 if conf is None or not conf.size else float(conf.mean()), p))
             print(f"auto_path: {name} done at {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
             if a.sheet:
                 size = tile_size(result, a.size)
@@ -133,9 +133,11 @@ def main():
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, _, conf, p in rows:
         (cp, cu, cx), (ap_, au, ax) = p["circle"], p["auto"]
+        # No occlusion edge (a plain recession): nothing to reveal, no search, the preset's own loop.
+        choice = (f"{ap_.auto.amplitude:.2f} | {ap_.auto.direction_deg:.0f}" if ap_.auto is not None
+                  else "- (no edge) | -")
         print(f"| {name} | {conf:.2f} | {100 * cp.reveal:.2f} | {100 * cu:.2f} | {100 * cx:.1f} "
-              f"| {100 * ap_.reveal:.2f} | {100 * au:.2f} | {100 * ax:.1f} | {ap_.auto.amplitude:.2f} "
-              f"| {ap_.auto.direction_deg:.0f} |")
+              f"| {100 * ap_.reveal:.2f} | {100 * au:.2f} | {100 * ax:.1f} | {choice} |")
     finish(sheet_rows, a.sheet, "auto_path", t0)
 
 
