@@ -76,3 +76,19 @@ def test_z_pass_is_z_depth():
     res = ast.literal_eval([ln for ln in r.stdout.splitlines() if ln.startswith("{")][-1])
     assert abs(res["min"] - 5.0) < 1e-3 and abs(res["max"] - 5.0) < 1e-3
     assert res["expected_ray_length_corner"] > 7.0
+
+
+def test_rich_adds_to_the_same_scenes(generated, tmp_path):
+    """--rich (pools of light, lamps, lattice towers) is drawn from its own RNG: the scene,
+    camera and exposure draws are the plain sample's, and only the extras change the frame."""
+    r = run("--out", str(tmp_path), "--count", "2", "--seed", str(SEED), "--size", "64x48", "--samples", "2",
+            "--rich")
+    assert r.returncode == 0, r.stdout + r.stderr
+    changed = 0
+    for name in ("000000.npz", "000001.npz"):
+        plain, rich = np.load(os.path.join(generated, name)), np.load(os.path.join(tmp_path, name))
+        for k in ("scene", "subject", "hfov", "pitch", "roll", "cam_height", "world"):
+            assert plain[k] == rich[k], k
+        assert np.isfinite(rich["depth"]).all() and (rich["depth"] > 0).all()
+        changed += not np.array_equal(plain["rgb"], rich["rgb"])
+    assert changed >= 1            # at seed 1 the outdoor frame gets an extra

@@ -38,6 +38,7 @@ from mathutils import Matrix, Quaternion, Vector  # noqa: E402
 SUBJECT_INDEX = 1          # pass_index of every part of the designated subject
 STRUCT_INDEX = 2           # floor, walls, terrain, buildings (never salient)
 FIRST_THING_INDEX = 10     # clutter "things" get 10, 11, ... (one per thing)
+RICH_STREAM = 7919         # the --rich extras' own RNG stream: [seed, index, attempt, RICH_STREAM]
 
 SCENE_KINDS = ("room", "studio", "nature", "street")
 SCENE_PROBS = (0.30, 0.15, 0.30, 0.25)
@@ -943,6 +944,7 @@ def build_room(b, hfov, vfov, want_subject):
         b.scene.collection.objects.link(ob)
         ob.location = (rng.uniform(0.3, W - 0.3), rng.uniform(0.3, D - 0.3), rng.uniform(0.5, Hr - 0.3))
     cz = min(cz, Hr - 0.3)
+    b.room = (W, D, Hr)
     return (cx, cy, cz), yaw, pitch, subj
 
 
@@ -1084,6 +1086,7 @@ def build_nature(b, hfov, vfov, want_subject):
     scatter(b, hf, ["tree", "tree", "rock", "rock", "blob", "pole", "plant", "stack", "torus", "text"],
             int(rng.integers(8, 20)), 1.5, 30, 0.8, yaw)
     scatter(b, hf, ["tree", "tree", "tree", "rock"], int(rng.integers(5, 30)), 25, 150, 0.9, yaw)
+    b.ground = hf
     return (0.0, 0.0, float(hf(0, 0)) + cz_rel), yaw, pitch, subj
 
 
@@ -1130,6 +1133,123 @@ def build_street(b, hfov, vfov, want_subject):
         else:
             b.discard(g, idx)
     return (cx, 0.0, cz), yaw, pitch, subj
+
+
+# --------------------------------------------------------------------------- --rich extras
+
+def _emitter(b, strength, color):
+    mat = bpy.data.materials.new("lamp")
+    mat.use_nodes = True
+    nt = mat.node_tree
+    for n in list(nt.nodes):
+        if n.type != "OUTPUT_MATERIAL":
+            nt.nodes.remove(n)
+    em = nt.nodes.new("ShaderNodeEmission")
+    em.inputs["Strength"].default_value = strength
+    em.inputs["Color"].default_value = tuple(color) + (1.0,)
+    nt.links.new(em.outputs["Emission"], nt.nodes["Material Output"].inputs["Surface"])
+    return mat
+
+
+def _flat(rng, color):
+    """A plain material from the extras' own RNG (SceneBuilder.make_material draws from the
+    scene's, which would change the plain sample's camera and exposure)."""
+    mat = bpy.data.materials.new("flat")
+    mat.use_nodes = True
+    bsdf = mat.node_tree.nodes["Principled BSDF"]
+    bsdf.inputs["Base Color"].default_value = color
+    bsdf.inputs["Roughness"].default_value = rng.uniform(0.3, 0.9)
+    bsdf.inputs["Metallic"].default_value = rng.uniform(0.0, 0.8)
+    return mat
+
+
+def _aim_down(ob, target):
+    """Point a spot light (it shines along its -z) at ``target``."""
+    d = Vector(ob.location) - Vector(target)
+    ob.rotation_euler = d.to_track_quat("Z", "Y").to_euler()
+
+
+def add_extras(b, rng, kind, cam_pos, yaw):
+    """``--rich``: what the shipped net reads wrongly on real photos, drawn from a separate
+    RNG so that the scene and camera are those of the plain sample. Pools of hard light on
+    the floor (a sunlit patch is not nearer than the shade round it), bright lamps (a glare
+    is not a near object) and lattice towers against the sky (thin members, sky through
+    them, standing straight)."""
+    fwd = np.array([-math.sin(yaw), math.cos(yaw)])
+    side = np.array([math.cos(yaw), math.sin(yaw)])
+    ground = getattr(b, "ground", None) or (lambda x, y: 0.0)
+
+    def ahead(dist, lateral):
+        p = np.asarray(cam_pos[:2]) + fwd * dist + side * lateral
+        return float(p[0]), float(p[1]), float(ground(p[0], p[1]))
+
+    room = getattr(b, "room", None) if kind == "room" else None
+    if kind != "studio" and rng.random() < 0.5:                      # pools of light
+        for _ in range(int(rng.integers(1, 4))):
+            if room is not None:
+                W, D, Hr = room
+                x, y, z = rng.uniform(0.3, W - 0.3), rng.uniform(0.5, D - 0.3), 0.0
+                height = Hr - 0.1
+            else:
+                d = rng.uniform(2, 25)
+                x, y, z = ahead(d, rng.uniform(-0.5, 0.5) * d)
+                height = rng.uniform(3, 10)
+            la = bpy.data.lights.new("pool", "SPOT")
+            la.energy = rng.uniform(500, 4000) * (height / 3) ** 2
+            la.spot_size = rng.uniform(0.2, 0.7)
+            la.spot_blend = rng.uniform(0.02, 0.3)
+            la.shadow_soft_size = rng.uniform(0.0, 0.05)
+            la.color = tuple(srgb_to_linear(colorsys.hsv_to_rgb(rng.uniform(0.05, 0.15), rng.uniform(0, 0.3), 1)))
+            ob = bpy.data.objects.new("pool", la)
+            b.scene.collection.objects.link(ob)
+            ob.location = (x + rng.normal(0, 0.3), y + rng.normal(0, 0.3), z + height)
+            _aim_down(ob, (x, y, z))
+    if rng.random() < 0.35:                                          # lamps
+        for _ in range(int(rng.integers(1, 6))):
+            r = rng.uniform(0.03, 0.15)
+            if room is not None:
+                W, D, Hr = room
+                loc = (rng.uniform(0.2, W - 0.2), rng.uniform(0.5, D - 0.1), rng.uniform(1.2, Hr - 0.2))
+            else:
+                d = rng.uniform(3, 60)
+                x, y, z = ahead(d, rng.uniform(-0.6, 0.6) * d)
+                loc = (x, y, z + rng.uniform(2, 8))
+                if rng.random() < 0.6:                               # on a post
+                    b.add(cyl_mesh("post", rng.uniform(0.03, 0.1), loc[2] - z, 8),
+                          _flat(rng, rand_color(rng, sat=(0, 0.2), val=(0.05, 0.4))),
+                          Matrix.Translation((x, y, z)), index=STRUCT_INDEX)
+            warm = colorsys.hsv_to_rgb(rng.uniform(0.05, 0.16), rng.uniform(0.2, 0.8), 1)
+            b.add(blob_mesh("lamp", rng, r, amp=0.0, subdiv=2), _emitter(b, rng.uniform(20, 300), warm),
+                  Matrix.Translation(loc), index=STRUCT_INDEX)
+    if kind in ("nature", "street") and rng.random() < 0.3:         # a lattice tower
+        d = math.exp(rng.uniform(math.log(8), math.log(80)))
+        x, y, z = ahead(d, rng.uniform(-0.5, 0.5) * d)
+        hgt = rng.uniform(8, 45)
+        w0 = rng.uniform(1.0, 4.0)
+        w1 = w0 * rng.uniform(0.25, 1.0)
+        rad = rng.uniform(0.02, 0.08) * (1 + d / 40)
+        mat = _flat(rng, rand_color(rng, sat=(0, 0.3), val=(0.05, 0.6)))
+        rot = rng.uniform(0, math.pi / 2)
+        c, sn = math.cos(rot), math.sin(rot)
+
+        def corner(k, t):                 # corner k (0..3) at height fraction t
+            half = 0.5 * (w0 + (w1 - w0) * t)
+            u, v = ((-1, -1), (1, -1), (1, 1), (-1, 1))[k]
+            return (x + half * (u * c - v * sn), y + half * (u * sn + v * c), z + hgt * t)
+
+        def member(p0, p1):
+            length = (Vector(p1) - Vector(p0)).length
+            if length > 1e-3:
+                b.add(cyl_mesh("truss", rad, length, 6), mat, segment_matrix(p0, p1), index=STRUCT_INDEX)
+
+        levels = max(2, int(hgt / max(w0, 1.0)))
+        for k in range(4):
+            member(corner(k, 0), corner(k, 1))
+        for i in range(levels):
+            t0, t1 = i / levels, (i + 1) / levels
+            for k in range(4):
+                member(corner(k, t1), corner((k + 1) % 4, t1))
+                member(corner(k, t0), corner((k + 1) % 4, t1))
 
 
 # --------------------------------------------------------------------------- one image
@@ -1182,10 +1302,10 @@ def degenerate(a):
     return None
 
 
-def render_sample(seed, index, size, samples, max_depth, photos, hdris, workdir, attempts=4):
+def render_sample(seed, index, size, samples, max_depth, photos, hdris, workdir, attempts=4, rich=False):
     """render_one with redraws (attempt 1, 2, ...) while the frame is degenerate."""
     for attempt in range(attempts):
-        a = render_one(seed, index, size, samples, max_depth, photos, hdris, workdir, attempt)
+        a = render_one(seed, index, size, samples, max_depth, photos, hdris, workdir, attempt, rich)
         why = degenerate(a)
         if why is None:
             break
@@ -1194,7 +1314,7 @@ def render_sample(seed, index, size, samples, max_depth, photos, hdris, workdir,
     return a
 
 
-def render_one(seed, index, size, samples, max_depth, photos, hdris, workdir, attempt=0):
+def render_one(seed, index, size, samples, max_depth, photos, hdris, workdir, attempt=0, rich=False):
     rng = np.random.default_rng([seed, index, attempt] if attempt else [seed, index])
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
@@ -1216,6 +1336,8 @@ def render_one(seed, index, size, samples, max_depth, photos, hdris, workdir, at
         add_sun(b, sun_dir)
     elif rng.random() < 0.2:
         add_sun(b, None, rng.uniform(0.5, 2))
+    if rich:
+        add_extras(b, np.random.default_rng([seed, index, attempt, RICH_STREAM]), kind, cam_pos, yaw)
 
     cam = bpy.data.cameras.new("cam")
     cam.sensor_fit = "HORIZONTAL"
@@ -1334,6 +1456,8 @@ def main(argv=None):
     ap.add_argument("--samples", type=int, default=12)
     ap.add_argument("--max-depth", type=float, default=100.0)
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--rich", action="store_true",
+                    help="add pools of hard light, lamps and lattice towers (add_extras) to the same scenes")
     ap.add_argument("--verify-z", action="store_true", help="check that the Z pass is z-depth, then exit")
     args = ap.parse_args(argv)
     if args.verify_z:
@@ -1354,7 +1478,8 @@ def main(argv=None):
                 continue
             t0 = time.time()
             try:
-                arrays = render_sample(args.seed, index, args.size, args.samples, args.max_depth, photos, hdris, work)
+                arrays = render_sample(args.seed, index, args.size, args.samples, args.max_depth, photos, hdris, work,
+                                       rich=args.rich)
             except Exception as e:  # noqa: BLE001 - one bad random scene must not stop a long run
                 print(f"[depthdata] {index:06d} skipped: {type(e).__name__}: {e}", flush=True)
                 continue
