@@ -211,6 +211,10 @@ def test_a_sunlit_white_wall_below_a_blue_sky_is_no_sky():
     rgb = cv2.GaussianBlur(rgb, (0, 0), 3)
     sky = priors.sky_mask(rgb)
     assert sky[:24].mean() > 0.95 and not sky[40:].any()
+    # A neutral haze below the blue runs on as sky.
+    hazy = rgb.copy()
+    hazy[30:70, 64:] = (0.9, 0.9, 0.9)
+    assert priors.sky_mask(cv2.GaussianBlur(hazy, (0, 0), 3))[30:60, 70:].mean() > 0.9
     # Under a hazy, warm sky (a sunset's) the warm rule does not apply.
     warm = rgb.copy()
     warm[:30] = (0.93, 0.9, 0.85)

@@ -101,12 +101,13 @@ def sky_mask(rgb: np.ndarray, strict: bool = False) -> np.ndarray:
     if not sky.any():
         return sky
     # Under a blue sky, what is warmer than grey is no sky: a sunlit white wall below it,
-    # as bright and as flat, joins the sky's region through a soft edge.
+    # as bright and as flat, joins the sky's region through a soft edge. (A neutral haze
+    # at the horizon stays sky.)
     blue_top = np.zeros(n, bool)
     for i in np.unique(lab[0][keep[lab[0]]]):
         top = lab[0] == i
         blue_top[i] = np.median(b[0][top] - r[0][top]) >= 0.04
-    sky &= ~(blue_top[lab] & (b < r))
+    sky &= ~(blue_top[lab] & (b < r - 0.01))
     # Close small gaps (birds, wires), then keep, per column, only the run of sky that
     # starts at the top border: sky does not continue below a building or a tree.
     sky = cv2.morphologyEx(sky.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)) > 0
