@@ -920,6 +920,8 @@ def build_room(b, hfov, vfov, want_subject):
                 wall = int(rng.integers(4))
                 t = rng.uniform(fp, max(fp + 0.01, (W if wall % 2 == 0 else D) - fp))
                 x, y, yw = [(t, D - fp, math.pi), (W - fp, t, math.pi / 2), (t, fp, 0), (fp, t, -math.pi / 2)][wall]
+            elif 2 * fp > min(W, D):      # a thing wider than the room (the draw would fail)
+                continue
             else:
                 x, y, yw = rng.uniform(fp, W - fp), rng.uniform(fp, D - fp), rng.uniform(0, 6.3)
             if b.free_spot(x, y, fp):
