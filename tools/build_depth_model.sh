@@ -7,8 +7,11 @@
 # CUDA): the shipped model's recipe below ran 6,030 + 2,492 steps in 8.6 + 3.4 minutes on one H200; on a
 # 2-core CPU a step of batch 64 takes ~5 s. models/README.md has the figures.
 # On a GPU machine without network (the project's device tool), carry the data as shards:
-#   .venv-train/bin/python tools/train_depth/pack.py $WORK/data build/depth-pack
+#   .venv-train/bin/python tools/train_depth/pack.py $WORK/data build/depth-pack --quality 90 88
 #   tools/train_depth/device_train.sh 9          (there; same recipe, time-boxed)
+# (the tree and the pack travel within 64 MiB: about 2,500 samples at those qualities). Richer
+# data for a retraining: rich samples (generate.py --rich: light pools, lamps, lattice towers)
+# beside the plain ones; tools/depthdata/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 IMAGES=${1:-2000}
