@@ -117,7 +117,8 @@ def main(argv=None):
     loader = torch.utils.data.DataLoader(ds, batch_size=a.batch, shuffle=True, drop_last=True, num_workers=1,
                                          worker_init_fn=train._worker_init)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
-    weights = {"ssi": 1.0, "grad": 0.5, "normal": 0.5, "mask": 0.25}
+    d = train.parse_args(["--data", a.data])          # train.py's loss weights: one home
+    weights = {"ssi": d.w_ssi, "grad": d.w_grad, "normal": d.w_normal, "mask": d.w_mask}
     t0, step, ema = time.time(), 0, None
     while time.time() - t0 < a.minutes * 60:
         for batch in loader:
